@@ -1,0 +1,1 @@
+-- Loaded by busted before every spec file (see .busted). Placeholder: the e2e harness lands here.
