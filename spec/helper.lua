@@ -1,1 +1,526 @@
--- Loaded by busted before every spec file (see .busted). Placeholder: the e2e harness lands here.
+-- spec/helper.lua: the end-to-end harness.
+--
+-- busted runs this file once before any spec (see .busted); it registers the
+-- module as package.loaded["e2e"] and returns it, so a spec does
+--
+--   local e2e = require "e2e"
+--
+-- (and `require "spec.helper"` works too). It starts the real server on a free
+-- loopback port, talks raw HTTP to it over luasocket and parses SSE.
+--
+-- Environment:
+--   FLOSSE_TEST_WRAP     prefixes the server command line, e.g.
+--                          FLOSSE_TEST_WRAP="valgrind -q --error-exitcode=99"
+--                          FLOSSE_TEST_WRAP="env LD_PRELOAD=$(gcc -print-file-name=libasan.so)"
+--                        (the pid the harness stops is the wrapper's, so the
+--                        wrapper must run the server in its own process, as
+--                        valgrind and env do).
+--   FLOSSE_BIN           the server command (default "bin/flosse", from the repo root).
+--   FLOSSE_TEST_TIMEOUT  seconds a single read may wait (default 10); raise it
+--                        under slow wrappers.
+--
+-- Every loop here has a deadline: a broken server makes a spec fail, never hang.
+
+if package.loaded["e2e"] then return package.loaded["e2e"] end
+
+local socket = require "socket"
+local cjson = require "cjson"
+
+local e2e = {}
+
+e2e.TEST_TIMEOUT = tonumber(os.getenv("FLOSSE_TEST_TIMEOUT")) or 10
+e2e.BIN = os.getenv("FLOSSE_BIN") or "bin/flosse"
+e2e.WRAP = os.getenv("FLOSSE_TEST_WRAP") or ""
+
+local servers = {}  -- pid -> server, the ones not stopped yet
+
+local function now() return socket.gettime() end
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+e2e.shell_quote = shell_quote
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("a") or ""
+  f:close()
+  return s
+end
+
+-- The command line for `flosse serve dir ...`, with env settings
+-- (name -> value, or false to unset) and the wrapper.
+local function serve_command(dir, args, env)
+  local parts = {}
+  if env and next(env) then
+    parts[#parts + 1] = "env"
+    local names = {}
+    for name in pairs(env) do names[#names + 1] = name end
+    table.sort(names)
+    for _, name in ipairs(names) do
+      if env[name] == false then
+        parts[#parts + 1] = "-u " .. shell_quote(name)
+      end
+    end
+    for _, name in ipairs(names) do
+      if env[name] ~= false then
+        parts[#parts + 1] = shell_quote(name .. "=" .. tostring(env[name]))
+      end
+    end
+  end
+  if e2e.WRAP ~= "" then parts[#parts + 1] = e2e.WRAP end
+  parts[#parts + 1] = e2e.BIN
+  parts[#parts + 1] = "serve"
+  parts[#parts + 1] = shell_quote(dir)
+  for _, a in ipairs(args or {}) do parts[#parts + 1] = shell_quote(a) end
+  return table.concat(parts, " ")
+end
+e2e.serve_command = serve_command
+
+-- Process state from /proc: nil when gone (or a zombie nobody reaps yet).
+local function alive(pid)
+  local stat = read_file("/proc/" .. pid .. "/stat")
+  if stat == "" then return false end
+  local state = stat:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z" and state ~= "X"
+end
+e2e.alive = alive
+
+------------------------------------------------------------------------------
+-- Server
+
+local Server = {}
+Server.__index = Server
+Server.__name = "e2e.Server"
+
+function Server:log()
+  return read_file(self.logfile)
+end
+
+-- Waits until the log contains the plain text s; returns the log, or nil, log.
+function Server:wait_log(s, timeout)
+  local deadline = now() + (timeout or e2e.TEST_TIMEOUT)
+  repeat
+    local log = self:log()
+    if log:find(s, 1, true) then return log end
+    socket.sleep(0.05)
+  until now() > deadline
+  return nil, self:log()
+end
+
+function Server:alive()
+  return alive(self.pid)
+end
+
+-- TERM, wait (bounded), then KILL. Safe to call twice.
+function Server:stop()
+  if self.stopped then return end
+  self.stopped = true
+  servers[self.pid] = nil
+  os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
+  local deadline = now() + 5
+  while alive(self.pid) and now() < deadline do socket.sleep(0.05) end
+  if alive(self.pid) then
+    os.execute("kill -KILL " .. self.pid .. " 2>/dev/null")
+    deadline = now() + 5
+    while alive(self.pid) and now() < deadline do socket.sleep(0.05) end
+  end
+end
+
+-- Removes the log file too (call after the last :log()).
+function Server:cleanup()
+  self:stop()
+  os.remove(self.logfile)
+end
+
+-- e2e.start(dir, opts) starts `flosse serve dir --host 127.0.0.1 --port 0 [opts.args]`
+-- in the background, stdout and stderr to a temp log, and waits (bounded) for
+-- "flosse: listening on http://127.0.0.1:PORT/". opts.env: name -> value|false.
+-- Returns a server { port, pid, logfile } or raises with the log.
+function e2e.start(dir, opts)
+  opts = opts or {}
+  local host = opts.host or "127.0.0.1"
+  local args = { "--host", host, "--port", tostring(opts.port or 0) }
+  for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
+  local logfile = os.tmpname()
+  local cmd = serve_command(dir, args, opts.env)
+  -- exec so that $! is the server (or the wrapper) itself.
+  local p = assert(io.popen("exec " .. cmd .. " >" .. shell_quote(logfile)
+    .. " 2>&1 </dev/null & echo $!", "r"))
+  local pid = tonumber(p:read("l"))
+  p:close()
+  assert(pid, "could not start: " .. cmd)
+  local server = setmetatable({ pid = pid, logfile = logfile, cmd = cmd, host = host }, Server)
+  servers[pid] = server
+  local deadline = now() + (opts.timeout or e2e.TEST_TIMEOUT)
+  local pattern = "flosse: listening on http://" .. (host:find(":") and "%[.-%]" or "[%d%.]+")
+    .. ":(%d+)/"
+  while true do
+    local log = server:log()
+    local port = log:match(pattern)
+    if port then
+      server.port = tonumber(port)
+      return server
+    end
+    if not server:alive() then
+      server:stop()
+      error("server exited before listening: " .. cmd .. "\n" .. log, 2)
+    end
+    if now() > deadline then
+      server:stop()
+      error("server did not report listening within the deadline: " .. cmd .. "\n" .. log, 2)
+    end
+    socket.sleep(0.05)
+  end
+end
+
+-- Runs `flosse serve dir args...` in the foreground (for start-up failures),
+-- bounded by `timeout`. Returns exit code (124 = timed out), stdout, stderr.
+function e2e.run_serve(dir, args, opts)
+  opts = opts or {}
+  local out, err = os.tmpname(), os.tmpname()
+  local cmd = "timeout -k 2 " .. tostring(opts.timeout or e2e.TEST_TIMEOUT) .. " "
+    .. serve_command(dir, args, opts.env)
+    .. " >" .. shell_quote(out) .. " 2>" .. shell_quote(err) .. " </dev/null"
+  local ok, how, code = os.execute(cmd)
+  local stdout, stderr = read_file(out), read_file(err)
+  os.remove(out)
+  os.remove(err)
+  if how == "signal" then code = 128 + code end
+  if ok == true and code == nil then code = 0 end
+  return code, stdout, stderr
+end
+
+-- Stops every server still running, e.g. when a spec failed before its
+-- teardown (also run when the Lua state closes).
+function e2e.stop_all()
+  local list = {}
+  for _, s in pairs(servers) do list[#list + 1] = s end
+  for _, s in ipairs(list) do s:stop() end
+end
+
+e2e._sentinel = setmetatable({}, { __gc = function() e2e.stop_all() end })
+
+------------------------------------------------------------------------------
+-- Raw client
+
+local Client = {}
+Client.__index = Client
+Client.__name = "e2e.Client"
+
+-- Connects to host:port (default 127.0.0.1); raises on failure.
+function e2e.connect(port, host)
+  host = host or "127.0.0.1"
+  local sock = host:find(":") and assert(socket.tcp6()) or assert(socket.tcp())
+  sock:settimeout(e2e.TEST_TIMEOUT)
+  assert(sock:connect(host, port))
+  sock:setoption("tcp-nodelay", true)
+  sock:settimeout(0)
+  return setmetatable({ sock = sock, buf = "", eof = false }, Client)
+end
+
+-- Sends every byte (bounded).
+function Client:send(bytes)
+  local deadline = now() + e2e.TEST_TIMEOUT
+  local i = 1
+  while i <= #bytes do
+    local last, err, partial = self.sock:send(bytes, i)
+    local sent = last or partial
+    if sent and sent >= i then i = sent + 1 end
+    if err and err ~= "timeout" then return nil, err end
+    if i <= #bytes then
+      if now() > deadline then return nil, "timeout" end
+      socket.select(nil, { self.sock }, 0.1)
+    end
+  end
+  return true
+end
+
+-- Reads whatever arrives (at least one byte) into the buffer, waiting until
+-- the deadline. Returns true, or nil, "closed" | "timeout".
+function Client:fill(deadline)
+  if self.eof then return nil, "closed" end
+  deadline = deadline or now() + e2e.TEST_TIMEOUT
+  while true do
+    local data, err, partial = self.sock:receive(65536)
+    local got = data or partial
+    if got and #got > 0 then
+      self.buf = self.buf .. got
+      if err == "closed" then self.eof = true end
+      return true
+    end
+    if err == "closed" then
+      self.eof = true
+      return nil, "closed"
+    elseif err and err ~= "timeout" then
+      self.eof = true
+      return nil, err
+    end
+    local remaining = deadline - now()
+    if remaining <= 0 then return nil, "timeout" end
+    socket.select({ self.sock }, nil, math.min(remaining, 0.5))
+  end
+end
+
+local function take(self, n)
+  local s = self.buf:sub(1, n)
+  self.buf = self.buf:sub(n + 1)
+  return s
+end
+
+-- Bytes up to and including the plain delimiter; nil, err on close/timeout
+-- (the bytes read so far stay in the buffer).
+function Client:read_until(delim, timeout)
+  local deadline = now() + (timeout or e2e.TEST_TIMEOUT)
+  while true do
+    local e = select(2, self.buf:find(delim, 1, true))
+    if e then return take(self, e) end
+    local ok, err = self:fill(deadline)
+    if not ok then return nil, err end
+  end
+end
+
+-- Exactly n bytes; nil, err on close/timeout.
+function Client:read_n(n, timeout)
+  local deadline = now() + (timeout or e2e.TEST_TIMEOUT)
+  while #self.buf < n do
+    local ok, err = self:fill(deadline)
+    if not ok then return nil, err end
+  end
+  return take(self, n)
+end
+
+-- Everything until the peer closes (bounded); returns the bytes and
+-- "closed" or "timeout".
+function Client:read_until_close(timeout)
+  local deadline = now() + (timeout or e2e.TEST_TIMEOUT)
+  while true do
+    local ok, err = self:fill(deadline)
+    if not ok then return take(self, #self.buf), err end
+  end
+end
+
+-- Waits for the peer to close; true if it did (with nothing more to read).
+function Client:wait_closed(timeout)
+  local rest, how = self:read_until_close(timeout)
+  return how == "closed", rest
+end
+
+-- Reads a response head. Returns {
+--   raw = head bytes (with the final CRLF CRLF), version, status (number),
+--   reason, headers (lowercased name -> value, repeated joined with ", "),
+--   header_lines (list of "Name: value" in order) }  or nil, err.
+function Client:read_head(timeout)
+  local raw, err = self:read_until("\r\n\r\n", timeout)
+  if not raw then return nil, err end
+  local head = { raw = raw, headers = {}, header_lines = {} }
+  local first = true
+  for line in raw:gmatch("(.-)\r\n") do
+    if first then
+      head.version, head.status, head.reason = line:match("^HTTP/(%d%.%d) (%d%d%d) ?(.*)$")
+      head.status = tonumber(head.status)
+      head.status_line = line
+      first = false
+    elseif line ~= "" then
+      head.header_lines[#head.header_lines + 1] = line
+      local name, value = line:match("^([^:]+):%s*(.-)%s*$")
+      if name then
+        name = name:lower()
+        head.headers[name] = head.headers[name] and (head.headers[name] .. ", " .. value) or value
+      end
+    end
+  end
+  return head
+end
+
+-- Reads one chunk of a chunked body. Returns data, raw (the exact chunk
+-- bytes, size line and CRLFs included); data == "" for the last chunk (whose
+-- trailers are consumed). nil, err on close/timeout/bad framing.
+function Client:read_chunk(timeout)
+  local line, err = self:read_until("\r\n", timeout)
+  if not line then return nil, err end
+  local size = tonumber(line:match("^(%x+)[^\r]*\r\n$") or "", 16)
+  if not size then return nil, "bad chunk size line: " .. string.format("%q", line) end
+  if size == 0 then
+    local raw = line
+    while true do  -- trailers, then the empty line
+      local t, terr = self:read_until("\r\n", timeout)
+      if not t then return nil, terr end
+      raw = raw .. t
+      if t == "\r\n" then return "", raw end
+    end
+  end
+  local data, derr = self:read_n(size + 2, timeout)
+  if not data then return nil, derr end
+  if data:sub(-2) ~= "\r\n" then
+    return nil, "chunk not followed by CRLF: " .. string.format("%q", data)
+  end
+  return data:sub(1, -3), line .. data
+end
+
+-- Reads chunks until the last one. Returns body, list of chunk data, raw
+-- bytes; or nil, err, chunks-so-far.
+function Client:read_chunked(timeout)
+  local chunks, raws = {}, {}
+  while true do
+    local data, raw = self:read_chunk(timeout)
+    if not data then return nil, raw, chunks end
+    raws[#raws + 1] = raw
+    if data == "" then break end
+    chunks[#chunks + 1] = data
+  end
+  return table.concat(chunks), chunks, table.concat(raws)
+end
+
+-- Reads a whole response: head, then the body by Content-Length, chunked or
+-- until close (opts.head_request: no body). Returns the head table with
+-- .body (and .chunks for chunked bodies), or nil, err.
+function Client:read_response(opts)
+  opts = opts or {}
+  local head, err = self:read_head(opts.timeout)
+  if not head then return nil, err end
+  local te = (head.headers["transfer-encoding"] or ""):lower()
+  local cl = tonumber(head.headers["content-length"])
+  if opts.head_request or head.status == 204 or head.status == 304 then
+    head.body = ""
+  elseif te:find("chunked", 1, true) then
+    local body, chunks, raw = self:read_chunked(opts.timeout)
+    if not body then return nil, chunks end
+    head.body, head.chunks, head.raw_body = body, chunks, raw
+  elseif cl then
+    local body, berr = self:read_n(cl, opts.timeout)
+    if not body then return nil, berr end
+    head.body = body
+  else
+    local body, how = self:read_until_close(opts.timeout)
+    head.body, head.closed = body, how == "closed"
+  end
+  return head
+end
+
+function Client:close()
+  if self.sock then
+    self.sock:close()
+    self.sock = nil
+  end
+end
+
+------------------------------------------------------------------------------
+-- Requests
+
+-- Builds raw request bytes. headers: list of "Name: value" strings or a
+-- name -> value table.
+function e2e.request_bytes(method, target, headers, version)
+  local lines = { string.format("%s %s HTTP/%s", method, target, version or "1.1") }
+  local has_host = false
+  local hs = {}
+  if headers then
+    if #headers > 0 then
+      for _, h in ipairs(headers) do hs[#hs + 1] = h end
+    else
+      local names = {}
+      for k in pairs(headers) do names[#names + 1] = k end
+      table.sort(names)
+      for _, k in ipairs(names) do hs[#hs + 1] = k .. ": " .. headers[k] end
+    end
+  end
+  for _, h in ipairs(hs) do
+    if h:lower():match("^host:") then has_host = true end
+  end
+  if not has_host then lines[#lines + 1] = "Host: 127.0.0.1" end
+  for _, h in ipairs(hs) do lines[#lines + 1] = h end
+  return table.concat(lines, "\r\n") .. "\r\n\r\n"
+end
+
+-- One request on a fresh connection: returns the response (see read_response)
+-- after closing the connection; raises on a network error.
+function e2e.request(port, method, target, headers, opts)
+  local c = e2e.connect(port)
+  assert(c:send(e2e.request_bytes(method, target, headers, opts and opts.version)))
+  local resp, err = c:read_response({ head_request = method == "HEAD",
+    timeout = opts and opts.timeout })
+  c:close()
+  assert(resp, "no response to " .. method .. " " .. target .. ": " .. tostring(err))
+  return resp
+end
+
+function e2e.get(port, target, headers, opts)
+  return e2e.request(port, "GET", target, headers, opts)
+end
+
+-- Opens a stream: connects, sends GET, reads the head. Returns client, head.
+function e2e.open_stream(port, target, headers)
+  local c = e2e.connect(port)
+  assert(c:send(e2e.request_bytes("GET", target, headers)))
+  local head, err = c:read_head()
+  assert(head, "no response head for " .. target .. ": " .. tostring(err))
+  return c, head
+end
+
+------------------------------------------------------------------------------
+-- SSE
+
+-- Parses SSE bytes (per the HTML spec's rules) into a list of events
+-- { event =, data =, id =, retry = (number) }; comments are collected in
+-- .comments of the list. A frame with only a retry field is kept as an event
+-- too (browsers would not dispatch it, tests want to see it). Fields not
+-- present are nil.
+function e2e.parse_sse(bytes)
+  local events = { comments = {} }
+  local cur = nil
+  local data = nil
+  bytes = bytes:gsub("\r\n", "\n"):gsub("\r", "\n")
+  for line in bytes:gmatch("([^\n]*)\n") do
+    if line == "" then
+      if cur then
+        if data then cur.data = table.concat(data, "\n") end
+        events[#events + 1] = cur
+      end
+      cur, data = nil, nil
+    elseif line:sub(1, 1) == ":" then
+      events.comments[#events.comments + 1] = line:sub(2):gsub("^ ", "")
+    else
+      local field, value = line:match("^([^:]*):? ?(.*)$")
+      cur = cur or {}
+      if field == "data" then
+        data = data or {}
+        data[#data + 1] = value
+      elseif field == "event" then
+        cur.event = value
+      elseif field == "id" then
+        cur.id = value
+      elseif field == "retry" then
+        cur.retry = tonumber(value)
+      end
+    end
+  end
+  return events
+end
+
+-- Reads one SSE event from a chunked stream (chunk by chunk until a blank
+-- line ends the event). Returns the event table (with .raw), or nil, err.
+function Client:read_event(timeout)
+  local acc = ""
+  while true do
+    local data, err = self:read_chunk(timeout)
+    if not data then return nil, err end
+    if data == "" then return nil, "end of stream" end
+    acc = acc .. data
+    if acc:find("\n\n$") or acc:find("\r\r$") or acc:find("\r\n\r\n$") then
+      local evs = e2e.parse_sse(acc)
+      local ev = evs[1] or { comments = evs.comments }
+      ev.raw = acc
+      return ev
+    end
+  end
+end
+
+e2e.json_decode = cjson.decode
+e2e.json_encode = cjson.encode
+e2e.now = now
+e2e.sleep = socket.sleep
+e2e.socket = socket
+
+package.loaded["e2e"] = e2e
+return e2e

@@ -1,0 +1,20 @@
+-- The example app's settings. Every key has a default; CLI flags override.
+local auth = require "flosse.auth"
+
+return {
+  debug = false,  -- true sends error texts to clients; keep false outside development
+
+  -- Demo credentials. A browser's EventSource cannot send headers, so the
+  -- token may also come from the flosse_token cookie or ?token=.
+  --   curl -N -H 'Authorization: Bearer demo-token' http://127.0.0.1:8080/sse/progress/
+  authentication_classes = {
+    auth.TokenAuthentication{
+      tokens = {
+        ["demo-token"] = { username = "demo" },
+        ["demo-admin-token"] = { username = "admin", is_staff = true },
+      },
+      cookie = "flosse_token",
+      query = "token",
+    },
+  },
+}

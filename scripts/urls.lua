@@ -1,0 +1,25 @@
+-- The example app's routes (Django's path(): no leading slash).
+local path = require("flosse.urls").path
+local static = require "flosse.static"
+local views = require "views"
+
+local urlpatterns = {
+  path("", static.file("index.html"), "index"),
+  path("sse/progress/", views.progress, "progress"),
+  path("sse/orders/<int:order_id>/", views.order, "order"),
+  path("sse/apikey/", views.apikey, "apikey"),
+  path("sse/admin/", views.admin, "admin"),
+  path("sse/boom/", views.boom, "boom"),
+  path("sse/quiet/", views.quiet, "quiet"),
+  path("sse/retry/", views.retry, "retry"),
+  path("sse/resume/", views.resume, "resume"),
+}
+
+local styles = { "string", "event-data", "event-data-id", "fields", "table",
+                 "sseevent", "multiline" }
+for _, name in ipairs(styles) do
+  urlpatterns[#urlpatterns + 1] = path("sse/styles/" .. name .. "/", views.styles[name],
+                                       "style-" .. name)
+end
+
+return urlpatterns
