@@ -1,0 +1,207 @@
+-- flosse.request: the request object a view, a permission and an
+-- authentication class see, built from the raw table the C core hands over:
+--   raw = { method = "GET", url = "/sse/x/?a=1", version = "1.1",
+--           headers = { ["last-event-id"] = "5", cookie = "a=1; b=2" },
+--           body = "", remote_addr = "127.0.0.1" }
+
+local request = {}
+
+local Request = { __name = "flosse.Request" }
+Request.__index = Request
+
+--- unquote(s, plus_is_space) -> string
+-- Percent-decodes s; with plus_is_space, "+" is a space (query strings only;
+-- "%2B" stays a "+"). A malformed sequence ("%", "%4", "%zz") is kept as is.
+function request.unquote(s, plus_is_space)
+  if type(s) ~= "string" then
+    error("flosse.request.unquote: expects a string, got " .. type(s), 2)
+  end
+  if plus_is_space then s = s:gsub("%+", " ") end
+  return (s:gsub("%%(%x%x)", function(hex) return string.char(tonumber(hex, 16)) end))
+end
+local unquote = request.unquote
+
+--- parse_query(qs) -> table name -> value
+-- "&"-separated pairs; a pair without "=" has the value ""; names and values
+-- are decoded ("+" is a space); the last value wins for a repeated name.
+function request.parse_query(qs)
+  local query = {}
+  if qs == nil or qs == "" then return query end
+  for pair in qs:gmatch("[^&]+") do
+    local eq = pair:find("=", 1, true)
+    local name, value
+    if eq then
+      name, value = pair:sub(1, eq - 1), pair:sub(eq + 1)
+    else
+      name, value = pair, ""
+    end
+    query[unquote(name, true)] = unquote(value, true)
+  end
+  return query
+end
+
+local function trim(s)
+  return (s:match("^%s*(.-)%s*$"))
+end
+
+-- Like Python's http.cookies._unquote (what Django's parse_cookie uses): a
+-- value in double quotes loses them, and \" \\ and \ooo escapes are undone.
+local function cookie_unquote(v)
+  if #v < 2 or v:sub(1, 1) ~= '"' or v:sub(-1) ~= '"' then return v end
+  v = v:sub(2, -2)
+  local out, i, n = {}, 1, #v
+  while i <= n do
+    local c = v:sub(i, i)
+    if c == "\\" and i < n then
+      local oct = v:match("^[0-3][0-7][0-7]", i + 1)
+      if oct then
+        out[#out + 1] = string.char(tonumber(oct, 8))
+        i = i + 4
+      else
+        out[#out + 1] = v:sub(i + 1, i + 1)
+        i = i + 2
+      end
+    else
+      out[#out + 1] = c
+      i = i + 1
+    end
+  end
+  return table.concat(out)
+end
+
+--- parse_cookies(header) -> table name -> value
+-- Django's parse_cookie: "; "-separated name=value pairs, spaces trimmed
+-- around names and values, "=" allowed inside a value, a quoted value
+-- unquoted, no percent-decoding; the last value wins for a repeated name.
+function request.parse_cookies(header)
+  local cookies = {}
+  if type(header) ~= "string" then return cookies end
+  for chunk in header:gmatch("[^;]+") do
+    local eq = chunk:find("=", 1, true)
+    if eq then
+      local name = trim(chunk:sub(1, eq - 1))
+      if name ~= "" then cookies[name] = cookie_unquote(trim(chunk:sub(eq + 1))) end
+    end
+  end
+  return cookies
+end
+
+-- Headers: stored under lowercase names; any string key is lowercased on
+-- lookup and assignment, so headers["X-API-Key"] == headers["x-api-key"].
+local headers_mt = {
+  __name = "flosse.Headers",
+  __index = function(t, k)
+    if type(k) == "string" then return rawget(t, k:lower()) end
+    return nil
+  end,
+  __newindex = function(t, k, v)
+    if type(k) == "string" then k = k:lower() end
+    rawset(t, k, v)
+  end,
+}
+
+local function make_headers(raw_headers)
+  local headers = setmetatable({}, headers_mt)
+  if raw_headers ~= nil then
+    if type(raw_headers) ~= "table" then
+      error("flosse.request.new: raw.headers must be a table", 3)
+    end
+    for k, v in pairs(raw_headers) do
+      if type(k) == "string" then headers[k] = v end
+    end
+  end
+  return headers
+end
+
+-- Splits a request target into the path and the query string; an
+-- absolute-form target ("http://host/p?q") loses its scheme and authority.
+local function split_url(url)
+  url = url:gsub("#.*$", "")
+  local rest = url:match("^%a[%w+.-]*://[^/?]*(.*)$")
+  if rest then url = rest end
+  local q = url:find("?", 1, true)
+  local path, qs = url, nil
+  if q then path, qs = url:sub(1, q - 1), url:sub(q + 1) end
+  path = unquote(path, false)
+  if path:sub(1, 1) ~= "/" then path = "/" .. path end
+  return path, qs
+end
+
+--- new(raw) -> Request
+function request.new(raw)
+  if type(raw) ~= "table" then
+    error("flosse.request.new: expects the raw request table, got " .. type(raw), 2)
+  end
+  if type(raw.method) ~= "string" then error("flosse.request.new: raw.method must be a string", 2) end
+  if type(raw.url) ~= "string" then error("flosse.request.new: raw.url must be a string", 2) end
+  local path, qs = split_url(raw.url)
+  local headers = make_headers(raw.headers)
+  return setmetatable({
+    method = raw.method,
+    url = raw.url,
+    version = raw.version,
+    path = path,
+    query_string = qs or "",
+    query = request.parse_query(qs),
+    headers = headers,
+    cookies = request.parse_cookies(headers["cookie"]),
+    params = {},
+    user = nil,
+    last_event_id = headers["last-event-id"],
+    remote_addr = raw.remote_addr,
+    body = raw.body or "",
+    _close_handlers = {},
+    _closed = false,
+  }, Request)
+end
+
+local function is_callable(fn)
+  if type(fn) == "function" then return true end
+  local mt = getmetatable(fn)
+  return type(mt) == "table" and mt.__call ~= nil
+end
+
+--- request:on_close(fn)
+-- Registers fn to be called (with the request) once the stream ends. After
+-- the handlers have run, fn is called at once (the client is already gone).
+function Request:on_close(fn)
+  if not is_callable(fn) then
+    error("flosse.Request:on_close: expects a function, got " .. type(fn), 2)
+  end
+  if self._closed then
+    fn(self)
+    return
+  end
+  local handlers = self._close_handlers
+  handlers[#handlers + 1] = fn
+end
+
+--- request:run_close_handlers() -> list of error messages (empty when none)
+-- Calls every handler once, in order, each under pcall. A second call does
+-- nothing and returns an empty list.
+function Request:run_close_handlers()
+  local errors = {}
+  if self._closed then return errors end
+  self._closed = true
+  local handlers = self._close_handlers
+  for i = 1, #handlers do
+    local ok, err = pcall(handlers[i], self)
+    if not ok then errors[#errors + 1] = tostring(err) end
+  end
+  self._close_handlers = {}
+  return errors
+end
+
+--- request:is_closed() -> boolean (true once the close handlers have run)
+function Request:is_closed()
+  return self._closed
+end
+
+request.Request = Request
+
+--- is_request(v) -> boolean
+function request.is_request(v)
+  return getmetatable(v) == Request
+end
+
+return request

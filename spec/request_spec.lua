@@ -1,0 +1,298 @@
+local request = require "flosse.request"
+
+local function new(url, headers, extra)
+  local raw = { method = "GET", url = url or "/", version = "1.1", headers = headers or {},
+    body = "", remote_addr = "127.0.0.1" }
+  for k, v in pairs(extra or {}) do raw[k] = v end
+  return request.new(raw)
+end
+
+describe("flosse.request", function()
+  describe("unquote()", function()
+    it("decodes percent sequences, upper or lower case hex", function()
+      assert.are.equal("a b/c", request.unquote("a%20b%2Fc"))
+      assert.are.equal("/é", request.unquote("%2f%C3%a9"))
+      assert.are.equal("\0", request.unquote("%00"))
+    end)
+
+    it("turns + into a space only when asked", function()
+      assert.are.equal("a+b", request.unquote("a+b"))
+      assert.are.equal("a b", request.unquote("a+b", true))
+      assert.are.equal("a+b", request.unquote("a%2Bb", true))
+    end)
+
+    it("leaves malformed sequences as they are", function()
+      assert.are.equal("100%", request.unquote("100%"))
+      assert.are.equal("%4", request.unquote("%4"))
+      assert.are.equal("%zz%g1", request.unquote("%zz%g1"))
+      assert.are.equal("%A A", request.unquote("%%41 %41"))
+    end)
+
+    it("decodes once only", function()
+      assert.are.equal("%41", request.unquote("%2541"))
+    end)
+
+    it("rejects a non-string", function()
+      assert.has_error(function() request.unquote(nil) end)
+    end)
+  end)
+
+  describe("new()", function()
+    it("copies the raw fields", function()
+      local r = request.new { method = "POST", url = "/x?y=1", version = "1.0", headers = {},
+        body = "payload", remote_addr = "::1" }
+      assert.are.equal("POST", r.method)
+      assert.are.equal("/x?y=1", r.url)
+      assert.are.equal("1.0", r.version)
+      assert.are.equal("payload", r.body)
+      assert.are.equal("::1", r.remote_addr)
+      assert.are.same({}, r.params)
+      assert.is_nil(r.user)
+      assert.is_nil(r.last_event_id)
+    end)
+
+    it("has the flosse.Request metatable", function()
+      local r = new()
+      assert.are.equal("flosse.Request", getmetatable(r).__name)
+      assert.is_true(request.is_request(r))
+      assert.is_false(request.is_request({}))
+    end)
+
+    it("defaults the body to an empty string and headers to none", function()
+      local r = request.new { method = "GET", url = "/" }
+      assert.are.equal("", r.body)
+      assert.is_nil(r.headers["host"])
+      assert.are.same({}, r.cookies)
+    end)
+
+    it("rejects a bad raw table", function()
+      assert.has_error(function() request.new(nil) end)
+      assert.has_error(function() request.new { url = "/" } end)
+      assert.has_error(function() request.new { method = "GET" } end)
+      assert.has_error(function() request.new { method = "GET", url = "/", headers = "x" } end)
+    end)
+  end)
+
+  describe("path", function()
+    it("is the decoded path without the query", function()
+      local r = new("/sse/x%20y/?a=1")
+      assert.are.equal("/sse/x y/", r.path)
+    end)
+
+    it("decodes %2F fully, like Django", function()
+      assert.are.equal("/a/b/c", new("/a%2Fb%2fc").path)
+    end)
+
+    it("keeps + in the path and malformed sequences as they are", function()
+      assert.are.equal("/a+b/100%/%zz", new("/a+b/100%/%zz").path)
+    end)
+
+    it("does not decode the query into the path", function()
+      assert.are.equal("/p", new("/p?next=%2Fq").path)
+      assert.are.equal("/p%3Fq", new("/p%253Fq").path)
+      assert.are.equal("/p?q", new("/p%3Fq").path)
+    end)
+
+    it("starts with / even for an absolute-form or empty target", function()
+      assert.are.equal("/x/y", new("http://example.com:8080/x/y?z=1").path)
+      assert.are.equal("1", new("http://example.com:8080/x/y?z=1").query.z)
+      assert.are.equal("/", new("http://example.com").path)
+      assert.are.equal("/", new("?a=1").path)
+      assert.are.equal("/x", new("x").path)
+    end)
+
+    it("drops a fragment", function()
+      local r = new("/p?a=1#frag")
+      assert.are.equal("/p", r.path)
+      assert.are.same({ a = "1" }, r.query)
+    end)
+  end)
+
+  describe("query", function()
+    it("decodes names and values, + as a space", function()
+      local r = new("/?a=1&b=%20x+y&c%2Bd=e%2Bf&%C3%A9=%E2%9C%93")
+      assert.are.same({ a = "1", b = " x y", ["c+d"] = "e+f", ["é"] = "✓" }, r.query)
+    end)
+
+    it("keeps the last value of a repeated name", function()
+      assert.are.same({ a = "3" }, new("/?a=1&a=2&a=3").query)
+    end)
+
+    it("gives \"\" to a name without =", function()
+      assert.are.same({ flag = "", x = "", y = "1" }, new("/?flag&x=&y=1").query)
+    end)
+
+    it("splits on the first = only and skips empty pairs", function()
+      assert.are.same({ a = "b=c", d = "" }, new("/?&a=b=c&&d&").query)
+    end)
+
+    it("leaves malformed % sequences as they are", function()
+      assert.are.same({ p = "100%", q = "%zz" }, new("/?p=100%&q=%zz").query)
+    end)
+
+    it("is empty without a query string", function()
+      assert.are.same({}, new("/x").query)
+      assert.are.same({}, new("/x?").query)
+    end)
+  end)
+
+  describe("headers", function()
+    it("are looked up case-insensitively", function()
+      local r = new("/", { ["x-api-key"] = "k1", ["content-type"] = "text/plain" })
+      assert.are.equal("k1", r.headers["X-API-Key"])
+      assert.are.equal("k1", r.headers["x-api-key"])
+      assert.are.equal("k1", r.headers["X-API-KEY"])
+      assert.are.equal("text/plain", r.headers["Content-Type"])
+      assert.is_nil(r.headers["X-Other"])
+    end)
+
+    it("are stored lowercase even when the raw names are not", function()
+      local r = new("/", { ["X-Mixed"] = "v" })
+      assert.are.equal("v", rawget(r.headers, "x-mixed"))
+      assert.are.equal("v", r.headers["X-MIXED"])
+    end)
+
+    it("lowercase names on assignment", function()
+      local r = new("/")
+      r.headers["X-Set"] = "1"
+      assert.are.equal("1", rawget(r.headers, "x-set"))
+      assert.are.equal("1", r.headers["x-SET"])
+    end)
+
+    it("give last_event_id", function()
+      assert.are.equal("5", new("/", { ["last-event-id"] = "5" }).last_event_id)
+      assert.are.equal("evt-9", new("/", { ["Last-Event-ID"] = "evt-9" }).last_event_id)
+    end)
+
+    it("do not share the raw table", function()
+      local raw = { ["x-a"] = "1" }
+      local r = new("/", raw)
+      r.headers["x-a"] = "2"
+      assert.are.equal("1", raw["x-a"])
+    end)
+  end)
+
+  describe("cookies", function()
+    it("are parsed from the Cookie header with spaces trimmed", function()
+      local r = new("/", { cookie = "a=1;  b = 2 ;c=3" })
+      assert.are.same({ a = "1", b = "2", c = "3" }, r.cookies)
+    end)
+
+    it("keep = inside values", function()
+      local r = new("/", { cookie = "tok=abc==; q=x=y=z" })
+      assert.are.same({ tok = "abc==", q = "x=y=z" }, r.cookies)
+    end)
+
+    it("are not percent-decoded; quoted values lose their quotes", function()
+      local r = new("/", { cookie = 'a=x%20y; b="quoted value"; c="esc\\"aped\\\\\\101"; d="' })
+      assert.are.same({ a = "x%20y", b = "quoted value", c = 'esc"aped\\A', d = '"' }, r.cookies)
+    end)
+
+    it("skip chunks without a name and keep the last value of a repeated name", function()
+      local r = new("/", { cookie = "novalue; =x; a=1; a=2; e=" })
+      assert.are.same({ a = "2", e = "" }, r.cookies)
+    end)
+
+    it("are read from repeated Cookie headers joined by the core", function()
+      local r = new("/", { cookie = "a=1; b=2; c=3" })
+      assert.are.equal("3", r.cookies.c)
+    end)
+
+    it("are empty without a Cookie header", function()
+      assert.are.same({}, new("/").cookies)
+    end)
+  end)
+
+  describe("on_close", function()
+    it("appends callables to _close_handlers", function()
+      local r = new()
+      local f1, f2 = function() end, setmetatable({}, { __call = function() end })
+      r:on_close(f1)
+      r:on_close(f2)
+      assert.are.same({ f1, f2 }, r._close_handlers)
+    end)
+
+    it("rejects something that is not callable", function()
+      local r = new()
+      assert.has_error(function() r:on_close(nil) end)
+      assert.has_error(function() r:on_close("f") end)
+      assert.has_error(function() r:on_close({}) end)
+      assert.are.same({}, r._close_handlers)
+    end)
+
+    it("runs every handler once, in order, with the request", function()
+      local r = new()
+      local order = {}
+      r:on_close(function(arg)
+        order[#order + 1] = "first"
+        assert.are.equal(r, arg)
+      end)
+      r:on_close(function() order[#order + 1] = "second" end)
+      local errs = r:run_close_handlers()
+      assert.are.same({}, errs)
+      assert.are.same({ "first", "second" }, order)
+    end)
+
+    it("collects errors and still runs the later handlers", function()
+      local r = new()
+      local ran = {}
+      r:on_close(function() error("first failed", 0) end)
+      r:on_close(function() ran[#ran + 1] = 2 end)
+      r:on_close(function() error({ code = 1 }) end)
+      r:on_close(function() ran[#ran + 1] = 4 end)
+      local errs = r:run_close_handlers()
+      assert.are.same({ 2, 4 }, ran)
+      assert.are.equal(2, #errs)
+      assert.are.equal("first failed", errs[1])
+      assert.are.equal("string", type(errs[2]))
+    end)
+
+    it("does nothing on a second call", function()
+      local r = new()
+      local h = spy.new(function() end)
+      r:on_close(h)
+      r:run_close_handlers()
+      local errs = r:run_close_handlers()
+      assert.are.same({}, errs)
+      assert.spy(h).was.called(1)
+      assert.is_true(r:is_closed())
+    end)
+
+    it("does not run handlers again when a handler closes the request", function()
+      local r = new()
+      local calls, inner = 0, nil
+      r:on_close(function(req)
+        calls = calls + 1
+        inner = req:run_close_handlers()
+      end)
+      assert.are.same({}, r:run_close_handlers())
+      assert.are.equal(1, calls)
+      assert.are.same({}, inner)
+    end)
+
+    it("returns an empty list when there is no handler", function()
+      local r = new()
+      assert.are.same({}, r:run_close_handlers())
+    end)
+
+    it("calls a handler registered after the close at once", function()
+      local r = new()
+      r:run_close_handlers()
+      local h = spy.new(function() end)
+      r:on_close(h)
+      assert.spy(h).was.called(1)
+      assert.are.same({}, r:run_close_handlers())
+      assert.spy(h).was.called(1)
+    end)
+
+    it("keeps handlers per request", function()
+      local a, b = new(), new()
+      local h = spy.new(function() end)
+      a:on_close(h)
+      b:run_close_handlers()
+      assert.spy(h).was_not.called()
+      a:run_close_handlers()
+      assert.spy(h).was.called(1)
+    end)
+  end)
+end)
