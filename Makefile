@@ -1,0 +1,64 @@
+# flosse: `make run` serves the example app, `make test` runs every test.
+# Every path is a ?= variable so that luarocks (or a packager) can drive it.
+
+LUA ?= lua5.4
+LUA_VERSION ?= 5.4
+PKG_CONFIG ?= pkg-config
+LUA_INCDIR ?= $(shell $(PKG_CONFIG) --variable=includedir lua$(LUA_VERSION) 2>/dev/null || echo /usr/include)/lua$(LUA_VERSION)
+LIBEV_INCDIR ?= /usr/include
+LIBEV_LIBDIR ?= /usr/lib/x86_64-linux-gnu
+HTTP_PARSER_INCDIR ?= /usr/include
+HTTP_PARSER_LIBDIR ?= /usr/lib/x86_64-linux-gnu
+CC ?= cc
+CFLAGS ?= -O2 -g
+WARN = -std=c99 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wno-unused-parameter
+LIBFLAG ?= -shared
+PREFIX ?= /usr/local
+DESTDIR ?=
+INST_LIBDIR ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+INST_LUADIR ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+INST_BINDIR ?= $(PREFIX)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8080
+
+CORE_SRC = core/buf.c core/sse.c core/http.c core/conn.c core/stream.c core/server.c core/lcore.c
+CORE_HDR = $(wildcard core/*.h)
+CORE_SO = build/flosse/core.so
+ALL_CFLAGS = $(WARN) $(CFLAGS) -fPIC -I$(LUA_INCDIR) -I$(LIBEV_INCDIR) -I$(HTTP_PARSER_INCDIR)
+LIBS = -L$(LIBEV_LIBDIR) -lev -L$(HTTP_PARSER_LIBDIR) -lhttp_parser -lm
+
+# Debian packages the build, the example app and the tests need.
+DEB_PACKAGES = lua5.4 liblua5.4-dev libev-dev lua-cjson lua-busted lua-socket \
+  libhttp-parser-dev luarocks pkg-config gcc make curl
+
+.PHONY: all deps run test test-c clean check install
+
+all: $(CORE_SO)
+
+$(CORE_SO): $(CORE_SRC) $(CORE_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $(CORE_SRC) $(LIBS)
+
+# Installs what is missing when run as root; otherwise says what to run.
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done | tr '\n' ' '); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "make deps: installing $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	else \
+	  echo "make deps: missing Debian packages; run: sudo apt-get install -y $$missing"; exit 1; \
+	fi
+
+run: deps all
+	bin/flosse serve scripts --host $(HOST) --port $(PORT)
+
+test: deps all
+	spec/run
+
+check: test
+
+clean:
+	rm -rf build

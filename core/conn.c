@@ -1,0 +1,281 @@
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <lauxlib.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stream.h"
+
+#define READ_CHUNK 16384
+#define IOV_BATCH 64
+
+static void on_read(struct ev_loop *loop, ev_io *w, int revents);
+static void on_write(struct ev_loop *loop, ev_io *w, int revents);
+static void on_sleep_done(struct ev_loop *loop, ev_timer *w, int revents);
+
+const char *flosse_http_reason(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+  }
+}
+
+static void format_remote(char *out, size_t len, const struct sockaddr *sa) {
+  char ip[INET6_ADDRSTRLEN] = "?";
+  if (sa->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof ip);
+  else if (sa->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
+  snprintf(out, len, "%s", ip);
+}
+
+struct flosse_conn *flosse_conn_new(struct flosse_server *srv, int fd,
+                                    const struct sockaddr *sa) {
+  struct flosse_conn *c = calloc(1, sizeof *c);
+  if (!c) {
+    close(fd);
+    return NULL;
+  }
+  c->srv = srv;
+  c->fd = fd;
+  c->state = FLOSSE_CONN_READING;
+  c->thread_ref = c->onclose_ref = LUA_NOREF;
+  flosse_http_init(&c->http, &srv->cfg.http);
+  flosse_buf_init(&c->out);
+  format_remote(c->remote, sizeof c->remote, sa);
+  flosse_list_init(&c->qnode);
+  flosse_list_init(&c->wnode);
+  flosse_list_push(&srv->conns, &c->node);
+  ev_io_init(&c->rio, on_read, fd, EV_READ);
+  ev_io_init(&c->wio, on_write, fd, EV_WRITE);
+  ev_timer_init(&c->sleep_timer, on_sleep_done, 0., 0.);
+  ev_io_start(srv->loop, &c->rio);
+  return c;
+}
+
+void flosse_conn_free(struct flosse_conn *c) {
+  flosse_http_free(&c->http);
+  flosse_buf_free(&c->out);
+  free(c->pending);
+  free(c->reqline);
+  free(c);
+}
+
+void flosse_conn_close(struct flosse_conn *c, const char *why) {
+  if (c->state == FLOSSE_CONN_CLOSED) return;
+  struct flosse_server *srv = c->srv;
+  if (why) flosse_log("closed %s %s: %s", c->remote, c->reqline ? c->reqline : "-", why);
+  ev_io_stop(srv->loop, &c->rio);
+  ev_io_stop(srv->loop, &c->wio);
+  ev_timer_stop(srv->loop, &c->sleep_timer);
+  /* Mark it first: the view's cleanup code must not queue more work on it. */
+  c->state = FLOSSE_CONN_CLOSED;
+  flosse_stream_release(c);
+  close(c->fd);
+  c->fd = -1;
+  flosse_list_unlink(&c->node);
+  flosse_list_unlink(&c->wnode);
+  flosse_list_unlink(&c->qnode);
+  flosse_list_push(&srv->freeq, &c->qnode);
+}
+
+void flosse_conn_want_write(struct flosse_conn *c) {
+  if (c->state != FLOSSE_CONN_CLOSED && !flosse_list_linked(&c->wnode))
+    flosse_list_push(&c->srv->writeq, &c->wnode);
+}
+
+void flosse_conn_want_run(struct flosse_conn *c) {
+  if (c->state != FLOSSE_CONN_CLOSED && !flosse_list_linked(&c->qnode))
+    flosse_list_push(&c->srv->runq, &c->qnode);
+}
+
+void flosse_conn_flush(struct flosse_conn *c) {
+  struct iovec iov[IOV_BATCH];
+  while (c->out.len > 0) {
+    int n = flosse_buf_iov(&c->out, iov, IOV_BATCH);
+    ssize_t w = writev(c->fd, iov, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        ev_io_start(c->srv->loop, &c->wio);
+        break;
+      }
+      flosse_conn_close(c, errno == EPIPE || errno == ECONNRESET ? NULL : strerror(errno));
+      return;
+    }
+    flosse_buf_consume(&c->out, (size_t)w);
+  }
+  if (c->out.len == 0) {
+    ev_io_stop(c->srv->loop, &c->wio);
+    if (c->state == FLOSSE_CONN_DRAINING) {
+      flosse_conn_close(c, NULL);
+      return;
+    }
+  }
+  if (c->wait == FLOSSE_WAIT_DRAIN && c->out.len <= c->srv->cfg.low_water) {
+    c->wait = FLOSSE_WAIT_NONE;
+    flosse_conn_want_run(c);
+  }
+}
+
+static void on_write(struct ev_loop *loop, ev_io *w, int revents) {
+  (void)loop;
+  (void)revents;
+  flosse_conn_flush(flosse_container_of(w, struct flosse_conn, wio));
+}
+
+static void on_sleep_done(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)loop;
+  (void)revents;
+  struct flosse_conn *c = flosse_container_of(w, struct flosse_conn, sleep_timer);
+  if (c->wait != FLOSSE_WAIT_SLEEP || !c->T) return;
+  c->wait = FLOSSE_WAIT_NONE;
+  flosse_stream_resume(c, 0);
+}
+
+int flosse_conn_respond(struct flosse_conn *c, int status, const char *ctype,
+                        const char *body, size_t len) {
+  struct flosse_buf *o = &c->out;
+  int rc = flosse_buf_printf(o, "HTTP/1.1 %d %s\r\n", status, flosse_http_reason(status));
+  if (ctype) rc |= flosse_buf_printf(o, "Content-Type: %s\r\n", ctype);
+  rc |= flosse_buf_printf(o, "Content-Length: %zu\r\n", len);
+  if (!c->keep_alive) rc |= flosse_buf_printf(o, "Connection: close\r\n");
+  else if (c->http10) rc |= flosse_buf_printf(o, "Connection: keep-alive\r\n");
+  rc |= flosse_buf_append(o, "\r\n", 2);
+  if (!c->head) rc |= flosse_buf_append(o, body, len);
+  flosse_conn_want_write(c);
+  return rc ? FLOSSE_ERR : FLOSSE_OK;
+}
+
+/* Answers a request the parser refused, then closes: after a framing error
+ * nothing that follows on the connection can be trusted. */
+static void refuse(struct flosse_conn *c, int status, const char *why) {
+  char body[64];
+  int n = snprintf(body, sizeof body, "%s\n", flosse_http_reason(status));
+  flosse_log("%d %s from %s", status, why ? why : flosse_http_reason(status), c->remote);
+  c->keep_alive = 0;
+  c->head = 0;
+  ev_io_stop(c->srv->loop, &c->rio);
+  flosse_conn_respond(c, status, "text/plain; charset=utf-8", body, (size_t)n);
+  c->state = FLOSSE_CONN_DRAINING;
+}
+
+static int keep_pending(struct flosse_conn *c, const char *p, size_t len) {
+  /* Pipelined bytes wait for the current answer; bound them like headers. */
+  if (c->pending_len + len > c->srv->cfg.http.max_header + c->srv->cfg.http.max_body) {
+    ev_io_stop(c->srv->loop, &c->rio);
+    return FLOSSE_ERR;
+  }
+  char *np = realloc(c->pending, c->pending_len + len);
+  if (!np) return FLOSSE_ERR;
+  memcpy(np + c->pending_len, p, len);
+  c->pending = np;
+  c->pending_len += len;
+  return FLOSSE_OK;
+}
+
+/* Feeds request bytes; dispatches a complete request. */
+static void feed(struct flosse_conn *c, const char *p, size_t len) {
+  size_t used = 0;
+  switch (flosse_http_feed(&c->http, p, len, &used)) {
+    case FLOSSE_HTTP_MORE:
+      return;
+    case FLOSSE_HTTP_ERROR:
+      refuse(c, c->http.status, c->http.error);
+      return;
+    case FLOSSE_HTTP_DONE:
+      if (used < len && keep_pending(c, p + used, len - used) != FLOSSE_OK) {
+        refuse(c, 431, "too many pipelined bytes");
+        return;
+      }
+      flosse_stream_dispatch(c);
+      return;
+  }
+}
+
+static void on_read(struct ev_loop *loop, ev_io *w, int revents) {
+  (void)loop;
+  (void)revents;
+  struct flosse_conn *c = flosse_container_of(w, struct flosse_conn, rio);
+  char buf[READ_CHUNK];
+  ssize_t n = read(c->fd, buf, sizeof buf);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    flosse_conn_close(c, errno == ECONNRESET ? NULL : strerror(errno));
+    return;
+  }
+  if (n == 0) {
+    if (c->state == FLOSSE_CONN_HANDLING) {
+      /* A half-close after a request still deserves its answer. */
+      c->keep_alive = 0;
+      ev_io_stop(c->srv->loop, &c->rio);
+      return;
+    }
+    /* The client went away; for a stream this is the usual end. */
+    flosse_conn_close(c, NULL);
+    return;
+  }
+  if (c->state == FLOSSE_CONN_READING) {
+    feed(c, buf, (size_t)n);
+  } else if (c->state == FLOSSE_CONN_DRAINING) {
+    /* Answer is on its way and the connection closes after it. */
+  } else if (keep_pending(c, buf, (size_t)n) != FLOSSE_OK) {
+    flosse_log("%s: pipelined bytes over the limit; stopped reading", c->remote);
+  }
+}
+
+void flosse_conn_request_done(struct flosse_conn *c) {
+  free(c->reqline);
+  c->reqline = NULL;
+  if (c->state == FLOSSE_CONN_CLOSED) return;
+  if (!c->keep_alive) {
+    c->state = FLOSSE_CONN_DRAINING;
+    ev_io_stop(c->srv->loop, &c->rio);
+    flosse_conn_want_write(c);
+    return;
+  }
+  c->state = FLOSSE_CONN_READING;
+  if (!ev_is_active(&c->rio)) ev_io_start(c->srv->loop, &c->rio);
+  /* Pipelined requests are parsed from the prepare watcher, not from here,
+   * so a burst of them cannot recurse. */
+  if (c->pending_len) flosse_conn_want_run(c);
+}
+
+void flosse_conn_run(struct flosse_conn *c) {
+  if (c->T) {
+    if (c->wait == FLOSSE_WAIT_NONE) flosse_stream_resume(c, 0);
+    return;
+  }
+  if (c->state == FLOSSE_CONN_READING && c->pending_len) {
+    char *p = c->pending;
+    size_t len = c->pending_len;
+    c->pending = NULL;
+    c->pending_len = 0;
+    feed(c, p, len);
+    free(p);
+  }
+}

@@ -1,0 +1,77 @@
+/* A client connection: reading requests, writing responses and streams. */
+#ifndef FLOSSE_CONN_H
+#define FLOSSE_CONN_H
+
+#include <ev.h>
+#include <lua.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+#include "http.h"
+#include "list.h"
+#include "server.h"
+
+enum flosse_conn_state {
+  FLOSSE_CONN_READING,   /* waiting for (the rest of) a request */
+  FLOSSE_CONN_HANDLING,  /* a request thread runs; nothing sent yet */
+  FLOSSE_CONN_STREAMING, /* the stream's head is sent; events follow */
+  FLOSSE_CONN_DRAINING,  /* the answer is queued; close once it is sent */
+  FLOSSE_CONN_CLOSED,    /* waiting to be freed */
+};
+
+enum flosse_wait {
+  FLOSSE_WAIT_NONE,      /* runnable */
+  FLOSSE_WAIT_SLEEP,     /* sleep_timer will resume it */
+  FLOSSE_WAIT_DRAIN,     /* output above the high-water mark */
+};
+
+struct flosse_conn {
+  struct flosse_server *srv;
+  int fd;
+  enum flosse_conn_state state;
+  enum flosse_wait wait;
+  ev_io rio, wio;
+  ev_timer sleep_timer;
+  struct flosse_list node;   /* in srv->conns */
+  struct flosse_list qnode;  /* in srv->runq, or srv->freeq once closed */
+  struct flosse_list wnode;  /* in srv->writeq */
+  struct flosse_http http;
+  struct flosse_buf out;
+  char *pending;             /* bytes read past the current request */
+  size_t pending_len;
+  lua_State *T;              /* the request's thread, anchored by thread_ref */
+  int thread_ref, onclose_ref;
+  int keep_alive, chunked, http10, head;
+  char *reqline;             /* "GET /path" for log lines */
+  char remote[64];
+};
+
+/* Takes ownership of fd (a non-blocking, accepted socket). */
+struct flosse_conn *flosse_conn_new(struct flosse_server *srv, int fd,
+                                    const struct sockaddr *sa);
+
+/* Closes the socket and the request thread (to-be-closed variables and the
+ * on_close handler run). The struct is freed later, in the prepare watcher,
+ * so callers up the stack may still look at it. */
+void flosse_conn_close(struct flosse_conn *c, const char *why);
+void flosse_conn_free(struct flosse_conn *c);
+
+/* Queues c for a flush before the loop next blocks. */
+void flosse_conn_want_write(struct flosse_conn *c);
+/* Queues c to be resumed (or its pending bytes parsed) in the prepare watcher. */
+void flosse_conn_want_run(struct flosse_conn *c);
+/* Writes what it can; called from the prepare watcher and on EV_WRITE. */
+void flosse_conn_flush(struct flosse_conn *c);
+/* Resumes the view, or parses pipelined bytes, as the conn needs. */
+void flosse_conn_run(struct flosse_conn *c);
+
+/* Queues a complete non-stream response. Returns FLOSSE_OK/FLOSSE_ERR. */
+int flosse_conn_respond(struct flosse_conn *c, int status, const char *ctype,
+                        const char *body, size_t len);
+
+/* Called when the request thread finished: back to reading, or close. */
+void flosse_conn_request_done(struct flosse_conn *c);
+
+const char *flosse_http_reason(int status);
+
+#endif

@@ -1,0 +1,171 @@
+#include "http.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <limits.h>
+
+#include "buf.h"
+
+static int fail(struct flosse_http *h, int status, const char *why) {
+  h->status = status;
+  h->error = why;
+  return -1;
+}
+
+static int store_append(struct flosse_http *h, const char *p, size_t len, int lower) {
+  if (!h->headers_done && h->store_len + len > h->limits.max_header)
+    return fail(h, 431, "request header block too large");
+  if (h->store_len + len > h->store_cap) {
+    size_t ncap = h->store_cap ? h->store_cap : 512;
+    while (ncap < h->store_len + len) ncap *= 2;
+    char *s = realloc(h->store, ncap);
+    if (!s) return fail(h, 503, "out of memory");
+    h->store = s;
+    h->store_cap = ncap;
+  }
+  char *dst = h->store + h->store_len;
+  if (lower) {
+    for (size_t i = 0; i < len; i++) {
+      char c = p[i];
+      dst[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+    }
+  } else {
+    memcpy(dst, p, len);
+  }
+  h->store_len += len;
+  return 0;
+}
+
+static struct flosse_http *of(http_parser *p) { return p->data; }
+
+static int on_message_begin(http_parser *p) {
+  of(p)->started = 1;
+  return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len) {
+  struct flosse_http *h = of(p);
+  if (h->url.len == 0) h->url.off = (uint32_t)h->store_len;
+  if (h->url.len + len > h->limits.max_url) return fail(h, 414, "request target too long");
+  h->url.len += (uint32_t)len;
+  return store_append(h, at, len, 0);
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len) {
+  struct flosse_http *h = of(p);
+  if (h->last_was_value || h->nheaders == 0) {
+    if (h->nheaders == FLOSSE_HTTP_MAX_HEADERS) return fail(h, 431, "too many headers");
+    struct flosse_http_header *hd = &h->headers[h->nheaders++];
+    hd->name.off = (uint32_t)h->store_len;
+    hd->name.len = 0;
+    hd->value.off = 0;
+    hd->value.len = 0;
+    h->last_was_value = 0;
+  }
+  h->headers[h->nheaders - 1].name.len += (uint32_t)len;
+  return store_append(h, at, len, 1);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len) {
+  struct flosse_http *h = of(p);
+  struct flosse_http_header *hd = &h->headers[h->nheaders - 1];
+  if (!h->last_was_value) {
+    hd->value.off = (uint32_t)h->store_len;
+    h->last_was_value = 1;
+  }
+  hd->value.len += (uint32_t)len;
+  return store_append(h, at, len, 0);
+}
+
+static int on_headers_complete(http_parser *p) {
+  struct flosse_http *h = of(p);
+  h->headers_done = 1;
+  /* A declared body over the limit is refused before a byte of it is read. */
+  if (p->content_length != ULLONG_MAX && p->content_length > h->limits.max_body)
+    return fail(h, 413, "request body too large");
+  return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len) {
+  struct flosse_http *h = of(p);
+  if (h->body.len == 0) h->body.off = (uint32_t)h->store_len;
+  if (h->body.len + len > h->limits.max_body) return fail(h, 413, "request body too large");
+  h->body.len += (uint32_t)len;
+  return store_append(h, at, len, 0);
+}
+
+static int on_message_complete(http_parser *p) {
+  of(p)->done = 1;
+  /* One request at a time: what follows waits until this one is answered. */
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+void flosse_http_init(struct flosse_http *h, const struct flosse_http_limits *lim) {
+  memset(h, 0, sizeof *h);
+  h->limits = *lim;
+  http_parser_init(&h->parser, HTTP_REQUEST);
+  h->parser.data = h;
+}
+
+void flosse_http_free(struct flosse_http *h) {
+  free(h->store);
+  h->store = NULL;
+  h->store_len = h->store_cap = 0;
+}
+
+void flosse_http_next(struct flosse_http *h) {
+  /* Keep a small store for the next request; drop a big one. */
+  if (h->store_cap > 4096) flosse_http_free(h);
+  h->store_len = 0;
+  h->header_bytes = 0;
+  h->url = h->body = (struct flosse_http_span){0, 0};
+  h->nheaders = 0;
+  h->last_was_value = h->headers_done = h->done = h->started = 0;
+  h->status = 0;
+  h->error = NULL;
+  http_parser_pause(&h->parser, 0);
+}
+
+enum flosse_http_rc flosse_http_feed(struct flosse_http *h, const char *p, size_t len,
+                                     size_t *used) {
+  size_t n = http_parser_execute(&h->parser, &settings, p, len);
+  *used = n;
+  if (!h->headers_done) {
+    h->header_bytes += n;
+    if (h->header_bytes > h->limits.max_header && !h->status)
+      fail(h, 431, "request header block too large");
+  }
+  if (h->status) return FLOSSE_HTTP_ERROR;
+  enum http_errno err = HTTP_PARSER_ERRNO(&h->parser);
+  if (h->done) return FLOSSE_HTTP_DONE;
+  if (err == HPE_HEADER_OVERFLOW) {
+    fail(h, 431, "request header block too large");
+    return FLOSSE_HTTP_ERROR;
+  }
+  if (err != HPE_OK) {
+    fail(h, 400, http_errno_description(err));
+    return FLOSSE_HTTP_ERROR;
+  }
+  if (h->parser.upgrade) {
+    /* http-parser stops at an Upgrade; we answer it as a plain request. */
+    h->done = 1;
+    return FLOSSE_HTTP_DONE;
+  }
+  return FLOSSE_HTTP_MORE;
+}
+
+int flosse_http_keep_alive(const struct flosse_http *h) {
+  return !h->parser.upgrade && http_should_keep_alive(&h->parser);
+}

@@ -1,0 +1,60 @@
+/* HTTP/1.1 request reading on top of http-parser: one request at a time,
+ * with limits, into one growable store. Pure (bytes in, request out). */
+#ifndef FLOSSE_HTTP_H
+#define FLOSSE_HTTP_H
+
+#include <http_parser.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FLOSSE_HTTP_MAX_HEADERS 100
+
+enum flosse_http_rc { FLOSSE_HTTP_MORE, FLOSSE_HTTP_DONE, FLOSSE_HTTP_ERROR };
+
+struct flosse_http_span { uint32_t off, len; };
+
+struct flosse_http_header { struct flosse_http_span name, value; };
+
+struct flosse_http_limits {
+  size_t max_url;         /* longer request target: 414 */
+  size_t max_header;      /* request line + header block: 431 */
+  size_t max_body;        /* 413 */
+};
+
+struct flosse_http {
+  http_parser parser;
+  struct flosse_http_limits limits;
+  char *store;            /* url, header names and values, body */
+  size_t store_len, store_cap;
+  size_t header_bytes;    /* bytes fed before the headers completed */
+  struct flosse_http_span url, body;
+  struct flosse_http_header headers[FLOSSE_HTTP_MAX_HEADERS];
+  int nheaders;
+  int last_was_value;     /* http-parser hands header pieces in turns */
+  int headers_done, done;
+  int started;            /* a byte of a request has been seen */
+  int status;             /* set with FLOSSE_HTTP_ERROR: 400, 413, 414 or 431 */
+  const char *error;      /* a short reason for the log */
+};
+
+void flosse_http_init(struct flosse_http *h, const struct flosse_http_limits *lim);
+/* Frees the store. */
+void flosse_http_free(struct flosse_http *h);
+/* Forgets the finished request, keeping the parser's connection state, so
+ * the next request on a keep-alive connection can be fed. */
+void flosse_http_next(struct flosse_http *h);
+
+/* Feeds bytes. *used is set to how many were consumed: with
+ * FLOSSE_HTTP_DONE the rest belong to the next (pipelined) request. */
+enum flosse_http_rc flosse_http_feed(struct flosse_http *h, const char *p, size_t len,
+                                     size_t *used);
+
+static inline const char *flosse_http_str(const struct flosse_http *h,
+                                          struct flosse_http_span s) {
+  return h->store + s.off;
+}
+
+/* 1 if the connection may carry another request after this one. */
+int flosse_http_keep_alive(const struct flosse_http *h);
+
+#endif

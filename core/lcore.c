@@ -1,0 +1,157 @@
+/* luaopen_flosse_core: the C core as the private Lua module flosse.core.
+ * lua/flosse wraps it in the public API. */
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server.h"
+#include "stream.h"
+
+#define FLOSSE_VERSION "0.1.0"
+#define SERVER_MT "flosse.Server"
+
+struct lserver {
+  struct flosse_server *srv; /* NULL once closed */
+};
+
+static struct lserver *check_server(lua_State *L) {
+  struct lserver *ls = luaL_checkudata(L, 1, SERVER_MT);
+  if (!ls->srv) luaL_argerror(L, 1, "server is closed");
+  return ls;
+}
+
+static lua_Integer opt_int_field(lua_State *L, int t, const char *k, lua_Integer def,
+                                 lua_Integer min) {
+  lua_getfield(L, t, k);
+  lua_Integer v = def;
+  if (!lua_isnil(L, -1)) {
+    int ok;
+    v = lua_tointegerx(L, -1, &ok);
+    if (!ok || v < min) luaL_error(L, "option %s must be an integer >= %d", k, (int)min);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* core.listen{ host =, port =, dispatch = fn, debug =, max_url_bytes =,
+ *   max_header_bytes =, max_body_bytes =, high_water =, low_water = }
+ * -> server | nil, message */
+static int l_listen(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_getfield(L, 1, "host");
+  const char *host = luaL_optstring(L, -1, "127.0.0.1");
+  lua_getfield(L, 1, "dispatch");
+  luaL_argcheck(L, lua_isfunction(L, -1), 1, "dispatch must be a function");
+  lua_Integer port = opt_int_field(L, 1, "port", 8080, 0);
+  luaL_argcheck(L, port <= 65535, 1, "port must be 0..65535");
+  struct flosse_config cfg;
+  /* Check every option before anything is allocated. */
+  cfg.http.max_url = (size_t)opt_int_field(L, 1, "max_url_bytes", 8192, 64);
+  cfg.http.max_header = (size_t)opt_int_field(L, 1, "max_header_bytes", 16384, 256);
+  cfg.http.max_body = (size_t)opt_int_field(L, 1, "max_body_bytes", 1 << 20, 0);
+  cfg.high_water = (size_t)opt_int_field(L, 1, "high_water", 256 << 10, 1024);
+  cfg.low_water = (size_t)opt_int_field(L, 1, "low_water", 64 << 10, 0);
+  cfg.resume_budget = (int)opt_int_field(L, 1, "resume_budget", 64, 1);
+  lua_getfield(L, 1, "debug");
+  cfg.debug = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (cfg.low_water > cfg.high_water) cfg.low_water = cfg.high_water / 2;
+
+  struct lserver *ls = lua_newuserdatauv(L, sizeof *ls, 1);
+  ls->srv = NULL;
+  luaL_setmetatable(L, SERVER_MT);
+  struct flosse_server *srv = malloc(sizeof *srv);
+  if (!srv) return luaL_error(L, "out of memory");
+  flosse_server_init(srv);
+  srv->cfg = cfg;
+  ls->srv = srv;
+  char err[256];
+  if (flosse_server_listen(srv, host, (int)port, err, sizeof err) != FLOSSE_OK) {
+    flosse_server_free(srv);
+    free(srv);
+    ls->srv = NULL;
+    luaL_pushfail(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  /* Keep the dispatch function alive as long as the server (user value 1). */
+  lua_pushvalue(L, -2);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, -2);
+  srv->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
+static int srv_addresses(lua_State *L) {
+  struct lserver *ls = check_server(L);
+  lua_createtable(L, ls->srv->nlisteners, 0);
+  for (int i = 0; i < ls->srv->nlisteners; i++) {
+    lua_pushstring(L, ls->srv->listeners[i].url);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+/* Runs until SIGINT, SIGTERM or srv:stop(). */
+static int srv_run(lua_State *L) {
+  struct lserver *ls = check_server(L);
+  if (ls->srv->running) return luaL_error(L, "server is already running");
+  flosse_server_run(ls->srv, L);
+  return 0;
+}
+
+static int srv_stop(lua_State *L) {
+  struct lserver *ls = check_server(L);
+  if (ls->srv->running) flosse_server_stop(ls->srv);
+  return 0;
+}
+
+static int srv_close(lua_State *L) {
+  struct lserver *ls = luaL_checkudata(L, 1, SERVER_MT);
+  if (!ls->srv || ls->srv->running) return 0;
+  flosse_server_free(ls->srv);
+  luaL_unref(L, LUA_REGISTRYINDEX, ls->srv->dispatch_ref);
+  free(ls->srv);
+  ls->srv = NULL;
+  return 0;
+}
+
+static int srv_tostring(lua_State *L) {
+  struct lserver *ls = luaL_checkudata(L, 1, SERVER_MT);
+  if (!ls->srv) lua_pushliteral(L, "flosse.Server (closed)");
+  else lua_pushfstring(L, "flosse.Server (%d listeners)", ls->srv->nlisteners);
+  return 1;
+}
+
+int luaopen_flosse_core(lua_State *L) {
+  static const luaL_Reg methods[] = {
+      {"addresses", srv_addresses}, {"run", srv_run}, {"stop", srv_stop},
+      {"close", srv_close}, {NULL, NULL},
+  };
+  static const luaL_Reg meta[] = {
+      {"__gc", srv_close}, {"__close", srv_close}, {"__tostring", srv_tostring},
+      {NULL, NULL},
+  };
+  if (luaL_newmetatable(L, SERVER_MT)) {
+    luaL_setfuncs(L, meta, 0);
+    luaL_newlib(L, methods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "cjson");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "encode");
+  flosse_stream_set_encoder(L);
+  lua_pop(L, 1);
+
+  lua_newtable(L);
+  flosse_stream_register(L);
+  lua_pushcfunction(L, l_listen);
+  lua_setfield(L, -2, "listen");
+  lua_pushliteral(L, FLOSSE_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}

@@ -1,0 +1,55 @@
+#include "sse.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int flosse_sse_field_ok(const char *s, size_t len) {
+  for (size_t i = 0; i < len; i++)
+    if (s[i] == '\n' || s[i] == '\r' || s[i] == '\0') return 0;
+  return 1;
+}
+
+static int append_field(struct flosse_buf *out, const char *name, size_t nlen,
+                        const char *v, size_t vlen) {
+  if (flosse_buf_append(out, name, nlen) != FLOSSE_OK) return FLOSSE_ERR;
+  if (flosse_buf_append(out, v, vlen) != FLOSSE_OK) return FLOSSE_ERR;
+  return flosse_buf_append(out, "\n", 1);
+}
+
+static int append_data(struct flosse_buf *out, const char *d, size_t len) {
+  size_t start = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (d[i] != '\n' && d[i] != '\r') continue;
+    if (append_field(out, "data: ", 6, d + start, i - start) != FLOSSE_OK) return FLOSSE_ERR;
+    if (d[i] == '\r' && i + 1 < len && d[i + 1] == '\n') i++;
+    start = i + 1;
+  }
+  /* The last line, even when empty, so that "a\n" round-trips as "a\n". */
+  return append_field(out, "data: ", 6, d + start, len - start);
+}
+
+#define FAIL(...) do { snprintf(errbuf, errlen, __VA_ARGS__); return FLOSSE_ERR; } while (0)
+
+int flosse_sse_frame(struct flosse_buf *out, const struct flosse_sse_event *ev,
+                     char *errbuf, size_t errlen) {
+  if (ev->event && !flosse_sse_field_ok(ev->event, ev->event_len))
+    FAIL("event name contains CR, LF or NUL");
+  if (ev->id && !flosse_sse_field_ok(ev->id, ev->id_len))
+    FAIL("event id contains CR, LF or NUL");
+  if (ev->event && append_field(out, "event: ", 7, ev->event, ev->event_len) != FLOSSE_OK)
+    goto nomem;
+  if (ev->data && append_data(out, ev->data, ev->data_len) != FLOSSE_OK) goto nomem;
+  if (ev->id && append_field(out, "id: ", 4, ev->id, ev->id_len) != FLOSSE_OK) goto nomem;
+  if (ev->retry >= 0 && flosse_buf_printf(out, "retry: %lld\n", ev->retry) != FLOSSE_OK)
+    goto nomem;
+  if (flosse_buf_append(out, "\n", 1) != FLOSSE_OK) goto nomem;
+  return FLOSSE_OK;
+nomem:
+  FAIL("out of memory");
+}
+
+int flosse_sse_comment(struct flosse_buf *out, const char *text, size_t len) {
+  if (!flosse_sse_field_ok(text, len)) return FLOSSE_ERR;
+  if (append_field(out, ":", 1, text, len) != FLOSSE_OK) return FLOSSE_ERR;
+  return flosse_buf_append(out, "\n", 1);
+}

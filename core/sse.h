@@ -1,0 +1,32 @@
+/* SSE framing: pure functions from field values to wire bytes.
+ * No sockets and no Lua here, so the framer can be unit-tested and fuzzed. */
+#ifndef FLOSSE_SSE_H
+#define FLOSSE_SSE_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+struct flosse_sse_event {
+  const char *event; size_t event_len; /* NULL: no event line */
+  const char *data;  size_t data_len;  /* NULL: no data lines */
+  const char *id;    size_t id_len;    /* NULL: no id line */
+  long long retry;                     /* < 0: no retry line */
+};
+
+/* Returns 1 if s can be an event name or id: no CR, LF or NUL, which is what
+ * keeps a value from injecting a line into the stream. */
+int flosse_sse_field_ok(const char *s, size_t len);
+
+/* Appends the frame for ev to out: event, one data line per line of data
+ * (split on CRLF, CR and LF), id, retry, then the blank line.
+ * Returns FLOSSE_OK, or FLOSSE_ERR with errbuf filled (an unsafe field or no
+ * memory); on error out may hold a partial frame, so frame into a scratch
+ * buffer first. */
+int flosse_sse_frame(struct flosse_buf *out, const struct flosse_sse_event *ev,
+                     char *errbuf, size_t errlen);
+
+/* Appends a comment frame (": text\n\n"); text must be a single line. */
+int flosse_sse_comment(struct flosse_buf *out, const char *text, size_t len);
+
+#endif

@@ -1,0 +1,680 @@
+#include "stream.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sse.h"
+
+#if LUA_VERSION_RELEASE_NUM >= 50406
+#define flosse_closethread(T, from) lua_closethread((T), (from))
+#else
+#define flosse_closethread(T, from) ((void)(from), lua_resetthread(T))
+#endif
+
+/* Only the core's own waiting functions yield this address, so no value a
+ * view yields can be mistaken for a wait. */
+static const char wait_key = 'w';
+static const char encoder_key = 'j';
+
+/* Request threads are found through a registry table thread -> conn, so
+ * that any other thread (the main one, a coroutine a view made itself)
+ * maps to no connection. */
+static const char threads_key = 't';
+
+static void set_conn_of(lua_State *L, lua_State *T, struct flosse_conn *c) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &threads_key);
+  if (lua_type(L, -1) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &threads_key);
+  }
+  lua_pushthread(T);
+  lua_xmove(T, L, 1);
+  if (c) lua_pushlightuserdata(L, c);
+  else lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+static struct flosse_conn *conn_of(lua_State *T) {
+  lua_rawgetp(T, LUA_REGISTRYINDEX, &threads_key);
+  if (lua_type(T, -1) != LUA_TTABLE) {
+    lua_pop(T, 1);
+    return NULL;
+  }
+  lua_pushthread(T);
+  lua_rawget(T, -2);
+  struct flosse_conn *c = lua_touserdata(T, -1);
+  lua_pop(T, 2);
+  return c && c->T == T ? c : NULL;
+}
+
+void flosse_stream_set_encoder(lua_State *L) {
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &encoder_key);
+}
+
+/* ---- framing Lua values ------------------------------------------------ */
+
+#define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); goto fail; } while (0)
+
+/* Pushes the JSON text of L[idx]; returns 0 and sets err on failure. */
+static int push_json(lua_State *L, int idx, char *err, size_t errlen) {
+  idx = lua_absindex(L, idx);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &encoder_key);
+  if (!lua_isfunction(L, -1)) {
+    lua_pop(L, 1);
+    snprintf(err, errlen, "no JSON encoder (is lua-cjson installed?)");
+    return 0;
+  }
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TSTRING) {
+    const char *m = lua_tostring(L, -1);
+    snprintf(err, errlen, "cannot encode data as JSON: %s", m ? m : "not a string");
+    lua_pop(L, 1);
+    return 0;
+  }
+  return 1;
+}
+
+/* Data: a string as it is, anything else as JSON (pushed, so it lives
+ * until the caller resets the stack). */
+static int get_data(lua_State *L, int idx, const char **s, size_t *len, char *err,
+                    size_t errlen) {
+  int t = lua_type(L, idx);
+  if (t == LUA_TSTRING) {
+    *s = lua_tolstring(L, idx, len);
+    return 1;
+  }
+  if (t == LUA_TFUNCTION || t == LUA_TTHREAD || t == LUA_TUSERDATA ||
+      t == LUA_TLIGHTUSERDATA) {
+    snprintf(err, errlen, "cannot send a %s as data", lua_typename(L, t));
+    return 0;
+  }
+  if (!push_json(L, idx, err, errlen)) return 0;
+  *s = lua_tolstring(L, -1, len);
+  return 1;
+}
+
+/* An event name or id: a string, or a number written as Lua writes it. */
+static int get_text(lua_State *L, int idx, const char *what, const char **s, size_t *len,
+                    char *err, size_t errlen) {
+  int t = lua_type(L, idx);
+  if (t == LUA_TNIL) {
+    *s = NULL;
+    return 1;
+  }
+  if (t != LUA_TSTRING && t != LUA_TNUMBER) {
+    snprintf(err, errlen, "%s must be a string, not a %s", what, lua_typename(L, t));
+    return 0;
+  }
+  if (t == LUA_TNUMBER) {
+    lua_pushvalue(L, idx);
+    *s = lua_tolstring(L, -1, len); /* converts the copy, not the caller's value */
+    return 1;
+  }
+  *s = lua_tolstring(L, idx, len);
+  return 1;
+}
+
+static int get_retry(lua_State *L, int idx, long long *out, char *err, size_t errlen) {
+  int t = lua_type(L, idx);
+  *out = -1;
+  if (t == LUA_TNIL) return 1;
+  if (lua_isinteger(L, idx)) {
+    *out = (long long)lua_tointeger(L, idx);
+  } else if (t == LUA_TNUMBER) {
+    double d = lua_tonumber(L, idx);
+    if (d == floor(d) && d >= 0 && d < 9e15) *out = (long long)d;
+  } else if (t == LUA_TSTRING) {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    if (len > 0 && len < 16 && strspn(s, "0123456789") == len) *out = atoll(s);
+  }
+  if (*out < 0) {
+    snprintf(err, errlen, "retry must be a non-negative integer (milliseconds)");
+    return 0;
+  }
+  return 1;
+}
+
+int flosse_stream_frame(lua_State *L, int base, int n, struct flosse_buf *out, char *err,
+                        size_t errlen) {
+  int top = lua_gettop(L);
+  struct flosse_sse_event ev;
+  memset(&ev, 0, sizeof ev);
+  ev.retry = -1;
+  if (!lua_checkstack(L, 8)) FAIL("out of stack");
+  if (n == 0) FAIL("a view yielded nothing");
+  if (n > 3) FAIL("a yield takes at most 3 values (event, data, id), got %d", n);
+  if (n == 1 && lua_type(L, base) == LUA_TTABLE) {
+    lua_pushliteral(L, "data");
+    int t = lua_rawget(L, base);
+    if (t == LUA_TNIL) {
+      /* A table without a data key is the data itself. */
+      if (!get_data(L, base, &ev.data, &ev.data_len, err, errlen)) goto fail;
+    } else {
+      int d = lua_gettop(L);
+      if (!get_data(L, d, &ev.data, &ev.data_len, err, errlen)) goto fail;
+      lua_getfield(L, base, "event");
+      if (!get_text(L, -1, "event", &ev.event, &ev.event_len, err, errlen)) goto fail;
+      lua_getfield(L, base, "id");
+      if (!get_text(L, -1, "id", &ev.id, &ev.id_len, err, errlen)) goto fail;
+      lua_getfield(L, base, "retry");
+      if (!get_retry(L, -1, &ev.retry, err, errlen)) goto fail;
+    }
+  } else if (n == 1) {
+    if (lua_type(L, base) == LUA_TNIL) FAIL("a view yielded nil");
+    if (!get_data(L, base, &ev.data, &ev.data_len, err, errlen)) goto fail;
+  } else {
+    if (lua_type(L, base) != LUA_TSTRING)
+      FAIL("the event name (first value) must be a string, not a %s",
+           luaL_typename(L, base));
+    ev.event = lua_tolstring(L, base, &ev.event_len);
+    if (!get_data(L, base + 1, &ev.data, &ev.data_len, err, errlen)) goto fail;
+    if (n == 3 && !get_text(L, base + 2, "id", &ev.id, &ev.id_len, err, errlen)) goto fail;
+  }
+  if (flosse_sse_frame(out, &ev, err, errlen) != FLOSSE_OK) goto fail;
+  lua_settop(L, top);
+  return FLOSSE_OK;
+fail:
+  lua_settop(L, top);
+  return FLOSSE_ERR;
+}
+
+#undef FAIL
+
+/* ---- errors ------------------------------------------------------------- */
+
+static void new_error_id(char out[13]) {
+  static uint64_t seed, count;
+  if (!seed) {
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(&seed, sizeof seed, 1, f) != 1) seed = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+    if (f) fclose(f);
+    seed |= 1;
+  }
+  /* splitmix64: distinct ids that do not reveal how many errors there were */
+  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * ++count;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  snprintf(out, 13, "%012llx", (unsigned long long)(z & 0xffffffffffffULL));
+}
+
+static int json_string(struct flosse_buf *b, const char *s, size_t len) {
+  int rc = flosse_buf_append(b, "\"", 1);
+  size_t start = 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch >= 0x20 && ch != '"' && ch != '\\') continue;
+    rc |= flosse_buf_append(b, s + start, i - start);
+    if (ch == '"') rc |= flosse_buf_append(b, "\\\"", 2);
+    else if (ch == '\\') rc |= flosse_buf_append(b, "\\\\", 2);
+    else if (ch == '\n') rc |= flosse_buf_append(b, "\\n", 2);
+    else if (ch == '\t') rc |= flosse_buf_append(b, "\\t", 2);
+    else rc |= flosse_buf_printf(b, "\\u%04x", ch);
+    start = i + 1;
+  }
+  rc |= flosse_buf_append(b, s + start, len - start);
+  return rc | flosse_buf_append(b, "\"", 1);
+}
+
+/* Moves a finished frame from scratch into c's output, as one chunk when
+ * the response is chunked. */
+static void send_frame(struct flosse_conn *c, struct flosse_buf *frame) {
+  struct iovec iov[16];
+  int rc = FLOSSE_OK;
+  if (c->chunked) rc |= flosse_buf_printf(&c->out, "%zx\r\n", frame->len);
+  while (frame->len) {
+    int n = flosse_buf_iov(frame, iov, 16);
+    size_t moved = 0;
+    for (int i = 0; i < n; i++) {
+      rc |= flosse_buf_append(&c->out, iov[i].iov_base, iov[i].iov_len);
+      moved += iov[i].iov_len;
+    }
+    flosse_buf_consume(frame, moved);
+  }
+  if (c->chunked) rc |= flosse_buf_append(&c->out, "\r\n", 2);
+  if (rc != FLOSSE_OK) {
+    flosse_conn_close(c, "out of memory");
+    return;
+  }
+  flosse_conn_want_write(c);
+}
+
+/* Logs an error with a new id and, on a running stream, sends the error
+ * event: the text itself in debug mode, a generic one otherwise. */
+static void report_error(struct flosse_conn *c, const char *log_text, const char *client_text,
+                         char id[13]) {
+  new_error_id(id);
+  flosse_log("error %s %s: %s", id, c && c->reqline ? c->reqline : "-", log_text);
+  if (!c || c->state != FLOSSE_CONN_STREAMING) return;
+  struct flosse_buf json, *scratch = &c->srv->scratch;
+  const char *msg = c->srv->cfg.debug ? client_text : "Internal server error";
+  flosse_buf_init(&json);
+  int rc = flosse_buf_append(&json, "{\"message\":", 11);
+  rc |= json_string(&json, msg, strlen(msg));
+  rc |= flosse_buf_printf(&json, ",\"error_id\":\"%s\"}", id);
+  struct iovec iov[64];
+  /* The JSON is short; flatten it for the framer. */
+  char flat[2048];
+  size_t flen = 0;
+  int n = flosse_buf_iov(&json, iov, 64);
+  for (int i = 0; i < n && flen < sizeof flat; i++) {
+    size_t k = iov[i].iov_len < sizeof flat - flen ? iov[i].iov_len : sizeof flat - flen;
+    memcpy(flat + flen, iov[i].iov_base, k);
+    flen += k;
+  }
+  flosse_buf_free(&json);
+  if (rc != FLOSSE_OK || flen == sizeof flat) {
+    flen = (size_t)snprintf(flat, sizeof flat,
+                            "{\"message\":\"Internal server error\",\"error_id\":\"%s\"}", id);
+  }
+  struct flosse_sse_event ev = {"error", 5, flat, flen, NULL, 0, -1};
+  char err[64];
+  if (flosse_sse_frame(scratch, &ev, err, sizeof err) != FLOSSE_OK) {
+    flosse_buf_consume(scratch, scratch->len);
+    flosse_conn_close(c, err);
+    return;
+  }
+  send_frame(c, scratch);
+}
+
+/* ---- the request thread --------------------------------------------------- */
+
+void flosse_stream_release(struct flosse_conn *c) {
+  lua_State *L = c->srv->L;
+  if (c->T) {
+    lua_State *T = c->T;
+    int was = lua_status(T);
+    c->T = NULL;
+    set_conn_of(L, T, NULL);
+    ev_timer_stop(c->srv->loop, &c->sleep_timer);
+    c->wait = FLOSSE_WAIT_NONE;
+    /* Runs the view's pending to-be-closed variables. */
+    int st = flosse_closethread(T, L);
+    if (st != LUA_OK && (was == LUA_OK || was == LUA_YIELD)) {
+      const char *m = lua_tostring(T, -1);
+      flosse_log("error while closing %s: %s", c->reqline ? c->reqline : "a view",
+                 m ? m : "(not a string)");
+    }
+    luaL_unref(L, LUA_REGISTRYINDEX, c->thread_ref);
+    c->thread_ref = LUA_NOREF;
+  }
+  if (c->onclose_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->onclose_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, c->onclose_ref);
+    c->onclose_ref = LUA_NOREF;
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+      const char *m = lua_tostring(L, -1);
+      flosse_log("on_close handler of %s failed: %s", c->reqline ? c->reqline : "a view",
+                 m ? m : "(not a string)");
+      lua_pop(L, 1);
+    }
+  }
+}
+
+/* A request that failed before anything was sent gets a 500. */
+static void fail_request(struct flosse_conn *c, const char *why) {
+  char id[13], body[128];
+  report_error(c, why, why, id);
+  flosse_stream_release(c);
+  if (c->state == FLOSSE_CONN_CLOSED) return;
+  int n = snprintf(body, sizeof body, "Internal Server Error (error id %s)\n", id);
+  c->state = FLOSSE_CONN_HANDLING;
+  flosse_conn_respond(c, 500, "text/plain; charset=utf-8", body, (size_t)n);
+  flosse_conn_request_done(c);
+}
+
+static int header_name_ok(const char *s, size_t len) {
+  if (len == 0) return 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch <= 32 || ch >= 127 || strchr("()<>@,;:\\\"/[]?={}", ch)) return 0;
+  }
+  return 1;
+}
+
+static int managed_header(const char *s, size_t len) {
+  static const char *names[] = {"content-length", "connection", "transfer-encoding"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    if (strlen(names[i]) == len && strncasecmp(names[i], s, len) == 0) return 1;
+  return 0;
+}
+
+/* The handler returned status, headers, body: an ordinary response. */
+static void finish_response(struct flosse_conn *c, lua_State *T, int nres) {
+  int isnum = 0;
+  lua_Integer status = nres >= 1 ? lua_tointegerx(T, -nres, &isnum) : 0;
+  if (!isnum || status < 100 || status > 599) {
+    lua_pop(T, nres);
+    fail_request(c, "the request handler returned no valid status");
+    return;
+  }
+  int hidx = nres >= 2 ? lua_absindex(T, -nres + 1) : 0;
+  size_t blen = 0;
+  const char *body = nres >= 3 ? lua_tolstring(T, -nres + 2, &blen) : NULL;
+  struct flosse_buf *o = &c->out;
+  int rc = flosse_buf_printf(o, "HTTP/1.1 %d %s\r\n", (int)status,
+                             flosse_http_reason((int)status));
+  if (hidx && lua_type(T, hidx) == LUA_TTABLE) {
+    lua_pushnil(T);
+    while (lua_next(T, hidx)) {
+      size_t kl, vl;
+      if (lua_type(T, -2) == LUA_TSTRING &&
+          (lua_type(T, -1) == LUA_TSTRING || lua_type(T, -1) == LUA_TNUMBER)) {
+        const char *k = lua_tolstring(T, -2, &kl);
+        lua_pushvalue(T, -1);
+        const char *v = lua_tolstring(T, -1, &vl);
+        if (!header_name_ok(k, kl) || !flosse_sse_field_ok(v, vl))
+          flosse_log("%s: dropped an unsafe response header", c->reqline);
+        else if (!managed_header(k, kl))
+          rc |= flosse_buf_printf(o, "%.*s: %.*s\r\n", (int)kl, k, (int)vl, v);
+        lua_pop(T, 1);
+      }
+      lua_pop(T, 1);
+    }
+  }
+  int bodyless = status == 204 || status == 304 || status < 200;
+  if (!bodyless) rc |= flosse_buf_printf(o, "Content-Length: %zu\r\n", blen);
+  if (!c->keep_alive) rc |= flosse_buf_append(o, "Connection: close\r\n", 19);
+  else if (c->http10) rc |= flosse_buf_append(o, "Connection: keep-alive\r\n", 24);
+  rc |= flosse_buf_append(o, "\r\n", 2);
+  if (body && !c->head && !bodyless) rc |= flosse_buf_append(o, body, blen);
+  lua_pop(T, nres);
+  if (rc != FLOSSE_OK) {
+    flosse_conn_close(c, "out of memory");
+    return;
+  }
+  flosse_conn_want_write(c);
+  flosse_stream_release(c);
+  flosse_conn_request_done(c);
+}
+
+static void end_stream(struct flosse_conn *c) {
+  if (c->chunked) {
+    if (flosse_buf_append(&c->out, "0\r\n\r\n", 5) != FLOSSE_OK) {
+      flosse_conn_close(c, "out of memory");
+      return;
+    }
+  } else {
+    c->keep_alive = 0; /* a close-delimited body ends with the connection */
+  }
+  flosse_conn_want_write(c);
+  flosse_stream_release(c);
+  flosse_conn_request_done(c);
+}
+
+static void handle_event(struct flosse_conn *c, lua_State *T, int nres) {
+  lua_State *L = c->srv->L;
+  if (c->state != FLOSSE_CONN_STREAMING) {
+    lua_pop(T, nres);
+    fail_request(c, "a value was yielded before the stream started "
+                    "(coroutine.yield in a permission or authentication class?)");
+    return;
+  }
+  if (!lua_checkstack(L, nres + 16)) {
+    lua_pop(T, nres);
+    flosse_conn_close(c, "out of Lua stack");
+    return;
+  }
+  int base = lua_gettop(L) + 1;
+  lua_xmove(T, L, nres);
+  char err[256];
+  struct flosse_buf *scratch = &c->srv->scratch;
+  int rc = flosse_stream_frame(L, base, nres, scratch, err, sizeof err);
+  lua_settop(L, base - 1);
+  if (rc == FLOSSE_OK) {
+    send_frame(c, scratch);
+    return;
+  }
+  flosse_buf_consume(scratch, scratch->len);
+  char msg[320], id[13];
+  snprintf(msg, sizeof msg, "cannot send what the view yielded: %s", err);
+  report_error(c, msg, msg, id);
+}
+
+void flosse_stream_resume(struct flosse_conn *c, int nargs) {
+  struct flosse_server *srv = c->srv;
+  lua_State *T = c->T, *L = srv->L;
+  int budget = srv->cfg.resume_budget;
+  while (c->T == T && T && c->state != FLOSSE_CONN_CLOSED) {
+    int nres = 0;
+    c->wait = FLOSSE_WAIT_NONE;
+    int st = lua_resume(T, L, nargs, &nres);
+    nargs = 0;
+    if (st == LUA_YIELD) {
+      if (nres == 1 && lua_touserdata(T, -1) == (void *)&wait_key) {
+        lua_pop(T, 1); /* the waiting function armed its own watcher */
+        return;
+      }
+      handle_event(c, T, nres);
+      if (c->T != T || c->state == FLOSSE_CONN_CLOSED) return;
+      if (c->out.len > srv->cfg.high_water) {
+        c->wait = FLOSSE_WAIT_DRAIN;
+        return;
+      }
+      if (--budget <= 0) {
+        flosse_conn_want_run(c); /* let everyone else have a turn */
+        return;
+      }
+      continue;
+    }
+    if (st == LUA_OK) {
+      if (c->state == FLOSSE_CONN_STREAMING) {
+        lua_pop(T, nres);
+        end_stream(c);
+      } else {
+        finish_response(c, T, nres);
+      }
+      return;
+    }
+    /* The dispatcher catches the view's errors; this one escaped it. */
+    const char *m = lua_tostring(T, -1);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", m ? m : "(error object is not a string)");
+    if (c->state == FLOSSE_CONN_STREAMING) {
+      char id[13];
+      report_error(c, msg, msg, id);
+      if (c->state != FLOSSE_CONN_CLOSED) end_stream(c);
+    } else {
+      fail_request(c, msg);
+    }
+    return;
+  }
+}
+
+static int build_request(lua_State *L) {
+  struct flosse_conn *c = lua_touserdata(L, 1);
+  struct flosse_http *h = &c->http;
+  lua_State *T = lua_newthread(L);
+  c->thread_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  c->T = T;
+  set_conn_of(L, T, c);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->srv->dispatch_ref);
+  lua_createtable(L, 0, 7);
+  lua_pushstring(L, http_method_str((enum http_method)h->parser.method));
+  lua_setfield(L, -2, "method");
+  lua_pushlstring(L, flosse_http_str(h, h->url), h->url.len);
+  lua_setfield(L, -2, "url");
+  lua_pushfstring(L, "%d.%d", (int)h->parser.http_major, (int)h->parser.http_minor);
+  lua_setfield(L, -2, "version");
+  lua_pushlstring(L, h->body.len ? flosse_http_str(h, h->body) : "", h->body.len);
+  lua_setfield(L, -2, "body");
+  lua_pushstring(L, c->remote);
+  lua_setfield(L, -2, "remote_addr");
+  lua_createtable(L, 0, h->nheaders);
+  for (int i = 0; i < h->nheaders; i++) {
+    struct flosse_http_header *hd = &h->headers[i];
+    lua_pushlstring(L, flosse_http_str(h, hd->name), hd->name.len);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) == LUA_TSTRING) {
+      /* A repeated header: joined, as HTTP says it may be. */
+      int cookie = hd->name.len == 6 && memcmp(flosse_http_str(h, hd->name), "cookie", 6) == 0;
+      lua_pushstring(L, cookie ? "; " : ", ");
+      lua_pushlstring(L, flosse_http_str(h, hd->value), hd->value.len);
+      lua_concat(L, 3);
+    } else {
+      lua_pop(L, 1);
+      lua_pushlstring(L, hd->value.len ? flosse_http_str(h, hd->value) : "", hd->value.len);
+    }
+    lua_rawset(L, -3);
+  }
+  lua_setfield(L, -2, "headers");
+  lua_xmove(L, T, 2);
+  return 0;
+}
+
+void flosse_stream_dispatch(struct flosse_conn *c) {
+  struct flosse_http *h = &c->http;
+  lua_State *L = c->srv->L;
+  c->state = FLOSSE_CONN_HANDLING;
+  c->keep_alive = flosse_http_keep_alive(h);
+  c->http10 = h->parser.http_major == 1 && h->parser.http_minor == 0;
+  c->chunked = !c->http10;
+  c->head = h->parser.method == HTTP_HEAD;
+  free(c->reqline);
+  size_t ulen = h->url.len > 200 ? 200 : h->url.len;
+  const char *method = http_method_str((enum http_method)h->parser.method);
+  c->reqline = malloc(strlen(method) + ulen + 2);
+  if (c->reqline) {
+    sprintf(c->reqline, "%s ", method);
+    memcpy(c->reqline + strlen(method) + 1, flosse_http_str(h, h->url), ulen);
+    c->reqline[strlen(method) + 1 + ulen] = '\0';
+  }
+  lua_pushcfunction(L, build_request);
+  lua_pushlightuserdata(L, c);
+  int st = lua_pcall(L, 1, 0, 0);
+  flosse_http_next(h);
+  if (st != LUA_OK) {
+    char msg[256];
+    snprintf(msg, sizeof msg, "cannot start the request: %s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    fail_request(c, msg);
+    return;
+  }
+  flosse_stream_resume(c, 1);
+}
+
+/* ---- functions views call (through lua/flosse) -------------------------- */
+
+static struct flosse_conn *check_conn(lua_State *T, const char *fname) {
+  struct flosse_conn *c = conn_of(T);
+  if (!c || c->state == FLOSSE_CONN_CLOSED)
+    luaL_error(T, "%s must be called from a view (in the request's own coroutine)", fname);
+  return c;
+}
+
+static int l_sleep(lua_State *T) {
+  lua_Number s = luaL_checknumber(T, 1);
+  luaL_argcheck(T, s >= 0 && s == s, 1, "seconds must be a non-negative number");
+  struct flosse_conn *c = check_conn(T, "flosse.sleep");
+  if (!lua_isyieldable(T))
+    return luaL_error(T, "flosse.sleep cannot wait here (inside a C call or metamethod)");
+  ev_timer_set(&c->sleep_timer, s, 0.);
+  ev_timer_start(c->srv->loop, &c->sleep_timer);
+  c->wait = FLOSSE_WAIT_SLEEP;
+  lua_pushlightuserdata(T, (void *)&wait_key);
+  return lua_yield(T, 1);
+}
+
+static int l_start_stream(lua_State *T) {
+  long long retry = -1;
+  if (!lua_isnoneornil(T, 1)) {
+    char err[96];
+    if (!get_retry(T, 1, &retry, err, sizeof err)) return luaL_argerror(T, 1, err);
+  }
+  struct flosse_conn *c = check_conn(T, "start_stream");
+  if (c->state != FLOSSE_CONN_HANDLING) return luaL_error(T, "the stream has already started");
+  struct flosse_buf *o = &c->out;
+  int rc = flosse_buf_printf(o,
+                             "HTTP/1.1 200 OK\r\n"
+                             "Content-Type: text/event-stream; charset=utf-8\r\n"
+                             "Cache-Control: no-cache, no-transform\r\n"
+                             "X-Accel-Buffering: no\r\n"
+                             "%s\r\n",
+                             c->chunked ? "Transfer-Encoding: chunked\r\n" : "Connection: close\r\n");
+  if (!c->chunked) c->keep_alive = 0;
+  c->state = FLOSSE_CONN_STREAMING;
+  if (rc != FLOSSE_OK) return luaL_error(T, "out of memory");
+  if (retry >= 0) {
+    struct flosse_sse_event ev = {NULL, 0, NULL, 0, NULL, 0, retry};
+    char err[64];
+    if (flosse_sse_frame(&c->srv->scratch, &ev, err, sizeof err) != FLOSSE_OK)
+      return luaL_error(T, "%s", err);
+    send_frame(c, &c->srv->scratch);
+  }
+  flosse_conn_want_write(c);
+  return 0;
+}
+
+static int l_report_error(lua_State *T) {
+  const char *log_text = luaL_checkstring(T, 1);
+  const char *client_text = luaL_optstring(T, 2, log_text);
+  char id[13];
+  report_error(conn_of(T), log_text, client_text, id);
+  lua_pushstring(T, id);
+  return 1;
+}
+
+static int l_on_close(lua_State *T) {
+  luaL_checktype(T, 1, LUA_TFUNCTION);
+  struct flosse_conn *c = check_conn(T, "on_close");
+  lua_settop(T, 1);
+  if (c->onclose_ref != LUA_NOREF) luaL_unref(T, LUA_REGISTRYINDEX, c->onclose_ref);
+  c->onclose_ref = luaL_ref(T, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+static int l_in_stream(lua_State *T) {
+  struct flosse_conn *c = conn_of(T);
+  lua_pushboolean(T, c && c->state == FLOSSE_CONN_STREAMING);
+  return 1;
+}
+
+static int l_frame(lua_State *L) {
+  struct flosse_buf out;
+  char err[256];
+  int n = lua_gettop(L);
+  flosse_buf_init(&out);
+  if (flosse_stream_frame(L, 1, n, &out, err, sizeof err) != FLOSSE_OK) {
+    flosse_buf_free(&out);
+    luaL_pushfail(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  luaL_Buffer b;
+  struct iovec iov[64];
+  luaL_buffinit(L, &b);
+  while (out.len) {
+    int k = flosse_buf_iov(&out, iov, 64);
+    size_t moved = 0;
+    for (int i = 0; i < k; i++) {
+      luaL_addlstring(&b, iov[i].iov_base, iov[i].iov_len);
+      moved += iov[i].iov_len;
+    }
+    flosse_buf_consume(&out, moved);
+  }
+  flosse_buf_free(&out);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+void flosse_stream_register(lua_State *L) {
+  static const luaL_Reg fns[] = {
+      {"sleep", l_sleep},
+      {"start_stream", l_start_stream},
+      {"report_error", l_report_error},
+      {"on_close", l_on_close},
+      {"in_stream", l_in_stream},
+      {"frame", l_frame},
+      {NULL, NULL},
+  };
+  luaL_setfuncs(L, fns, 0);
+}

@@ -1,0 +1,35 @@
+/* Request threads: the Lua side of a connection. A request runs in its own
+ * Lua thread; every yield is an event to frame or a wait marked by the core. */
+#ifndef FLOSSE_STREAM_H
+#define FLOSSE_STREAM_H
+
+#include <lua.h>
+
+#include "buf.h"
+#include "conn.h"
+
+/* Starts the request thread for the request the parser just completed.
+ * On failure the connection gets a 500 (or is closed). */
+void flosse_stream_dispatch(struct flosse_conn *c);
+
+/* Resumes the thread with nargs values already pushed on it. */
+void flosse_stream_resume(struct flosse_conn *c, int nargs);
+
+/* Closes the thread (to-be-closed variables run), runs the on_close
+ * handler, and drops both references. Safe to call twice. */
+void flosse_stream_release(struct flosse_conn *c);
+
+/* Frames the n values at L[base..base+n) the way a yield of them is framed.
+ * Appends to out and returns FLOSSE_OK, or FLOSSE_ERR with err filled in.
+ * May call the JSON encoder (protected); leaves L's stack as it found it. */
+int flosse_stream_frame(lua_State *L, int base, int n, struct flosse_buf *out,
+                        char *err, size_t errlen);
+
+/* Adds sleep, start_stream, send_error, log_error, on_close and frame to
+ * the table on top of L. */
+void flosse_stream_register(lua_State *L);
+
+/* Remembers cjson.encode (on top of L) for data that is not a string. */
+void flosse_stream_set_encoder(lua_State *L);
+
+#endif

@@ -1,0 +1,84 @@
+--- flosse.app: loads an app folder (settings.lua, urls.lua and the modules
+-- they require) into a table the dispatcher routes with.
+local static = require "flosse.static"
+local auth = require "flosse.auth"
+
+local app = {}
+
+--- Every setting with its default; settings.lua and flags override them.
+app.DEFAULTS = {
+  debug = false,
+  retry = nil,
+  heartbeat = 15,
+  authentication_classes = {},
+  host = "127.0.0.1",
+  port = 8080,
+  max_url_bytes = 8192,
+  max_header_bytes = 16384,
+  max_body_bytes = 1024 * 1024,
+}
+
+local function file_exists(path)
+  local f = io.open(path, "r")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- Lua's loader errors span lines ("error loading module 'views' from file
+-- ...:\n\tviews.lua:3: ..."); the line that names the file and line is the
+-- useful one.
+function app.one_line(msg)
+  msg = tostring(msg)
+  local inner = msg:match("^error loading module .-:\n%s*(.-)$")
+  if inner then msg = inner end
+  return (msg:match("^[^\n]*"))
+end
+
+local function run_file(path, what)
+  local chunk, err = loadfile(path, "t")
+  if not chunk then return nil, app.one_line(err) end
+  local ok, result = pcall(chunk)
+  if not ok then return nil, app.one_line(result) end
+  if type(result) ~= "table" then
+    return nil, ("%s: must return a table (%s), not %s"):format(path, what, type(result))
+  end
+  return result
+end
+
+--- load(dir) -> app | nil, one-line message
+-- app = { dir =, settings =, urlpatterns = }
+function app.load(dir)
+  dir = (dir or "scripts"):gsub("/+$", "")
+  if dir == "" then dir = "/" end
+  if not file_exists(dir .. "/urls.lua") then
+    return nil, ("%s/urls.lua: not found (is %s an app folder?)"):format(dir, dir)
+  end
+  local prefix = dir .. "/?.lua;" .. dir .. "/?/init.lua;"
+  if package.path:sub(1, #prefix) ~= prefix then package.path = prefix .. package.path end
+  static.root = dir
+
+  local settings = {}
+  for k, v in pairs(app.DEFAULTS) do settings[k] = v end
+  if file_exists(dir .. "/settings.lua") then
+    local user, err = run_file(dir .. "/settings.lua", "the settings")
+    if not user then return nil, err end
+    for k, v in pairs(user) do settings[k] = v end
+  end
+  for i, cls in ipairs(settings.authentication_classes) do
+    if type(cls) ~= "table" or type(cls.authenticate) ~= "function" then
+      return nil, ("%s/settings.lua: authentication_classes[%d] has no authenticate method"):format(dir, i)
+    end
+  end
+
+  local patterns, err = run_file(dir .. "/urls.lua", "a list of path(...) entries")
+  if not patterns then return nil, err end
+  if patterns.urlpatterns then patterns = patterns.urlpatterns end
+  for i, entry in ipairs(patterns) do
+    if type(entry) ~= "table" or (entry.route == nil and entry[1] == nil) then
+      return nil, ("%s/urls.lua: entry %d is not a path(...) entry"):format(dir, i)
+    end
+  end
+  return { dir = dir, settings = settings, urlpatterns = patterns, auth = auth }
+end
+
+return app

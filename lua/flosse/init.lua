@@ -1,0 +1,137 @@
+--- flosse: Server-Sent Events views for Lua 5.4.
+-- A view is a function run as a coroutine; each coroutine.yield is an event.
+local core = require "flosse.core"
+local response = require "flosse.response"
+
+local flosse = {
+  _VERSION = core.version,
+  urls = require "flosse.urls",
+  permissions = require "flosse.permissions",
+  auth = require "flosse.auth",
+  static = require "flosse.static",
+}
+
+local View = { __name = "flosse.View" }
+View.__index = View
+
+function View:__tostring()
+  return ("flosse.View(%s)"):format(self.kind)
+end
+
+local STREAM_OPTIONS = { permission_classes = true, retry = true, heartbeat = true, name = true }
+local PLAIN_OPTIONS = { permission_classes = true, methods = true, name = true }
+
+local function check_options(opts, allowed, what)
+  for k in pairs(opts) do
+    if not allowed[k] then
+      error(("%s: unknown option %q"):format(what, tostring(k)), 4)
+    end
+  end
+  local pcs = opts.permission_classes
+  if pcs ~= nil then
+    if type(pcs) ~= "table" then error(what .. ": permission_classes must be a list", 4) end
+    for i, cls in ipairs(pcs) do
+      if type(cls) ~= "table" or type(cls.has_permission) ~= "function" then
+        error(("%s: permission_classes[%d] has no has_permission method"):format(what, i), 4)
+      end
+    end
+  end
+end
+
+local function is_nonneg_int(v)
+  return math.type(v) == "integer" and v >= 0
+    or (type(v) == "number" and v >= 0 and v == math.floor(v))
+end
+
+local function new_stream(opts, fn)
+  if type(fn) ~= "function" then error("sse_stream: the view must be a function", 3) end
+  check_options(opts, STREAM_OPTIONS, "sse_stream")
+  if opts.retry ~= nil and not is_nonneg_int(opts.retry) then
+    error("sse_stream: retry must be a non-negative integer (milliseconds)", 3)
+  end
+  if opts.heartbeat ~= nil and (type(opts.heartbeat) ~= "number" or opts.heartbeat < 0) then
+    error("sse_stream: heartbeat must be a non-negative number of seconds", 3)
+  end
+  return setmetatable({
+    is_flosse_view = true,
+    kind = "stream",
+    fn = fn,
+    methods = { GET = true },
+    permission_classes = opts.permission_classes or {},
+    retry = opts.retry and math.tointeger(opts.retry),
+    heartbeat = opts.heartbeat,
+    name = opts.name,
+  }, View)
+end
+
+--- Makes a stream view: sse_stream(fn), sse_stream(opts, fn) or sse_stream(opts)(fn).
+function flosse.sse_stream(a, b)
+  if type(a) == "function" and b == nil then return new_stream({}, a) end
+  if type(a) ~= "table" then error("sse_stream: expected a function or an options table", 2) end
+  if b == nil then
+    return function(fn) return new_stream(a, fn) end
+  end
+  return new_stream(a, b)
+end
+
+local function new_plain(opts, fn)
+  if type(fn) ~= "function" then error("view: the view must be a function", 3) end
+  check_options(opts, PLAIN_OPTIONS, "view")
+  local methods = {}
+  for _, m in ipairs(opts.methods or { "GET", "HEAD" }) do
+    methods[tostring(m):upper()] = true
+  end
+  if methods.GET then methods.HEAD = true end
+  return setmetatable({
+    is_flosse_view = true,
+    kind = "plain",
+    fn = fn,
+    methods = methods,
+    permission_classes = opts.permission_classes or {},
+    name = opts.name,
+  }, View)
+end
+
+--- Makes an ordinary (non-stream) view: view(fn), view(opts, fn) or view(opts)(fn).
+-- It returns a flosse.response{...} or a string (200, text/plain).
+function flosse.view(a, b)
+  if type(a) == "function" and b == nil then return new_plain({}, a) end
+  if type(a) ~= "table" then error("view: expected a function or an options table", 2) end
+  if b == nil then
+    return function(fn) return new_plain(a, fn) end
+  end
+  return new_plain(a, b)
+end
+
+--- Turns whatever path() was given into a view object (plain functions are GET views).
+function flosse.as_view(v)
+  if getmetatable(v) == View then return v end
+  if type(v) == "table" and v.is_flosse_view then return v end
+  return new_plain({}, v)
+end
+
+local SSEEvent = { __name = "flosse.SSEEvent" }
+SSEEvent.__index = SSEEvent
+
+function SSEEvent:__tostring()
+  return core.frame(self) or "flosse.SSEEvent(invalid)"
+end
+
+--- flosse.SSEEvent{ data = x, event = "e", id = "1", retry = 5000 }
+flosse.SSEEvent = setmetatable(SSEEvent, {
+  __call = function(_, t)
+    if type(t) ~= "table" then error("SSEEvent: expected a table of fields", 2) end
+    if t.data == nil then error("SSEEvent: data is required", 2) end
+    return setmetatable({ data = t.data, event = t.event, id = t.id, retry = t.retry }, SSEEvent)
+  end,
+})
+
+--- Suspends the calling stream for the given seconds; the server goes on.
+flosse.sleep = core.sleep
+
+--- flosse.response{ status =, headers =, body = }, with .text and .json helpers.
+flosse.response = setmetatable({ text = response.text, json = response.json }, {
+  __call = function(_, t) return response.new(t) end,
+})
+
+return flosse

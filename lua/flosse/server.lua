@@ -1,0 +1,91 @@
+--- flosse.server: what every request runs first, inside its own coroutine.
+-- The C core calls the dispatcher with the parsed request; the dispatcher
+-- routes, authenticates, checks permissions and runs the view. An ordinary
+-- answer is returned as status, headers, body; a stream is started with
+-- core.start_stream and the view's yields go straight to the core.
+local core = require "flosse.core"
+local flosse = require "flosse"
+local urls = require "flosse.urls"
+local auth = require "flosse.auth"
+local permissions = require "flosse.permissions"
+local request_mod = require "flosse.request"
+local response = require "flosse.response"
+
+local server = {}
+
+local TEXT = "text/plain; charset=utf-8"
+
+local function text(status, body, extra)
+  local headers = { ["Content-Type"] = TEXT }
+  for k, v in pairs(extra or {}) do headers[k] = v end
+  return status, headers, body
+end
+
+local function allow_header(methods)
+  local list = {}
+  for m in pairs(methods) do list[#list + 1] = m end
+  table.sort(list)
+  return table.concat(list, ", ")
+end
+
+-- Turns an ordinary view's result into status, headers, body.
+local function answer(result)
+  if response.is_response(result) then
+    return result.status, result.headers, result.body
+  elseif type(result) == "string" then
+    return text(200, result)
+  end
+  error(("the view returned %s; return flosse.response{...} or a string"):format(type(result)), 0)
+end
+
+-- The error's first line for clients in debug mode, with the traceback for the log.
+local function on_error(e)
+  local msg = type(e) == "string" and e or ("(error object is a %s) %s"):format(type(e), tostring(e))
+  return { message = msg, log = debug.traceback(msg, 2) }
+end
+
+local function run(app, view, req)
+  req.user = auth.authenticate(app.settings.authentication_classes, req)
+  local ok, why = permissions.check(view.permission_classes, req)
+  if not ok then return text(403, tostring(why or "Forbidden") .. "\n") end
+  if view.kind == "stream" then
+    local retry = view.retry
+    if retry == nil then retry = app.settings.retry end
+    core.start_stream(retry)
+    view.fn(req)
+    return
+  end
+  return answer(view.fn(req))
+end
+
+--- Returns the function the core starts every request with.
+-- get_app() returns the app to route with (hot reload swaps it between requests).
+function server.dispatcher(get_app)
+  return function(raw)
+    local app = get_app()
+    local req = request_mod.new(raw)
+    local route, params = urls.resolve(app.urlpatterns, req.path)
+    if not route then return text(404, "Not Found\n") end
+    local view = flosse.as_view(route.view)
+    if not view.methods[req.method] then
+      return text(405, "Method Not Allowed\n", { Allow = allow_header(view.methods) })
+    end
+    req.params = params
+    req.route = route
+    core.on_close(function()
+      for _, e in ipairs(req:run_close_handlers()) do
+        core.report_error("on_close handler: " .. tostring(e))
+      end
+    end)
+    local results = table.pack(xpcall(run, on_error, app, view, req))
+    if results[1] then return table.unpack(results, 2, results.n) end
+    local err = results[2]
+    local id = core.report_error(err.log, err.message)
+    if core.in_stream() then return end -- the error event is sent; the stream ends
+    local body = app.settings.debug and ("Internal Server Error: %s (error id %s)\n"):format(err.message, id)
+      or ("Internal Server Error (error id %s)\n"):format(id)
+    return text(500, body)
+  end
+end
+
+return server
