@@ -47,7 +47,7 @@ end
 local function run(app, view, req)
   req.user = auth.authenticate(app.settings.authentication_classes, req)
   local ok, why = permissions.check(view.permission_classes, req)
-  if not ok then return text(403, tostring(why or "Forbidden") .. "\n") end
+  if not ok then return text(403, tostring(why or "Forbidden")) end
   if view.kind == "stream" then
     local retry = view.retry
     if retry == nil then retry = app.settings.retry end
