@@ -10,11 +10,13 @@
 --
 -- Environment:
 --   FLOSSE_TEST_WRAP     prefixes the server command line, e.g.
---                          FLOSSE_TEST_WRAP="valgrind -q --error-exitcode=99"
+--                          FLOSSE_TEST_WRAP="valgrind -q --trace-children=yes --log-file=/tmp/vg.%p"
 --                          FLOSSE_TEST_WRAP="env LD_PRELOAD=$(gcc -print-file-name=libasan.so)"
---                        (the pid the harness stops is the wrapper's, so the
---                        wrapper must run the server in its own process, as
---                        valgrind and env do).
+--                        bin/flosse is a `#!/usr/bin/env lua5.4` script, so
+--                        valgrind needs --trace-children=yes to follow the exec
+--                        into lua5.4. The harness stops the pid it started, so
+--                        the wrapper must exec the server in the same process
+--                        (valgrind and env do; `sh -c` or `timeout` do not).
 --   FLOSSE_BIN           the server command (default "bin/flosse", from the repo root).
 --   FLOSSE_TEST_TIMEOUT  seconds a single read may wait (default 10); raise it
 --                        under slow wrappers.
@@ -164,11 +166,11 @@ function e2e.start(dir, opts)
       return server
     end
     if not server:alive() then
-      server:stop()
+      server:cleanup()
       error("server exited before listening: " .. cmd .. "\n" .. log, 2)
     end
     if now() > deadline then
-      server:stop()
+      server:cleanup()
       error("server did not report listening within the deadline: " .. cmd .. "\n" .. log, 2)
     end
     socket.sleep(0.05)
