@@ -1,0 +1,202 @@
+/* Unit tests of the pure parts of the C core (buffers, SSE framing, HTTP
+ * reading), built with AddressSanitizer and UBSan by spec/run.
+ * Prints TAP: one "ok N - ..." or "not ok N - ..." line per check. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../core/buf.h"
+#include "../../core/http.h"
+#include "../../core/sse.h"
+
+static int n_checks, n_failed;
+
+static void check(int cond, const char *what, const char *detail) {
+  n_checks++;
+  if (!cond) n_failed++;
+  printf("%sok %d - C core: %s\n", cond ? "" : "not ", n_checks, what);
+  if (!cond && detail) printf("# %s\n", detail);
+}
+
+/* Flattens a buffer into a NUL-terminated malloc'd string. */
+static char *flatten(const struct flosse_buf *b) {
+  char *s = malloc(b->len + 1);
+  struct iovec iov[256];
+  int n = flosse_buf_iov(b, iov, 256);
+  size_t off = 0;
+  for (int i = 0; i < n; i++) {
+    memcpy(s + off, iov[i].iov_base, iov[i].iov_len);
+    off += iov[i].iov_len;
+  }
+  s[off] = '\0';
+  return s;
+}
+
+static void check_frame(const struct flosse_sse_event *ev, const char *want, const char *what) {
+  struct flosse_buf b;
+  char err[128] = "";
+  flosse_buf_init(&b);
+  int rc = flosse_sse_frame(&b, ev, err, sizeof err);
+  char *got = flatten(&b);
+  char detail[512];
+  snprintf(detail, sizeof detail, "got [%s] (%s)", got, err);
+  check(rc == FLOSSE_OK && strcmp(got, want) == 0, what, detail);
+  free(got);
+  flosse_buf_free(&b);
+}
+
+static void test_buf(void) {
+  struct flosse_buf b;
+  flosse_buf_init(&b);
+  flosse_buf_append(&b, "hello ", 6);
+  flosse_buf_printf(&b, "%s %d", "world", 42);
+  char *s = flatten(&b);
+  check(strcmp(s, "hello world 42") == 0 && b.len == 14, "buf appends coalesce", s);
+  struct iovec iov[4];
+  check(flosse_buf_iov(&b, iov, 4) == 1, "small appends share one segment", NULL);
+  free(s);
+
+  struct flosse_seg *shared = flosse_seg_new(16);
+  memcpy(shared->data, "SHARED", 6);
+  shared->len = 6;
+  flosse_buf_append_seg(&b, shared);
+  flosse_buf_append(&b, "!", 1);
+  check(shared->refs == 2, "a queued shared segment holds a reference", NULL);
+  s = flatten(&b);
+  check(strcmp(s, "hello world 42SHARED!") == 0, "appends after a shared segment do not write into it", s);
+  free(s);
+  flosse_buf_consume(&b, 16);
+  s = flatten(&b);
+  check(strcmp(s, "ARED!") == 0 && b.len == 5, "consume across segments", s);
+  free(s);
+  flosse_buf_consume(&b, 5);
+  check(b.len == 0 && b.ents == NULL && shared->refs == 1,
+        "a drained buffer keeps nothing and drops its references", NULL);
+  flosse_seg_release(shared);
+
+  char big[10000];
+  memset(big, 'x', sizeof big);
+  for (int i = 0; i < 50; i++) flosse_buf_append(&b, big, sizeof big);
+  check(b.len == 500000, "large appends", NULL);
+  flosse_buf_consume(&b, 250001);
+  check(b.len == 249999, "partial consume of large appends", NULL);
+  flosse_buf_free(&b);
+}
+
+static void test_sse(void) {
+  struct flosse_sse_event ev = {NULL, 0, "hello", 5, NULL, 0, -1};
+  check_frame(&ev, "data: hello\n\n", "frame data");
+  struct flosse_sse_event ev2 = {"update", 6, "{\"count\":1}", 11, "evt-001", 7, -1};
+  check_frame(&ev2, "event: update\ndata: {\"count\":1}\nid: evt-001\n\n", "frame event, data, id");
+  struct flosse_sse_event ev3 = {"e", 1, "x", 1, "1", 1, 5000};
+  check_frame(&ev3, "event: e\ndata: x\nid: 1\nretry: 5000\n\n", "frame every field");
+  struct flosse_sse_event ev4 = {NULL, 0, "a\nb\r\nc\rd", 8, NULL, 0, -1};
+  check_frame(&ev4, "data: a\ndata: b\ndata: c\ndata: d\n\n", "data splits on LF, CRLF and CR");
+  struct flosse_sse_event ev5 = {NULL, 0, "a\n", 2, NULL, 0, -1};
+  check_frame(&ev5, "data: a\ndata: \n\n", "a trailing newline survives");
+  struct flosse_sse_event ev6 = {NULL, 0, "", 0, NULL, 0, -1};
+  check_frame(&ev6, "data: \n\n", "empty data is one empty data line");
+  struct flosse_sse_event ev7 = {NULL, 0, NULL, 0, NULL, 0, 3000};
+  check_frame(&ev7, "retry: 3000\n\n", "a retry-only frame");
+
+  struct flosse_buf b;
+  char err[128];
+  flosse_buf_init(&b);
+  struct flosse_sse_event bad1 = {"x\ndata: injected", 16, "d", 1, NULL, 0, -1};
+  check(flosse_sse_frame(&b, &bad1, err, sizeof err) == FLOSSE_ERR && b.len == 0,
+        "an event name with LF is refused before anything is written", err);
+  struct flosse_sse_event bad2 = {NULL, 0, "d", 1, "1\r", 2, -1};
+  check(flosse_sse_frame(&b, &bad2, err, sizeof err) == FLOSSE_ERR && b.len == 0,
+        "an id with CR is refused", err);
+  struct flosse_sse_event bad3 = {NULL, 0, "d", 1, "a\0b", 3, -1};
+  check(flosse_sse_frame(&b, &bad3, err, sizeof err) == FLOSSE_ERR, "an id with NUL is refused", err);
+  check(flosse_sse_comment(&b, " hb", 3) == FLOSSE_OK, "comment frame", NULL);
+  char *s = flatten(&b);
+  check(strcmp(s, ": hb\n\n") == 0, "comment bytes", s);
+  free(s);
+  flosse_buf_free(&b);
+}
+
+static struct flosse_http_limits limits = {64, 512, 16};
+
+static enum flosse_http_rc feed_str(struct flosse_http *h, const char *s, size_t *used) {
+  return flosse_http_feed(h, s, strlen(s), used);
+}
+
+static const char *header(struct flosse_http *h, const char *name, char *out, size_t len) {
+  for (int i = 0; i < h->nheaders; i++) {
+    struct flosse_http_header *hd = &h->headers[i];
+    if (hd->name.len == strlen(name) && memcmp(flosse_http_str(h, hd->name), name, hd->name.len) == 0) {
+      snprintf(out, len, "%.*s", (int)hd->value.len, flosse_http_str(h, hd->value));
+      return out;
+    }
+  }
+  return NULL;
+}
+
+static void test_http(void) {
+  struct flosse_http h;
+  size_t used;
+  char v[128];
+  flosse_http_init(&h, &limits);
+  const char *req = "GET /sse/x/?a=1 HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 7\r\n\r\n";
+  /* byte by byte: the parser must keep pieces that arrive apart */
+  enum flosse_http_rc rc = FLOSSE_HTTP_MORE;
+  size_t i;
+  for (i = 0; i < strlen(req) && rc == FLOSSE_HTTP_MORE; i++) rc = flosse_http_feed(&h, req + i, 1, &used);
+  check(rc == FLOSSE_HTTP_DONE && i == strlen(req), "a request fed byte by byte completes", NULL);
+  check(h.url.len == 11 && memcmp(flosse_http_str(&h, h.url), "/sse/x/?a=1", 11) == 0, "url", NULL);
+  check(header(&h, "last-event-id", v, sizeof v) && strcmp(v, "7") == 0,
+        "header names are lowercased, values kept", NULL);
+  check(flosse_http_keep_alive(&h), "HTTP/1.1 keeps the connection", NULL);
+
+  flosse_http_next(&h);
+  const char *two = "POST /p HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /q HTTP/1.1\r\n\r\n";
+  rc = feed_str(&h, two, &used);
+  check(rc == FLOSSE_HTTP_DONE && h.body.len == 3 && memcmp(flosse_http_str(&h, h.body), "abc", 3) == 0,
+        "a body is read", NULL);
+  check(used == strlen(two) - strlen("GET /q HTTP/1.1\r\n\r\n"), "a pipelined request is left unread", NULL);
+  flosse_http_next(&h);
+  rc = feed_str(&h, two + used, &used);
+  check(rc == FLOSSE_HTTP_DONE && h.url.len == 2, "the pipelined request is read next", NULL);
+  flosse_http_free(&h);
+
+  flosse_http_init(&h, &limits);
+  rc = feed_str(&h, "HELLO\r\n\r\n", &used);
+  check(rc == FLOSSE_HTTP_ERROR && h.status == 400, "garbage is a 400", NULL);
+  flosse_http_free(&h);
+
+  flosse_http_init(&h, &limits);
+  char longurl[200] = "GET /";
+  memset(longurl + 5, 'a', 100);
+  strcpy(longurl + 105, " HTTP/1.1\r\n\r\n");
+  rc = feed_str(&h, longurl, &used);
+  check(rc == FLOSSE_HTTP_ERROR && h.status == 414, "a long request target is a 414", NULL);
+  flosse_http_free(&h);
+
+  flosse_http_init(&h, &limits);
+  char hdrs[2048] = "GET / HTTP/1.1\r\n";
+  for (int k = 0; k < 30; k++) strcat(hdrs, "X-Filler: 0123456789012345\r\n");
+  strcat(hdrs, "\r\n");
+  rc = feed_str(&h, hdrs, &used);
+  check(rc == FLOSSE_HTTP_ERROR && h.status == 431, "a large header block is a 431", NULL);
+  flosse_http_free(&h);
+
+  flosse_http_init(&h, &limits);
+  rc = feed_str(&h, "POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\n", &used);
+  check(rc == FLOSSE_HTTP_ERROR && h.status == 413, "a declared body over the limit is a 413", NULL);
+  flosse_http_free(&h);
+
+  flosse_http_init(&h, &limits);
+  rc = feed_str(&h, "GET / HTTP/1.0\r\n\r\n", &used);
+  check(rc == FLOSSE_HTTP_DONE && !flosse_http_keep_alive(&h), "HTTP/1.0 closes by default", NULL);
+  flosse_http_free(&h);
+}
+
+int main(void) {
+  test_buf();
+  test_sse();
+  test_http();
+  printf("1..%d\n", n_checks);
+  return n_failed ? 1 : 0;
+}
