@@ -29,7 +29,7 @@ LIBS = -L$(LIBEV_LIBDIR) -lev -L$(HTTP_PARSER_LIBDIR) -lhttp_parser -lm
 
 # Debian packages the build, the example app and the tests need.
 DEB_PACKAGES = lua5.4 liblua5.4-dev libev-dev lua-cjson lua-busted lua-socket \
-  libhttp-parser-dev luarocks pkg-config gcc make curl
+  libhttp-parser-dev luarocks pkg-config gcc make curl valgrind
 
 .PHONY: all deps run test test-c clean check install
 
