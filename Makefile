@@ -31,7 +31,7 @@ LIBS = -L$(LIBEV_LIBDIR) -lev -L$(HTTP_PARSER_LIBDIR) -lhttp_parser -lm
 DEB_PACKAGES = lua5.4 liblua5.4-dev libev-dev lua-cjson lua-busted lua-socket \
   libhttp-parser-dev luarocks pkg-config gcc make curl valgrind
 
-.PHONY: all deps run test test-c clean check install
+.PHONY: all deps test-deps run test clean check
 
 all: $(CORE_SO)
 
@@ -39,9 +39,14 @@ $(CORE_SO): $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $(CORE_SRC) $(LIBS)
 
+# The tests also drive a real browser.
+TEST_PACKAGES = chromium
+
 # Installs what is missing when run as root; otherwise says what to run.
-deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do \
+deps: PACKAGES = $(DEB_PACKAGES)
+test-deps: PACKAGES = $(DEB_PACKAGES) $(TEST_PACKAGES)
+deps test-deps:
+	@missing=$$(for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
 	done | tr '\n' ' '); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -55,7 +60,7 @@ deps:
 run: deps all
 	bin/flosse serve scripts --host $(HOST) --port $(PORT)
 
-test: deps all
+test: test-deps all
 	spec/run
 
 check: test
