@@ -599,7 +599,9 @@ static int l_start_stream(lua_State *T) {
                              "Cache-Control: no-cache, no-transform\r\n"
                              "X-Accel-Buffering: no\r\n"
                              "%s\r\n",
-                             c->chunked ? "Transfer-Encoding: chunked\r\n" : "Connection: close\r\n");
+                             !c->chunked ? "Connection: close\r\n"
+                             : c->keep_alive ? "Transfer-Encoding: chunked\r\n"
+                                             : "Transfer-Encoding: chunked\r\nConnection: close\r\n");
   if (!c->chunked) c->keep_alive = 0;
   c->state = FLOSSE_CONN_STREAMING;
   if (rc != FLOSSE_OK) return luaL_error(T, "out of memory");
