@@ -40,7 +40,7 @@ $(CORE_SO): $(CORE_SRC) $(CORE_HDR)
 	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $(CORE_SRC) $(LIBS)
 
 # The tests also drive a real browser.
-TEST_PACKAGES = chromium
+TEST_PACKAGES = chromium lua-check
 
 # Installs what is missing when run as root; otherwise says what to run.
 deps: PACKAGES = $(DEB_PACKAGES)
