@@ -207,7 +207,7 @@ describe("#e2e client disconnect (fixture app)", function()
     local c = e2e.open_stream(s2.port, "/tracked/?mode=idle&key=shutdown")
     assert(c:read_event())
     local t0 = e2e.now()
-    os.execute("kill -TERM " .. s2.pid)
+    s2:signal("TERM")
     local deadline = t0 + 5
     while s2:alive() and e2e.now() < deadline do e2e.sleep(0.05) end
     local exited = not s2:alive()

@@ -115,11 +115,23 @@ function Server:alive()
   return alive(self.pid)
 end
 
+-- Sends a signal ("TERM", "HUP", ...) to the server.
+function Server:signal(sig)
+  self.signalled = true
+  return os.execute("kill -" .. sig .. " " .. self.pid .. " 2>/dev/null")
+end
+
 -- TERM, wait (bounded), then KILL. Safe to call twice.
 function Server:stop()
   if self.stopped then return end
   self.stopped = true
   servers[self.pid] = nil
+  if self.port and not self.signalled and not alive(self.pid) then
+    -- It died on its own (a crash): say so, with its log, for the report.
+    self.died = true
+    io.stderr:write(string.format("\ne2e: the server (pid %d, %s) had exited before it was stopped;"
+      .. " its log:\n%s\n", self.pid, self.cmd, self:log()))
+  end
   os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
   local deadline = now() + 5
   while alive(self.pid) and now() < deadline do socket.sleep(0.05) end
