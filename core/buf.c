@@ -58,6 +58,7 @@ int flosse_buf_append(struct flosse_buf *b, const void *p, size_t len) {
     t->seg->len += (uint32_t)len;
     t->end += (uint32_t)len;
     b->len += len;
+    b->total += len;
     return FLOSSE_OK;
   }
   if (buf_reserve_ent(b) != FLOSSE_OK) return FLOSSE_ERR;
@@ -67,6 +68,7 @@ int flosse_buf_append(struct flosse_buf *b, const void *p, size_t len) {
   seg->len = (uint32_t)len;
   b->ents[b->head + b->n++] = (struct flosse_bufent){seg, 0, (uint32_t)len};
   b->len += len;
+  b->total += len;
   return FLOSSE_OK;
 }
 
@@ -94,6 +96,7 @@ int flosse_buf_append_seg(struct flosse_buf *b, struct flosse_seg *seg) {
   seg->refs++;
   b->ents[b->head + b->n++] = (struct flosse_bufent){seg, 0, seg->len};
   b->len += seg->len;
+  b->total += seg->len;
   return FLOSSE_OK;
 }
 

@@ -33,6 +33,7 @@ struct flosse_buf {
   struct flosse_bufent *ents;
   uint32_t head, n, cap; /* live entries are ents[head .. head+n) */
   size_t len;            /* bytes queued */
+  uint64_t total;        /* bytes ever queued (for the access log) */
 };
 
 /* Allocates a segment with room for cap bytes and one reference.

@@ -69,7 +69,12 @@ struct flosse_conn *flosse_conn_new(struct flosse_server *srv, int fd,
   format_remote(c->remote, sizeof c->remote, sa);
   flosse_list_init(&c->qnode);
   flosse_list_init(&c->wnode);
+  flosse_tq_node_init(&c->rd);
+  flosse_tq_node_init(&c->wr);
+  flosse_tq_node_init(&c->hb);
   flosse_list_push(&srv->conns, &c->node);
+  srv->nconns++;
+  flosse_tq_touch(&srv->header_tq, &c->rd);
   ev_io_init(&c->rio, on_read, fd, EV_READ);
   ev_io_init(&c->wio, on_write, fd, EV_WRITE);
   ev_timer_init(&c->sleep_timer, on_sleep_done, 0., 0.);
@@ -88,13 +93,20 @@ void flosse_conn_free(struct flosse_conn *c) {
 void flosse_conn_close(struct flosse_conn *c, const char *why) {
   if (c->state == FLOSSE_CONN_CLOSED) return;
   struct flosse_server *srv = c->srv;
-  if (why) flosse_log("closed %s %s: %s", c->remote, c->reqline ? c->reqline : "-", why);
+  if (why) flosse_log(FLOSSE_LOG_WARN, "closed %s %s: %s", c->remote, c->reqline ? c->reqline : "-", why);
   ev_io_stop(srv->loop, &c->rio);
   ev_io_stop(srv->loop, &c->wio);
   ev_timer_stop(srv->loop, &c->sleep_timer);
+  flosse_tq_remove(&c->rd);
+  flosse_tq_remove(&c->wr);
+  flosse_tq_remove(&c->hb);
+  c->hbq = NULL;
+  int in_request = c->reqline != NULL;
   /* Mark it first: the view's cleanup code must not queue more work on it. */
   c->state = FLOSSE_CONN_CLOSED;
   flosse_stream_release(c);
+  if (in_request) flosse_conn_log_access(c);
+  srv->nconns--;
   close(c->fd);
   c->fd = -1;
   flosse_list_unlink(&c->node);
@@ -122,14 +134,18 @@ void flosse_conn_flush(struct flosse_conn *c) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
         ev_io_start(c->srv->loop, &c->wio);
+        /* The clock runs from the last byte the socket took. */
+        if (!flosse_tq_member(&c->wr)) flosse_tq_touch(&c->srv->write_tq, &c->wr);
         break;
       }
       flosse_conn_close(c, errno == EPIPE || errno == ECONNRESET ? NULL : strerror(errno));
       return;
     }
+    if (w > 0 && flosse_tq_member(&c->wr)) flosse_tq_touch(&c->srv->write_tq, &c->wr);
     flosse_buf_consume(&c->out, (size_t)w);
   }
   if (c->out.len == 0) {
+    flosse_tq_remove(&c->wr);
     ev_io_stop(c->srv->loop, &c->wio);
     if (c->state == FLOSSE_CONN_DRAINING) {
       flosse_conn_close(c, NULL);
@@ -160,6 +176,7 @@ static void on_sleep_done(struct ev_loop *loop, ev_timer *w, int revents) {
 int flosse_conn_respond(struct flosse_conn *c, int status, const char *ctype,
                         const char *body, size_t len) {
   struct flosse_buf *o = &c->out;
+  c->status = status;
   int rc = flosse_buf_printf(o, "HTTP/1.1 %d %s\r\n", status, flosse_http_reason(status));
   if (ctype) rc |= flosse_buf_printf(o, "Content-Type: %s\r\n", ctype);
   rc |= flosse_buf_printf(o, "Content-Length: %zu\r\n", len);
@@ -171,17 +188,32 @@ int flosse_conn_respond(struct flosse_conn *c, int status, const char *ctype,
   return rc ? FLOSSE_ERR : FLOSSE_OK;
 }
 
-/* Answers a request the parser refused, then closes: after a framing error
- * nothing that follows on the connection can be trusted. */
-static void refuse(struct flosse_conn *c, int status, const char *why) {
+/* After a framing error nothing that follows on the connection can be
+ * trusted, so every refusal closes once its answer is sent. */
+void flosse_conn_refuse(struct flosse_conn *c, int status, const char *why) {
   char body[64];
   int n = snprintf(body, sizeof body, "%s\n", flosse_http_reason(status));
-  flosse_log("%d %s from %s", status, why ? why : flosse_http_reason(status), c->remote);
+  flosse_log(FLOSSE_LOG_WARN, "refused %s: %d %s", c->remote, status,
+             why ? why : flosse_http_reason(status));
   c->keep_alive = 0;
   c->head = 0;
+  flosse_tq_remove(&c->rd);
   ev_io_stop(c->srv->loop, &c->rio);
+  c->req_base = c->out.total;
+  c->events = 0;
+  if (!c->req_start) c->req_start = ev_now(c->srv->loop);
   flosse_conn_respond(c, status, "text/plain; charset=utf-8", body, (size_t)n);
+  flosse_conn_log_access(c);
   c->state = FLOSSE_CONN_DRAINING;
+}
+
+void flosse_conn_log_access(struct flosse_conn *c) {
+  if (flosse_log_level < FLOSSE_LOG_INFO) return;
+  double took = c->req_start ? ev_time() - c->req_start : 0;
+  flosse_log_write("access %s \"%s\" %d %.3fs events=%lu bytes=%llu", c->remote,
+                   c->reqline ? c->reqline : "-", c->status, took, c->events,
+                   (unsigned long long)(c->out.total - c->req_base));
+  c->req_start = 0;
 }
 
 static int keep_pending(struct flosse_conn *c, const char *p, size_t len) {
@@ -205,13 +237,14 @@ static void feed(struct flosse_conn *c, const char *p, size_t len) {
     case FLOSSE_HTTP_MORE:
       return;
     case FLOSSE_HTTP_ERROR:
-      refuse(c, c->http.status, c->http.error);
+      flosse_conn_refuse(c, c->http.status, c->http.error);
       return;
     case FLOSSE_HTTP_DONE:
       if (used < len && keep_pending(c, p + used, len - used) != FLOSSE_OK) {
-        refuse(c, 431, "too many pipelined bytes");
+        flosse_conn_refuse(c, 431, "too many pipelined bytes");
         return;
       }
+      flosse_tq_remove(&c->rd);
       flosse_stream_dispatch(c);
       return;
   }
@@ -244,14 +277,17 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents) {
   } else if (c->state == FLOSSE_CONN_DRAINING) {
     /* Answer is on its way and the connection closes after it. */
   } else if (keep_pending(c, buf, (size_t)n) != FLOSSE_OK) {
-    flosse_log("%s: pipelined bytes over the limit; stopped reading", c->remote);
+    flosse_log(FLOSSE_LOG_WARN, "%s: pipelined bytes over the limit; stopped reading", c->remote);
   }
 }
 
 void flosse_conn_request_done(struct flosse_conn *c) {
+  flosse_tq_remove(&c->hb);
+  c->hbq = NULL;
+  if (c->state == FLOSSE_CONN_CLOSED) return;
+  flosse_conn_log_access(c);
   free(c->reqline);
   c->reqline = NULL;
-  if (c->state == FLOSSE_CONN_CLOSED) return;
   if (!c->keep_alive) {
     c->state = FLOSSE_CONN_DRAINING;
     ev_io_stop(c->srv->loop, &c->rio);
@@ -259,6 +295,7 @@ void flosse_conn_request_done(struct flosse_conn *c) {
     return;
   }
   c->state = FLOSSE_CONN_READING;
+  flosse_tq_touch(&c->srv->header_tq, &c->rd);
   if (!ev_is_active(&c->rio)) ev_io_start(c->srv->loop, &c->rio);
   /* Pipelined requests are parsed from the prepare watcher, not from here,
    * so a burst of them cannot recurse. */
@@ -278,4 +315,42 @@ void flosse_conn_run(struct flosse_conn *c) {
     feed(c, p, len);
     free(p);
   }
+}
+
+void flosse_conn_stream_wrote(struct flosse_conn *c) {
+  if (c->hbq) flosse_tq_touch(c->hbq, &c->hb);
+  flosse_conn_want_write(c);
+}
+
+void flosse_conn_on_heartbeat(struct flosse_tq *tq, struct flosse_tq_node *n) {
+  struct flosse_conn *c = flosse_container_of(n, struct flosse_conn, hb);
+  if (c->state != FLOSSE_CONN_STREAMING) return;
+  /* Bytes still queued mean the stream is not idle, only the client slow. */
+  if (c->out.len == 0) {
+    static const char chunk[] = "d\r\n: heartbeat\n\n\r\n";
+    int rc = c->chunked ? flosse_buf_append(&c->out, chunk, sizeof chunk - 1)
+                        : flosse_buf_append(&c->out, chunk + 3, 13);
+    if (rc != FLOSSE_OK) {
+      flosse_conn_close(c, "out of memory");
+      return;
+    }
+    flosse_conn_want_write(c);
+  }
+  flosse_tq_touch(tq, n);
+}
+
+void flosse_conn_on_header_timeout(struct flosse_tq *tq, struct flosse_tq_node *n) {
+  (void)tq;
+  struct flosse_conn *c = flosse_container_of(n, struct flosse_conn, rd);
+  if (c->state != FLOSSE_CONN_READING) return;
+  if (c->http.started || c->pending_len)
+    flosse_conn_refuse(c, 408, "request headers not received in time");
+  else
+    flosse_conn_close(c, NULL); /* an idle connection: nothing to answer */
+}
+
+void flosse_conn_on_write_timeout(struct flosse_tq *tq, struct flosse_tq_node *n) {
+  (void)tq;
+  struct flosse_conn *c = flosse_container_of(n, struct flosse_conn, wr);
+  flosse_conn_close(c, "write timeout: the client stopped reading");
 }

@@ -10,6 +10,7 @@
 #include "http.h"
 #include "list.h"
 #include "server.h"
+#include "tq.h"
 
 enum flosse_conn_state {
   FLOSSE_CONN_READING,   /* waiting for (the rest of) a request */
@@ -35,6 +36,10 @@ struct flosse_conn {
   struct flosse_list node;   /* in srv->conns */
   struct flosse_list qnode;  /* in srv->runq, or srv->freeq once closed */
   struct flosse_list wnode;  /* in srv->writeq */
+  struct flosse_tq_node rd;  /* in srv->header_tq while a request is awaited */
+  struct flosse_tq_node wr;  /* in srv->write_tq while the socket is full */
+  struct flosse_tq_node hb;  /* in *hbq while streaming with heartbeats */
+  struct flosse_tq *hbq;
   struct flosse_http http;
   struct flosse_buf out;
   char *pending;             /* bytes read past the current request */
@@ -42,7 +47,13 @@ struct flosse_conn {
   lua_State *T;              /* the request's thread, anchored by thread_ref */
   int thread_ref, onclose_ref;
   int keep_alive, chunked, http10, head;
+  int over_budget;           /* the instruction hook stopped the view */
   char *reqline;             /* "GET /path" for log lines */
+  /* for the access line */
+  ev_tstamp req_start;
+  int status;
+  unsigned long events;
+  uint64_t req_base;         /* out.total when the request began */
   char remote[64];
 };
 
@@ -72,6 +83,20 @@ int flosse_conn_respond(struct flosse_conn *c, int status, const char *ctype,
 /* Called when the request thread finished: back to reading, or close. */
 void flosse_conn_request_done(struct flosse_conn *c);
 
+/* Marks bytes just queued on a stream, for heartbeats and flushing. */
+void flosse_conn_stream_wrote(struct flosse_conn *c);
+
+/* Answers a refused request (400, 408, 413, 414, 431, 503) and closes after. */
+void flosse_conn_refuse(struct flosse_conn *c, int status, const char *why);
+
+/* Writes the access-log line of the request that just ended. */
+void flosse_conn_log_access(struct flosse_conn *c);
+
 const char *flosse_http_reason(int status);
+
+/* Expiry callbacks of the server's timeout queues. */
+void flosse_conn_on_heartbeat(struct flosse_tq *tq, struct flosse_tq_node *n);
+void flosse_conn_on_header_timeout(struct flosse_tq *tq, struct flosse_tq_node *n);
+void flosse_conn_on_write_timeout(struct flosse_tq *tq, struct flosse_tq_node *n);
 
 #endif

@@ -21,6 +21,18 @@ static struct lserver *check_server(lua_State *L) {
   return ls;
 }
 
+static lua_Number opt_num_field(lua_State *L, int t, const char *k, lua_Number def) {
+  lua_getfield(L, t, k);
+  lua_Number v = def;
+  if (!lua_isnil(L, -1)) {
+    int ok;
+    v = lua_tonumberx(L, -1, &ok);
+    if (!ok || v < 0 || v != v) luaL_error(L, "option %s must be a number >= 0", k);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
 static lua_Integer opt_int_field(lua_State *L, int t, const char *k, lua_Integer def,
                                  lua_Integer min) {
   lua_getfield(L, t, k);
@@ -35,7 +47,9 @@ static lua_Integer opt_int_field(lua_State *L, int t, const char *k, lua_Integer
 }
 
 /* core.listen{ host =, port =, dispatch = fn, debug =, max_url_bytes =,
- *   max_header_bytes =, max_body_bytes =, high_water =, low_water = }
+ *   max_header_bytes =, max_body_bytes =, high_water =, low_water =,
+ *   heartbeat =, header_timeout =, write_timeout =, grace =, max_connections =,
+ *   instruction_budget =, lua_memory = (bytes) }
  * -> server | nil, message */
 static int l_listen(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -53,6 +67,14 @@ static int l_listen(lua_State *L) {
   cfg.high_water = (size_t)opt_int_field(L, 1, "high_water", 256 << 10, 1024);
   cfg.low_water = (size_t)opt_int_field(L, 1, "low_water", 64 << 10, 0);
   cfg.resume_budget = (int)opt_int_field(L, 1, "resume_budget", 64, 1);
+  cfg.heartbeat = opt_num_field(L, 1, "heartbeat", 15);
+  cfg.header_timeout = opt_num_field(L, 1, "header_timeout", 10);
+  cfg.write_timeout = opt_num_field(L, 1, "write_timeout", 30);
+  cfg.grace = opt_num_field(L, 1, "grace", 5);
+  cfg.max_conns = (long)opt_int_field(L, 1, "max_connections", 0, 0);
+  cfg.instruction_budget = (long)opt_int_field(L, 1, "instruction_budget", 100000000, 0);
+  if (cfg.instruction_budget > 0x7fffffff) cfg.instruction_budget = 0x7fffffff;
+  cfg.lua_memory = (size_t)opt_int_field(L, 1, "lua_memory", (lua_Integer)1024 << 20, 0);
   lua_getfield(L, 1, "debug");
   cfg.debug = lua_toboolean(L, -1);
   lua_pop(L, 1);
@@ -93,11 +115,49 @@ static int srv_addresses(lua_State *L) {
   return 1;
 }
 
-/* Runs until SIGINT, SIGTERM or srv:stop(). */
+/* Runs until SIGINT, SIGTERM or srv:stop(). Returns true after a graceful
+ * stop, false when a second signal cut it short. */
 static int srv_run(lua_State *L) {
   struct lserver *ls = check_server(L);
   if (ls->srv->running) return luaL_error(L, "server is already running");
-  flosse_server_run(ls->srv, L);
+  lua_pushboolean(L, flosse_server_run(ls->srv, L));
+  return 1;
+}
+
+static int srv_config(lua_State *L) {
+  struct lserver *ls = check_server(L);
+  struct flosse_config *cfg = &ls->srv->cfg;
+  lua_createtable(L, 0, 12);
+  lua_pushnumber(L, cfg->heartbeat);
+  lua_setfield(L, -2, "heartbeat");
+  lua_pushinteger(L, cfg->max_conns);
+  lua_setfield(L, -2, "max_connections");
+  lua_pushnumber(L, cfg->header_timeout);
+  lua_setfield(L, -2, "header_timeout");
+  lua_pushnumber(L, cfg->write_timeout);
+  lua_setfield(L, -2, "write_timeout");
+  lua_pushnumber(L, cfg->grace);
+  lua_setfield(L, -2, "grace");
+  lua_pushinteger(L, (lua_Integer)cfg->lua_memory);
+  lua_setfield(L, -2, "lua_memory");
+  lua_pushinteger(L, cfg->instruction_budget);
+  lua_setfield(L, -2, "instruction_budget");
+  return 1;
+}
+
+/* core.set_log_level("error" | "warn" | "info" | "debug") */
+static int l_set_log_level(lua_State *L) {
+  static const char *const names[] = {"error", "warn", "info", "debug", NULL};
+  flosse_log_level = luaL_checkoption(L, 1, NULL, names);
+  return 0;
+}
+
+/* core.log(level, message): a line on the server log, if level is shown. */
+static int l_log(lua_State *L) {
+  static const char *const names[] = {"error", "warn", "info", "debug", NULL};
+  int level = luaL_checkoption(L, 1, NULL, names);
+  const char *msg = luaL_checkstring(L, 2);
+  flosse_log(level, "%s", msg);
   return 0;
 }
 
@@ -126,7 +186,7 @@ static int srv_tostring(lua_State *L) {
 
 int luaopen_flosse_core(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"addresses", srv_addresses}, {"run", srv_run}, {"stop", srv_stop},
+      {"addresses", srv_addresses}, {"run", srv_run}, {"stop", srv_stop}, {"config", srv_config},
       {"close", srv_close}, {NULL, NULL},
   };
   static const luaL_Reg meta[] = {
@@ -151,6 +211,10 @@ int luaopen_flosse_core(lua_State *L) {
   flosse_stream_register(L);
   lua_pushcfunction(L, l_listen);
   lua_setfield(L, -2, "listen");
+  lua_pushcfunction(L, l_set_log_level);
+  lua_setfield(L, -2, "set_log_level");
+  lua_pushcfunction(L, l_log);
+  lua_setfield(L, -2, "log");
   lua_pushliteral(L, FLOSSE_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

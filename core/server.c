@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <lauxlib.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -12,14 +13,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "conn.h"
+#include "stream.h"
 
 #define ACCEPT_BATCH 64
 
-void flosse_log(const char *fmt, ...) {
+int flosse_log_level = FLOSSE_LOG_INFO;
+
+void flosse_log_write(const char *fmt, ...) {
   char line[1024];
   va_list ap;
   va_start(ap, fmt);
@@ -51,6 +56,12 @@ void flosse_server_init(struct flosse_server *srv) {
   srv->cfg.high_water = 256 << 10;
   srv->cfg.low_water = 64 << 10;
   srv->cfg.resume_budget = 64;
+  srv->cfg.heartbeat = 15;
+  srv->cfg.header_timeout = 10;
+  srv->cfg.write_timeout = 30;
+  srv->cfg.grace = 5;
+  srv->cfg.instruction_budget = 100000000;
+  srv->cfg.lua_memory = (size_t)1024 << 20;
   flosse_list_init(&srv->conns);
   flosse_list_init(&srv->runq);
   flosse_list_init(&srv->writeq);
@@ -61,6 +72,37 @@ void flosse_server_init(struct flosse_server *srv) {
   ev_signal_init(&srv->sigint, on_signal, SIGINT);
   ev_signal_init(&srv->sigterm, on_signal, SIGTERM);
   ev_init(&srv->accept_backoff, NULL);
+  ev_init(&srv->grace_timer, NULL);
+}
+
+struct flosse_tq *flosse_server_hbq(struct flosse_server *srv, double interval) {
+  int best = -1;
+  for (int i = 0; i < srv->nhbq; i++) {
+    if (srv->hbq[i].interval == interval) return &srv->hbq[i];
+    if (best < 0 || fabs(srv->hbq[i].interval - interval) < fabs(srv->hbq[best].interval - interval))
+      best = i;
+  }
+  if (srv->nhbq < FLOSSE_MAX_HBQ) {
+    struct flosse_tq *tq = &srv->hbq[srv->nhbq++];
+    flosse_tq_init(tq, srv->loop, interval, flosse_conn_on_heartbeat);
+    return tq;
+  }
+  /* So many distinct intervals are unlikely; the nearest one will do. */
+  return best >= 0 ? &srv->hbq[best] : NULL;
+}
+
+/* Refuses a connection over the cap without letting it in: one write of a
+ * short 503, then the close. */
+static void refuse_over_cap(int fd) {
+  static const char resp[] =
+      "HTTP/1.1 503 Service Unavailable\r\n"
+      "Content-Type: text/plain; charset=utf-8\r\n"
+      "Content-Length: 20\r\n"
+      "Connection: close\r\n\r\n"
+      "Service Unavailable\n";
+  ssize_t w = write(fd, resp, sizeof resp - 1);
+  (void)w;
+  close(fd);
 }
 
 static void accept_resume(struct ev_loop *loop, ev_timer *w, int revents) {
@@ -82,13 +124,19 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents) {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         /* Out of descriptors: stop accepting for a moment instead of
          * spinning on a listener that stays readable. */
-        flosse_log("accept: %s; pausing accepts for 0.5 s", strerror(errno));
+        flosse_log(FLOSSE_LOG_ERROR, "accept: %s; pausing accepts for 0.5 s", strerror(errno));
         for (int k = 0; k < srv->nlisteners; k++) ev_io_stop(loop, &srv->listeners[k].io);
         ev_timer_stop(loop, &srv->accept_backoff);
         ev_timer_init(&srv->accept_backoff, accept_resume, 0.5, 0.);
         ev_timer_start(loop, &srv->accept_backoff);
       }
       return;
+    }
+    if (srv->nconns >= srv->cfg.max_conns) {
+      flosse_log(FLOSSE_LOG_WARN, "refused a connection: %ld connections (--max-connections)",
+                 srv->nconns);
+      refuse_over_cap(fd);
+      continue;
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -120,6 +168,28 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents) {
   }
   if (flosse_list_empty(&srv->runq)) ev_idle_stop(loop, &srv->idle);
   else ev_idle_start(loop, &srv->idle);
+  if (srv->stopping && flosse_list_empty(&srv->conns)) ev_break(loop, EVBREAK_ALL);
+}
+
+static void close_all(struct flosse_server *srv) {
+  while (!flosse_list_empty(&srv->conns)) {
+    struct flosse_conn *c = flosse_container_of(srv->conns.next, struct flosse_conn, node);
+    flosse_conn_close(c, NULL);
+  }
+  while (!flosse_list_empty(&srv->freeq)) {
+    struct flosse_conn *c = flosse_container_of(srv->freeq.next, struct flosse_conn, qnode);
+    flosse_list_unlink(&c->qnode);
+    flosse_conn_free(c);
+  }
+}
+
+static void on_grace_over(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)revents;
+  struct flosse_server *srv = flosse_container_of(w, struct flosse_server, grace_timer);
+  flosse_log(FLOSSE_LOG_WARN, "grace period over: closing %ld connections that did not drain",
+             srv->nconns);
+  close_all(srv);
+  ev_break(loop, EVBREAK_ALL);
 }
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents) {
@@ -128,7 +198,15 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents) {
   struct flosse_server *srv =
       w->signum == SIGINT ? flosse_container_of(w, struct flosse_server, sigint)
                           : flosse_container_of(w, struct flosse_server, sigterm);
-  flosse_log("%s: shutting down", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
+  const char *name = w->signum == SIGINT ? "SIGINT" : "SIGTERM";
+  if (srv->stopping) {
+    flosse_log(FLOSSE_LOG_WARN, "%s again: exiting now", name);
+    srv->forced = 1;
+    close_all(srv);
+    ev_break(srv->loop, EVBREAK_ALL);
+    return;
+  }
+  flosse_log(FLOSSE_LOG_INFO, "%s: shutting down", name);
   flosse_server_stop(srv);
 }
 
@@ -150,6 +228,17 @@ int flosse_server_listen(struct flosse_server *srv, const char *host, int port, 
   int gai = getaddrinfo(host, portstr, &hints, &res);
   if (gai != 0) return set_error(err, errlen, host, port, gai_strerror(gai));
   signal(SIGPIPE, SIG_IGN);
+  /* Each stream is a descriptor: take all the kernel allows this process. */
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (srv->cfg.max_conns <= 0) {
+    long fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY
+                   ? (long)rl.rlim_cur : 65536;
+    srv->cfg.max_conns = fds > 128 ? fds - 64 : 64;
+  }
   int bound_port = port;
   for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
     if (srv->nlisteners == FLOSSE_MAX_LISTENERS) break;
@@ -195,20 +284,50 @@ int flosse_server_listen(struct flosse_server *srv, const char *host, int port, 
   return FLOSSE_OK;
 }
 
-void flosse_server_run(struct flosse_server *srv, lua_State *L) {
+static void *memcap_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  struct flosse_memcap *m = ud;
+  size_t old = ptr ? osize : 0; /* without ptr, osize is a type tag */
+  if (nsize > old && m->enforce && m->used - old + nsize > m->limit) return NULL;
+  void *p = m->old(m->old_ud, ptr, osize, nsize);
+  if (p || nsize == 0) m->used = m->used - old + nsize;
+  return p;
+}
+
+int flosse_server_run(struct flosse_server *srv, lua_State *L) {
+  struct flosse_config *cfg = &srv->cfg;
   srv->L = L;
   srv->running = 1;
-  srv->stopping = 0;
+  srv->stopping = srv->forced = 0;
+  flosse_tq_init(&srv->header_tq, srv->loop, cfg->header_timeout, flosse_conn_on_header_timeout);
+  flosse_tq_init(&srv->write_tq, srv->loop, cfg->write_timeout, flosse_conn_on_write_timeout);
+  if (cfg->lua_memory > 0) {
+    struct flosse_memcap *m = &srv->memcap;
+    m->old = lua_getallocf(L, &m->old_ud);
+    m->used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+    m->limit = cfg->lua_memory;
+    m->enforce = 0;
+    lua_setallocf(L, memcap_alloc, m);
+  }
   ev_prepare_start(srv->loop, &srv->prepare);
   ev_signal_start(srv->loop, &srv->sigint);
   ev_signal_start(srv->loop, &srv->sigterm);
   for (int i = 0; i < srv->nlisteners; i++) ev_io_start(srv->loop, &srv->listeners[i].io);
   ev_run(srv->loop, 0);
+  close_all(srv); /* whatever a forced stop left */
   ev_prepare_stop(srv->loop, &srv->prepare);
   ev_idle_stop(srv->loop, &srv->idle);
   ev_signal_stop(srv->loop, &srv->sigint);
   ev_signal_stop(srv->loop, &srv->sigterm);
+  ev_timer_stop(srv->loop, &srv->grace_timer);
+  ev_timer_stop(srv->loop, &srv->accept_backoff);
+  flosse_tq_stop(&srv->header_tq);
+  flosse_tq_stop(&srv->write_tq);
+  for (int i = 0; i < srv->nhbq; i++) flosse_tq_stop(&srv->hbq[i]);
+  srv->nhbq = 0;
+  if (cfg->lua_memory > 0) lua_setallocf(L, srv->memcap.old, srv->memcap.old_ud);
   srv->running = 0;
+  flosse_log(FLOSSE_LOG_INFO, "stopped");
+  return !srv->forced;
 }
 
 void flosse_server_stop(struct flosse_server *srv) {
@@ -216,17 +335,21 @@ void flosse_server_stop(struct flosse_server *srv) {
   srv->stopping = 1;
   for (int i = 0; i < srv->nlisteners; i++) ev_io_stop(srv->loop, &srv->listeners[i].io);
   ev_timer_stop(srv->loop, &srv->accept_backoff);
-  while (!flosse_list_empty(&srv->conns)) {
-    struct flosse_conn *c = flosse_container_of(srv->conns.next, struct flosse_conn, node);
-    flosse_conn_flush(c);
-    flosse_conn_close(c, NULL);
+  /* Ending a stream never frees a connection (frees wait for the prepare
+   * watcher), but closing an idle one unlinks it: step carefully. */
+  struct flosse_list *it = srv->conns.next;
+  while (it != &srv->conns) {
+    struct flosse_conn *c = flosse_container_of(it, struct flosse_conn, node);
+    it = it->next;
+    if (c->state == FLOSSE_CONN_READING) flosse_conn_close(c, NULL);
+    else flosse_stream_shutdown(c);
   }
-  while (!flosse_list_empty(&srv->freeq)) {
-    struct flosse_conn *c = flosse_container_of(srv->freeq.next, struct flosse_conn, qnode);
-    flosse_list_unlink(&c->qnode);
-    flosse_conn_free(c);
+  if (flosse_list_empty(&srv->conns)) {
+    ev_break(srv->loop, EVBREAK_ALL);
+    return;
   }
-  ev_break(srv->loop, EVBREAK_ALL);
+  ev_timer_init(&srv->grace_timer, on_grace_over, srv->cfg.grace, 0.);
+  ev_timer_start(srv->loop, &srv->grace_timer);
 }
 
 void flosse_server_free(struct flosse_server *srv) {

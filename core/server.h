@@ -10,8 +10,16 @@
 #include "buf.h"
 #include "http.h"
 #include "list.h"
+#include "tq.h"
 
 #define FLOSSE_MAX_LISTENERS 8
+#define FLOSSE_MAX_HBQ 16 /* distinct heartbeat intervals */
+
+enum { FLOSSE_LOG_ERROR, FLOSSE_LOG_WARN, FLOSSE_LOG_INFO, FLOSSE_LOG_DEBUG };
+extern int flosse_log_level;
+void flosse_log_write(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define flosse_log(level, ...) \
+  do { if ((level) <= flosse_log_level) flosse_log_write(__VA_ARGS__); } while (0)
 
 struct flosse_listener {
   ev_io io;
@@ -26,6 +34,23 @@ struct flosse_config {
   size_t low_water;     /* ... and is resumed once it drains below this */
   int resume_budget;    /* events per resume before other work gets a turn */
   int debug;            /* error events carry the error text */
+  double heartbeat;     /* seconds of silence before a comment frame; 0: none */
+  double header_timeout;/* to receive a request's headers */
+  double write_timeout; /* without the socket taking a byte while output waits */
+  double grace;         /* graceful shutdown: time to drain */
+  long max_conns;       /* 0: from the open-file limit */
+  long instruction_budget; /* VM instructions between two yields; 0: none */
+  size_t lua_memory;    /* bytes the Lua state may hold; 0: no cap */
+};
+
+/* Caps the Lua state's memory by wrapping its allocator. The cap is only
+ * enforced while a request thread runs, so the core's own bookkeeping
+ * outside views never fails on it. */
+struct flosse_memcap {
+  lua_Alloc old;
+  void *old_ud;
+  size_t used, limit;
+  int enforce;
 };
 
 struct flosse_server {
@@ -39,12 +64,18 @@ struct flosse_server {
   ev_idle idle;         /* keeps the loop from blocking while views are runnable */
   ev_signal sigint, sigterm;
   ev_timer accept_backoff; /* re-enables accept after EMFILE */
+  ev_timer grace_timer;    /* ends a graceful shutdown that takes too long */
+  struct flosse_tq header_tq, write_tq;
+  struct flosse_tq hbq[FLOSSE_MAX_HBQ];
+  int nhbq;
+  long nconns;
+  struct flosse_memcap memcap;
   struct flosse_list conns;   /* every open connection */
   struct flosse_list runq;    /* views (or parsers) with work to do */
   struct flosse_list writeq;  /* connections with output to send */
   struct flosse_list freeq;   /* closed connections, freed in prepare */
   struct flosse_buf scratch;  /* one event's frame, before chunking */
-  int running, stopping;
+  int running, stopping, forced;
 };
 
 /* Binds host:port (every address host resolves to; port 0 picks one port,
@@ -53,18 +84,22 @@ struct flosse_server {
 int flosse_server_listen(struct flosse_server *srv, const char *host, int port,
                          char *err, size_t errlen);
 
-/* Runs the loop until a signal or flosse_server_stop. L is the running thread. */
-void flosse_server_run(struct flosse_server *srv, lua_State *L);
+/* Runs the loop until a signal or flosse_server_stop. L is the running
+ * thread. Returns 1 after a graceful stop, 0 when a second signal forced it. */
+int flosse_server_run(struct flosse_server *srv, lua_State *L);
 
-/* Stops accepting, closes every connection (their views are closed and
- * their on_close handlers run) and breaks the loop. */
+/* Graceful stop: stops accepting, ends every stream (views closed, on_close
+ * run, terminators queued), answers unanswered requests with 503, then lets
+ * the loop drain for up to cfg.grace seconds before it returns. */
 void flosse_server_stop(struct flosse_server *srv);
+
+/* The heartbeat queue for an interval (shared by every stream with it). */
+struct flosse_tq *flosse_server_hbq(struct flosse_server *srv, double interval);
 
 /* Closes the listeners and frees what the server holds. */
 void flosse_server_free(struct flosse_server *srv);
 
 void flosse_server_init(struct flosse_server *srv);
 
-void flosse_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -245,7 +245,7 @@ static void send_frame(struct flosse_conn *c, struct flosse_buf *frame) {
     flosse_conn_close(c, "out of memory");
     return;
   }
-  flosse_conn_want_write(c);
+  flosse_conn_stream_wrote(c);
 }
 
 /* Logs an error with a new id and, on a running stream, sends the error
@@ -253,7 +253,7 @@ static void send_frame(struct flosse_conn *c, struct flosse_buf *frame) {
 static void report_error(struct flosse_conn *c, const char *log_text, const char *client_text,
                          char id[13]) {
   new_error_id(id);
-  flosse_log("error %s %s: %s", id, c && c->reqline ? c->reqline : "-", log_text);
+  flosse_log(FLOSSE_LOG_ERROR, "error %s %s: %s", id, c && c->reqline ? c->reqline : "-", log_text);
   if (!c || c->state != FLOSSE_CONN_STREAMING) return;
   struct flosse_buf json, *scratch = &c->srv->scratch;
   const char *msg = c->srv->cfg.debug ? client_text : "Internal server error";
@@ -301,7 +301,7 @@ void flosse_stream_release(struct flosse_conn *c) {
     int st = flosse_closethread(T, L);
     if (st != LUA_OK && (was == LUA_OK || was == LUA_YIELD)) {
       const char *m = lua_tostring(T, -1);
-      flosse_log("error while closing %s: %s", c->reqline ? c->reqline : "a view",
+      flosse_log(FLOSSE_LOG_ERROR, "error while closing %s: %s", c->reqline ? c->reqline : "a view",
                  m ? m : "(not a string)");
     }
     luaL_unref(L, LUA_REGISTRYINDEX, c->thread_ref);
@@ -313,7 +313,7 @@ void flosse_stream_release(struct flosse_conn *c) {
     c->onclose_ref = LUA_NOREF;
     if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
       const char *m = lua_tostring(L, -1);
-      flosse_log("on_close handler of %s failed: %s", c->reqline ? c->reqline : "a view",
+      flosse_log(FLOSSE_LOG_ERROR, "on_close handler of %s failed: %s", c->reqline ? c->reqline : "a view",
                  m ? m : "(not a string)");
       lua_pop(L, 1);
     }
@@ -357,6 +357,7 @@ static void finish_response(struct flosse_conn *c, lua_State *T, int nres) {
     fail_request(c, "the request handler returned no valid status");
     return;
   }
+  c->status = (int)status;
   int hidx = nres >= 2 ? lua_absindex(T, -nres + 1) : 0;
   size_t blen = 0;
   const char *body = nres >= 3 ? lua_tolstring(T, -nres + 2, &blen) : NULL;
@@ -373,7 +374,7 @@ static void finish_response(struct flosse_conn *c, lua_State *T, int nres) {
         lua_pushvalue(T, -1);
         const char *v = lua_tolstring(T, -1, &vl);
         if (!header_name_ok(k, kl) || !flosse_sse_field_ok(v, vl))
-          flosse_log("%s: dropped an unsafe response header", c->reqline);
+          flosse_log(FLOSSE_LOG_WARN, "%s: dropped an unsafe response header", c->reqline);
         else if (!managed_header(k, kl))
           rc |= flosse_buf_printf(o, "%.*s: %.*s\r\n", (int)kl, k, (int)vl, v);
         lua_pop(T, 1);
@@ -431,6 +432,7 @@ static void handle_event(struct flosse_conn *c, lua_State *T, int nres) {
   int rc = flosse_stream_frame(L, base, nres, scratch, err, sizeof err);
   lua_settop(L, base - 1);
   if (rc == FLOSSE_OK) {
+    c->events++;
     send_frame(c, scratch);
     return;
   }
@@ -440,6 +442,35 @@ static void handle_event(struct flosse_conn *c, lua_State *T, int nres) {
   report_error(c, msg, msg, id);
 }
 
+/* Stops a view that ran its instruction budget without yielding. The hook
+ * yields rather than raising, so a pcall in the view cannot catch it. */
+static void budget_hook(lua_State *T, lua_Debug *ar) {
+  (void)ar;
+  struct flosse_conn *c = conn_of(T);
+  if (c && lua_isyieldable(T)) {
+    c->over_budget = 1;
+    lua_yield(T, 0);
+    return;
+  }
+  /* A coroutine the view made itself, or a spot that cannot yield. */
+  luaL_error(T, "instruction budget exceeded (a loop that never yields?)");
+}
+
+static void stop_over_budget(struct flosse_conn *c) {
+  char msg[160];
+  c->over_budget = 0;
+  snprintf(msg, sizeof msg,
+           "the view ran %ld instructions without yielding (instruction budget; a loop that never yields?)",
+           c->srv->cfg.instruction_budget);
+  if (c->state == FLOSSE_CONN_STREAMING) {
+    char id[13];
+    report_error(c, msg, msg, id);
+    if (c->state != FLOSSE_CONN_CLOSED) end_stream(c);
+  } else {
+    fail_request(c, msg);
+  }
+}
+
 void flosse_stream_resume(struct flosse_conn *c, int nargs) {
   struct flosse_server *srv = c->srv;
   lua_State *T = c->T, *L = srv->L;
@@ -447,8 +478,17 @@ void flosse_stream_resume(struct flosse_conn *c, int nargs) {
   while (c->T == T && T && c->state != FLOSSE_CONN_CLOSED) {
     int nres = 0;
     c->wait = FLOSSE_WAIT_NONE;
+    if (srv->cfg.instruction_budget > 0)
+      lua_sethook(T, budget_hook, LUA_MASKCOUNT, (int)srv->cfg.instruction_budget);
+    srv->memcap.enforce = 1;
     int st = lua_resume(T, L, nargs, &nres);
+    srv->memcap.enforce = 0;
     nargs = 0;
+    if (st == LUA_YIELD && c->over_budget) {
+      lua_pop(T, nres);
+      stop_over_budget(c);
+      return;
+    }
     if (st == LUA_YIELD) {
       if (nres == 1 && lua_touserdata(T, -1) == (void *)&wait_key) {
         lua_pop(T, 1); /* the waiting function armed its own watcher */
@@ -539,6 +579,11 @@ void flosse_stream_dispatch(struct flosse_conn *c) {
   c->http10 = h->parser.http_major == 1 && h->parser.http_minor == 0;
   c->chunked = !c->http10;
   c->head = h->parser.method == HTTP_HEAD;
+  c->req_start = ev_now(c->srv->loop);
+  c->req_base = c->out.total;
+  c->events = 0;
+  c->status = 0;
+  c->over_budget = 0;
   free(c->reqline);
   size_t ulen = h->url.len > 200 ? 200 : h->url.len;
   const char *method = http_method_str((enum http_method)h->parser.method);
@@ -590,8 +635,11 @@ static int l_start_stream(lua_State *T) {
     char err[96];
     if (!get_retry(T, 1, &retry, err, sizeof err)) return luaL_argerror(T, 1, err);
   }
+  lua_Number hb = luaL_optnumber(T, 2, -1);
   struct flosse_conn *c = check_conn(T, "start_stream");
   if (c->state != FLOSSE_CONN_HANDLING) return luaL_error(T, "the stream has already started");
+  if (hb < 0) hb = c->srv->cfg.heartbeat;
+  c->status = 200;
   struct flosse_buf *o = &c->out;
   int rc = flosse_buf_printf(o,
                              "HTTP/1.1 200 OK\r\n"
@@ -611,6 +659,10 @@ static int l_start_stream(lua_State *T) {
     if (flosse_sse_frame(&c->srv->scratch, &ev, err, sizeof err) != FLOSSE_OK)
       return luaL_error(T, "%s", err);
     send_frame(c, &c->srv->scratch);
+  }
+  if (hb > 0) {
+    c->hbq = flosse_server_hbq(c->srv, hb);
+    if (c->hbq) flosse_tq_touch(c->hbq, &c->hb);
   }
   flosse_conn_want_write(c);
   return 0;
@@ -679,4 +731,17 @@ void flosse_stream_register(lua_State *L) {
       {NULL, NULL},
   };
   luaL_setfuncs(L, fns, 0);
+}
+
+void flosse_stream_shutdown(struct flosse_conn *c) {
+  c->keep_alive = 0;
+  if (c->state == FLOSSE_CONN_STREAMING) {
+    end_stream(c);
+  } else if (c->state == FLOSSE_CONN_HANDLING) {
+    static const char body[] = "Service Unavailable\n";
+    flosse_stream_release(c);
+    if (c->state == FLOSSE_CONN_CLOSED) return;
+    flosse_conn_respond(c, 503, "text/plain; charset=utf-8", body, sizeof body - 1);
+    flosse_conn_request_done(c);
+  }
 }

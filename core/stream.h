@@ -19,6 +19,11 @@ void flosse_stream_resume(struct flosse_conn *c, int nargs);
  * handler, and drops both references. Safe to call twice. */
 void flosse_stream_release(struct flosse_conn *c);
 
+/* Graceful shutdown of one connection: a stream is ended (view closed,
+ * on_close run, terminator queued), an unanswered request gets 503, and
+ * the connection closes once its output is sent. */
+void flosse_stream_shutdown(struct flosse_conn *c);
+
 /* Frames the n values at L[base..base+n) the way a yield of them is framed.
  * Appends to out and returns FLOSSE_OK, or FLOSSE_ERR with err filled in.
  * May call the JSON encoder (protected); leaves L's stack as it found it. */

@@ -16,6 +16,15 @@ app.DEFAULTS = {
   max_url_bytes = 8192,
   max_header_bytes = 16384,
   max_body_bytes = 1024 * 1024,
+  max_connections = nil, -- nil: the open-file limit less 64
+  header_timeout = 10,
+  write_timeout = 30,
+  lua_memory = 1024, -- MiB
+  instruction_budget = 100000000,
+  grace = 5,
+  high_water = 256 * 1024,
+  low_water = 64 * 1024,
+  log_level = "info",
 }
 
 local function file_exists(path)

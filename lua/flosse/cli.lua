@@ -10,52 +10,115 @@ usage: flosse serve [DIR] [options]    serve the app in DIR (default: ./scripts)
        flosse --version
        flosse --help
 
-serve options:
-  --host HOST      address to listen on (default 127.0.0.1; "::" or "0.0.0.0" for all)
-  --port PORT      port to listen on (default 8080; 0 picks a free one)
-  --debug          send error texts to clients in error events (never in production)
-  -h, --help       show this help
+serve options (each also a settings.lua key, with - written _; a flag wins):
+  --host HOST                address to listen on (default 127.0.0.1; "::" or "0.0.0.0" for all)
+  --port PORT                port to listen on (default 8080; 0 picks a free one)
+  --heartbeat SECONDS        comment frame after this long without a write; 0 = off (default 15)
+  --max-connections N        beyond it new connections get 503 (default: open-file limit - 64)
+  --max-header-bytes N       request line + headers; larger gets 431 (default 16384)
+  --header-timeout SECONDS   to receive a request's headers (default 10)
+  --write-timeout SECONDS    drop a client whose socket takes nothing for this long (default 30)
+  --max-body-bytes N         request bodies; larger gets 413 (default 1048576)
+  --lua-memory MIB           cap on the Lua state's memory (default 1024)
+  --instruction-budget N     VM instructions a view may run without yielding (default 100000000)
+  --grace SECONDS            on SIGTERM/SIGINT, time to drain before exiting (default 5)
+  --log-level LEVEL          error, warn, info or debug (default info)
+  --debug                    send error texts to clients in error events (never in production)
+  -h, --help                 show this help
 ]]
 
 local function say(fmt, ...)
   io.stderr:write("flosse: ", fmt:format(...), "\n")
 end
 
--- Parses serve's arguments; returns opts or nil, message.
-local function parse_serve(args)
-  local opts = { dir = nil }
-  local i = 1
-  local function value(flag)
-    i = i + 1
-    local v = args[i]
-    if v == nil then error({ usage = flag .. " needs a value" }) end
-    return v
+local function usage_error(msg) error({ usage = msg }, 0) end
+
+local function number_arg(flag, v, integer)
+  local n = tonumber(v)
+  if integer then n = n and math.tointeger(n) end
+  if not n or n < 0 or n ~= n then
+    usage_error(("%s takes a non-negative %s, not %s"):format(flag, integer and "integer" or "number", v))
   end
+  return n
+end
+
+-- flag -> { setting name, kind }
+local VALUE_FLAGS = {
+  ["--host"] = { "host", "string" },
+  ["--port"] = { "port", "port" },
+  ["--heartbeat"] = { "heartbeat", "number" },
+  ["--max-connections"] = { "max_connections", "integer" },
+  ["--max-header-bytes"] = { "max_header_bytes", "integer" },
+  ["--header-timeout"] = { "header_timeout", "number" },
+  ["--write-timeout"] = { "write_timeout", "number" },
+  ["--max-body-bytes"] = { "max_body_bytes", "integer" },
+  ["--lua-memory"] = { "lua_memory", "number" },
+  ["--instruction-budget"] = { "instruction_budget", "integer" },
+  ["--grace"] = { "grace", "number" },
+  ["--log-level"] = { "log_level", "level" },
+}
+
+local LEVELS = { error = true, warn = true, info = true, debug = true }
+
+-- Parses serve's arguments into { dir =, help =, settings = {name = value} }.
+local function parse_serve(args)
+  local opts = { settings = {} }
+  local i = 1
   while i <= #args do
     local a = args[i]
     local flag, inline = a:match("^(%-%-[%w-]+)=(.*)$")
-    if flag then a = flag; table.insert(args, i + 1, inline) end
-    if a == "--host" then
-      opts.host = value(a)
-    elseif a == "--port" then
-      local v = value(a)
-      local p = math.tointeger(tonumber(v))
-      if not p or p < 0 or p > 65535 then error({ usage = "--port takes a number from 0 to 65535, not " .. v }) end
-      opts.port = p
+    if flag then a = flag end
+    local spec = VALUE_FLAGS[a]
+    if spec then
+      local v = inline
+      if v == nil then
+        i = i + 1
+        v = args[i]
+      end
+      if v == nil then usage_error(a .. " needs a value") end
+      local name, kind = spec[1], spec[2]
+      if kind == "port" then
+        local p = math.tointeger(tonumber(v))
+        if not p or p < 0 or p > 65535 then usage_error("--port takes a number from 0 to 65535, not " .. v) end
+        v = p
+      elseif kind == "number" or kind == "integer" then
+        v = number_arg(a, v, kind == "integer")
+      elseif kind == "level" and not LEVELS[v] then
+        usage_error("--log-level takes error, warn, info or debug, not " .. v)
+      end
+      opts.settings[name] = v
     elseif a == "--debug" then
-      opts.debug = true
+      opts.settings.debug = true
     elseif a == "-h" or a == "--help" then
       opts.help = true
     elseif a:sub(1, 1) == "-" then
-      error({ usage = "unknown option " .. a .. " (see flosse serve --help)" })
+      usage_error("unknown option " .. a .. " (see flosse serve --help)")
     elseif opts.dir == nil then
       opts.dir = a
     else
-      error({ usage = "serve takes one folder, got another: " .. a })
+      usage_error("serve takes one folder, got another: " .. a)
     end
     i = i + 1
   end
   return opts
+end
+
+-- Settings from settings.lua are checked like flags, so that a typo there
+-- is one clear line too.
+local function check_settings(s)
+  for _, spec in pairs(VALUE_FLAGS) do
+    local name, kind = spec[1], spec[2]
+    local v = s[name]
+    if v ~= nil and (kind == "number" or kind == "integer") then
+      if type(v) ~= "number" or v < 0 or (kind == "integer" and not math.tointeger(v)) then
+        return nil, ("settings.lua: %s must be a non-negative %s"):format(name, kind)
+      end
+    end
+  end
+  if not LEVELS[s.log_level] then
+    return nil, "settings.lua: log_level must be error, warn, info or debug"
+  end
+  return true
 end
 
 local function serve(args)
@@ -72,15 +135,27 @@ local function serve(args)
   local app, err = app_mod.load(dir)
   if not app then say("%s", err); return 1 end
   local s = app.settings
-  if opts.debug then s.debug = true end
+  for k, v in pairs(opts.settings) do s[k] = v end
+  local valid, why = check_settings(s)
+  if not valid then say("%s", why); return 2 end
+  core.set_log_level(s.log_level)
   local current = app
   local srv, lerr = core.listen {
-    host = opts.host or s.host,
-    port = opts.port or s.port,
+    host = s.host,
+    port = s.port,
     debug = s.debug,
     max_url_bytes = s.max_url_bytes,
     max_header_bytes = s.max_header_bytes,
     max_body_bytes = s.max_body_bytes,
+    max_connections = s.max_connections,
+    heartbeat = s.heartbeat,
+    header_timeout = s.header_timeout,
+    write_timeout = s.write_timeout,
+    grace = s.grace,
+    instruction_budget = s.instruction_budget,
+    lua_memory = math.floor(s.lua_memory * 1024 * 1024),
+    high_water = s.high_water,
+    low_water = s.low_water,
     dispatch = server.dispatcher(function() return current end),
   }
   if not srv then
@@ -88,9 +163,9 @@ local function serve(args)
     return 2
   end
   for _, url in ipairs(srv:addresses()) do say("listening on %s", url) end
-  srv:run()
+  local graceful = srv:run()
   srv:close()
-  return 0
+  return graceful and 0 or 1
 end
 
 --- main(args) -> exit status

@@ -51,7 +51,7 @@ local function run(app, view, req)
   if view.kind == "stream" then
     local retry = view.retry
     if retry == nil then retry = app.settings.retry end
-    core.start_stream(retry)
+    core.start_stream(retry, view.heartbeat)
     view.fn(req)
     return
   end
@@ -80,6 +80,8 @@ function server.dispatcher(get_app)
     local results = table.pack(xpcall(run, on_error, app, view, req))
     if results[1] then return table.unpack(results, 2, results.n) end
     local err = results[2]
+    -- A memory error skips the message handler and arrives as it is.
+    if type(err) ~= "table" then err = { message = tostring(err), log = tostring(err) } end
     local id = core.report_error(err.log, err.message)
     if core.in_stream() then return end -- the error event is sent; the stream ends
     local body = app.settings.debug and ("Internal Server Error: %s (error id %s)\n"):format(err.message, id)
