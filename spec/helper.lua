@@ -536,5 +536,195 @@ e2e.now = now
 e2e.sleep = socket.sleep
 e2e.socket = socket
 
+------------------------------------------------------------------------------
+-- Added for issue 3 (heartbeats, backpressure, limits, shutdown, logs).
+
+-- Reads a stream incrementally: pulls whatever has arrived (never waits) and
+-- de-chunks every complete chunk into self.stream_body (the SSE bytes so far).
+-- Sets self.stream_ended when the last chunk "0\r\n\r\n" arrived
+-- (self.stream_terminator: its exact bytes), self.stream_closed when the peer
+-- closed, self.stream_error on bad chunk framing. Call it after the head was
+-- read (e2e.open_stream). max_reads (default 64) bounds the socket reads of
+-- up to 64 KiB each. Returns true if new body bytes arrived.
+function Client:pump(max_reads)
+  if not self.stream_body then
+    self.stream_body, self.stream_chunks, self.stream_ended = "", 0, false
+  end
+  if self.sock and not self.eof then
+    for _ = 1, max_reads or 64 do  -- bounded, so that one busy client cannot starve others
+      local before = #self.buf
+      self:fill(now())
+      if #self.buf == before or self.eof then break end
+    end
+  end
+  local grew = false
+  local parts = {}
+  local pos = 1
+  local buf = self.buf
+  while not self.stream_ended and not self.stream_error do
+    local line_end = buf:find("\r\n", pos, true)
+    if not line_end then
+      if #buf - pos > 64 then self.stream_error = "no chunk size line" end
+      break
+    end
+    local size = tonumber(buf:sub(pos, line_end - 1):match("^(%x+)[^\r\n]*$") or "", 16)
+    if not size then
+      self.stream_error = "bad chunk size line: " .. string.format("%q", buf:sub(pos, line_end + 1))
+      break
+    end
+    if size == 0 then
+      if buf:sub(line_end + 2, line_end + 3) ~= "\r\n" then
+        if #buf >= line_end + 3 then
+          self.stream_error = "trailers after the last chunk: " .. string.format("%q", buf:sub(pos))
+        end
+        break
+      end
+      self.stream_terminator = buf:sub(pos, line_end + 3)
+      self.stream_ended = true
+      pos = line_end + 4
+      break
+    end
+    local data_start, data_end = line_end + 2, line_end + 1 + size
+    if #buf < data_end + 2 then break end
+    if buf:sub(data_end + 1, data_end + 2) ~= "\r\n" then
+      self.stream_error = "chunk not followed by CRLF"
+      break
+    end
+    parts[#parts + 1] = buf:sub(data_start, data_end)
+    self.stream_chunks = self.stream_chunks + 1
+    grew = true
+    pos = data_end + 3
+  end
+  if pos > 1 then self.buf = buf:sub(pos) end
+  if #parts > 0 then self.stream_body = self.stream_body .. table.concat(parts) end
+  if self.eof then self.stream_closed = true end
+  return grew
+end
+
+-- The SSE frames received so far (each without its final blank line), in order.
+function Client:frames()
+  local list = {}
+  for frame in (self.stream_body or ""):gmatch("(.-)\n\n") do list[#list + 1] = frame end
+  return list
+end
+
+-- How many ": heartbeat" comment frames were received so far.
+function Client:heartbeats()
+  local n = 0
+  for _, frame in ipairs(self:frames()) do
+    if frame == ": heartbeat" then n = n + 1 end
+  end
+  return n
+end
+
+-- The events received so far (e2e.parse_sse of the body: comments in .comments).
+function Client:events()
+  return e2e.parse_sse(self.stream_body or "")
+end
+
+-- Pumps every client (Client:pump) until done() returns true (returns true) or
+-- the timeout passes (returns false). Without done: pumps for `timeout`
+-- seconds and returns true.
+function e2e.pump(clients, done, timeout)
+  local deadline = now() + (timeout or e2e.TEST_TIMEOUT)
+  while true do
+    for _, c in ipairs(clients) do c:pump() end
+    if done and done() then return true end
+    local remaining = deadline - now()
+    if remaining <= 0 then return done == nil end
+    local socks = {}
+    for _, c in ipairs(clients) do
+      if c.sock and not c.eof then socks[#socks + 1] = c.sock end
+    end
+    if #socks > 0 then
+      socket.select(socks, nil, math.min(0.1, remaining))
+    else
+      socket.sleep(math.min(0.05, remaining))
+    end
+  end
+end
+
+-- The resident set size of a process in KiB (VmRSS), or nil.
+function e2e.rss_kib(pid)
+  return tonumber(read_file("/proc/" .. pid .. "/status"):match("VmRSS:%s*(%d+)"))
+end
+
+-- The access lines of a log:
+--   flosse: access 127.0.0.1 "GET /sse/progress/" 200 10.012s events=11 bytes=1290
+-- as a list of { line, addr, request, method, path, status, duration, events, bytes }.
+function e2e.access_lines(log)
+  local list = {}
+  for line in log:gmatch("[^\n]+") do
+    local addr, req, status, dur, events, bytes = line:match(
+      '^flosse: access (%S+) "(.-)" (%d%d%d) (%d+%.?%d*)s events=(%d+) bytes=(%d+)$')
+    if addr then
+      local method, path = req:match("^(%S+) (.*)$")
+      list[#list + 1] = { line = line, addr = addr, request = req, method = method, path = path,
+        status = tonumber(status), duration = tonumber(dur), events = tonumber(events),
+        bytes = tonumber(bytes) }
+    end
+  end
+  return list
+end
+
+-- Like e2e.start, but the server runs as the child of a small shell that
+-- writes its exit status (128 + N when killed by signal N) to a file:
+-- server:exit_status(timeout) waits for it (nil if it did not exit in time).
+-- server.pid is still the server itself (or its wrapper), so signals reach it.
+function e2e.start_with_status(dir, opts)
+  opts = opts or {}
+  local host = opts.host or "127.0.0.1"
+  local args = { "--host", host, "--port", tostring(opts.port or 0) }
+  for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
+  local logfile, pidfile, statusfile = os.tmpname(), os.tmpname(), os.tmpname()
+  local cmd = serve_command(dir, args, opts.env)
+  os.execute("( " .. cmd .. " >" .. shell_quote(logfile) .. " 2>&1 </dev/null & echo $! >"
+    .. shell_quote(pidfile) .. "; wait $!; echo $? >" .. shell_quote(statusfile)
+    .. " ) >/dev/null 2>&1 </dev/null &")
+  local deadline = now() + (opts.timeout or e2e.TEST_TIMEOUT)
+  local pid
+  repeat
+    pid = tonumber(read_file(pidfile):match("%d+"))
+    if not pid then socket.sleep(0.02) end
+  until pid or now() > deadline
+  os.remove(pidfile)
+  assert(pid, "could not start: " .. cmd)
+  local server = setmetatable({ pid = pid, logfile = logfile, cmd = cmd, host = host,
+    statusfile = statusfile }, Server)
+  servers[pid] = server
+  function server.exit_status(self, timeout)
+    local until_t = now() + (timeout or e2e.TEST_TIMEOUT)
+    repeat
+      local code = tonumber(read_file(self.statusfile):match("%d+"))
+      if code then return code end
+      socket.sleep(0.05)
+    until now() > until_t
+    return nil
+  end
+  function server.cleanup(self)
+    Server.cleanup(self)
+    os.remove(self.statusfile)
+  end
+  local pattern = "flosse: listening on http://" .. (host:find(":") and "%[.-%]" or "[%d%.]+")
+    .. ":(%d+)/"
+  while true do
+    local log = server:log()
+    local port = log:match(pattern)
+    if port then
+      server.port = tonumber(port)
+      return server
+    end
+    if not server:alive() then
+      server:cleanup()
+      error("server exited before listening: " .. cmd .. "\n" .. log, 2)
+    end
+    if now() > deadline then
+      server:cleanup()
+      error("server did not report listening within the deadline: " .. cmd .. "\n" .. log, 2)
+    end
+    socket.sleep(0.05)
+  end
+end
+
 package.loaded["e2e"] = e2e
 return e2e
