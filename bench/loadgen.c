@@ -1,0 +1,746 @@
+/* bench/loadgen.c: a load generator for SSE servers (flosse and its peers),
+ * in C99 on libev. It is an instrument, not a test.
+ *
+ * Build (or `make -C bench`):
+ *   cc -std=c99 -D_GNU_SOURCE -O2 -g -Wall -Wextra -o bench/loadgen bench/loadgen.c -lev
+ *
+ * Usage:
+ *   loadgen idle --host 127.0.0.1 --port P --path /sse/quiet/ --conns N --hold SECONDS
+ *                [--rate R] [--max-pending M] [--connect-timeout S]
+ *
+ * idle: opens N connections (non-blocking connects, at most R new ones a
+ * second and at most M not yet answered at once), sends
+ * "GET <path> HTTP/1.1", reads each response for real (status line, headers,
+ * chunked / Content-Length / close-delimited bodies, SSE framing with LF, CR
+ * or CRLF line ends), and once every connection is answered (or the connect
+ * deadline, N/R + S seconds after the start, has passed) holds them all for
+ * SECONDS. Then it prints one line of key=value pairs on stdout:
+ *
+ *   mode=idle conns=N established=E open_at_end=O closed_by_server=C
+ *   ended_by_server=X events=.. heartbeats=.. events_hold=.. heartbeats_hold=..
+ *   other_frames=.. errors=.. connect_errors=.. timeouts=.. http_errors=..
+ *   not_sse=.. parse_errors=.. bytes=.. connect_s=.. hold_s=.. aborted=0|1
+ *
+ *   established   responses with status 200 whose head was read completely
+ *   open_at_end   of those, streams still open (neither closed nor ended) when
+ *                 the hold ended
+ *   closed_by_server  open streams the server closed (EOF or reset) before the end
+ *   ended_by_server   streams whose body ended (chunked terminator, Content-Length)
+ *   events        complete SSE events (a blank line ending a block with data)
+ *   heartbeats    complete comment-only frames (": ...", then a blank line)
+ *   *_hold        the same, counted during the hold only
+ *   other_frames  blocks with fields but no data (a lone "retry:", ...)
+ *   errors        connect_errors + timeouts + http_errors + not_sse + parse_errors
+ *
+ * Progress goes to stderr; in particular "loadgen: holding ..." when the hold
+ * starts, which a runner can wait for. It raises its RLIMIT_NOFILE soft limit
+ * to the hard limit and refuses N beyond it; run several processes for more
+ * connections than one process may hold. Every phase is bounded in time:
+ * the process exits by itself after at most N/R + S + SECONDS (plus the
+ * closing), or at SIGINT / SIGTERM with the summary so far (aborted=1).
+ */
+#include <errno.h>
+#include <ev.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define LINE_CAP 256          /* kept part of one response-head line */
+#define HEAD_MAX (64 * 1024)  /* a longer response head is a parse error */
+#define READ_BUF (64 * 1024)
+#define READS_PER_CB 8        /* reads per readiness callback, then back to the loop */
+#define OPENS_PER_TICK 4096   /* new connections per pacing tick at most */
+#define PACE_TICK 0.002       /* seconds */
+
+/* ------------------------------------------------------------------------ */
+/* Counters                                                                  */
+
+struct stats {
+  long opened, established, open_at_end, closed_by_server, ended_by_server;
+  long connect_errors, timeouts, http_errors, not_sse, parse_errors;
+  long long events, heartbeats, other_frames, bytes;
+  long long events_at_hold, heartbeats_at_hold;
+};
+
+static struct stats st;
+
+/* Says the first occurrence of each kind of error on stderr, then counts quietly. */
+static void note_once(int *said, const char *fmt, ...) {
+  if (*said) return;
+  *said = 1;
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("loadgen: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputs(" (first of its kind; later ones are only counted)\n", stderr);
+  va_end(ap);
+}
+static int said_connect, said_timeout, said_http, said_sse, said_parse, said_closed;
+
+/* ------------------------------------------------------------------------ */
+/* SSE framing: a byte-at-a-time parser over the decoded body.               */
+
+enum { S_BOL, S_FIELD, S_SKIP, S_AFTER_CR };
+enum { BLK_DATA = 1, BLK_COMMENT = 2, BLK_FIELD = 4 };
+
+struct sse {
+  unsigned char state, blk, flen;
+  char fname[7];
+};
+
+static void sse_dispatch(struct sse *s) {
+  if (s->blk & BLK_DATA) st.events++;
+  else if (s->blk == BLK_COMMENT) st.heartbeats++;
+  else if (s->blk) st.other_frames++;
+  s->blk = 0;
+}
+
+static void sse_field_done(struct sse *s) {
+  if (s->flen == 4 && memcmp(s->fname, "data", 4) == 0) s->blk |= BLK_DATA;
+  else s->blk |= BLK_FIELD;
+}
+
+static void sse_feed(struct sse *s, const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    char c = p[i];
+    switch (s->state) {
+    case S_AFTER_CR:
+      /* A CR ended the previous line; an LF right after it belongs to it. */
+      s->state = S_BOL;
+      if (c == '\n') break;
+      /* fall through */
+    case S_BOL:
+      if (c == '\n' || c == '\r') {
+        sse_dispatch(s);
+        s->state = c == '\r' ? S_AFTER_CR : S_BOL;
+      } else if (c == ':') {
+        s->blk |= BLK_COMMENT;
+        s->state = S_SKIP;
+      } else {
+        s->fname[0] = c;
+        s->flen = 1;
+        s->state = S_FIELD;
+      }
+      break;
+    case S_FIELD:
+      if (c == ':' || c == '\n' || c == '\r') {
+        sse_field_done(s);
+        s->state = c == ':' ? S_SKIP : c == '\r' ? S_AFTER_CR : S_BOL;
+      } else if (s->flen < sizeof s->fname) {
+        s->fname[s->flen++] = c;
+      } else {
+        s->flen = sizeof s->fname; /* too long to be a known name */
+        s->fname[0] = '\0';
+      }
+      break;
+    case S_SKIP:
+      if (c == '\n') s->state = S_BOL;
+      else if (c == '\r') s->state = S_AFTER_CR;
+      break;
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* HTTP/1.1 responses: head, then a chunked, Content-Length or
+ * close-delimited body.                                                     */
+
+enum { BODY_CLOSE, BODY_LENGTH, BODY_CHUNKED };
+enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER_BOL,
+       CH_TRAILER_LINE, CH_TRAILER_LF };
+enum { C_DONE, C_CONNECTING, C_SENDING, C_HEAD, C_BODY }; /* zeroed: done */
+
+struct conn {
+  ev_io io;
+  int fd;
+  unsigned char state;
+  unsigned char body;
+  unsigned char chstate;
+  unsigned char head_line;    /* 0 while reading the status line */
+  unsigned char chunked, has_length, sse_type, pending;
+  unsigned char digits;       /* a chunk-size digit was seen */
+  int status;
+  unsigned short linelen;
+  unsigned int head_bytes;
+  unsigned long long left;    /* chunk or Content-Length bytes to go */
+  size_t sent;
+  struct sse sse;
+  char line[LINE_CAP];
+};
+
+static struct ev_loop *loop;
+static struct conn *conns;
+static long nconns, pending;
+static int phase; /* 0 connecting, 1 holding, 2 done */
+static double t_start, t_hold, t_end;
+static int aborted;
+
+static struct addrinfo *addr;
+static char request[1024];
+static size_t request_len;
+
+static struct {
+  const char *mode, *host, *port, *path;
+  long conns;
+  double hold, rate, connect_timeout;
+  long max_pending;
+} opt = { NULL, "127.0.0.1", NULL, "/", 0, -1, 2000, 30, 512 };
+
+static void start_hold(void);
+
+/* A connection stops counting as pending once it is answered or failed. */
+static void settle(struct conn *c) {
+  if (!c->pending) return;
+  c->pending = 0;
+  pending--;
+  if (phase == 0 && pending == 0 && st.opened == nconns) start_hold();
+}
+
+static void conn_close(struct conn *c) {
+  if (c->state == C_DONE) return;
+  ev_io_stop(loop, &c->io);
+  close(c->fd);
+  c->fd = -1;
+  c->state = C_DONE;
+  settle(c);
+}
+
+/* The body ended: the server finished the response. */
+static void body_ended(struct conn *c) {
+  st.ended_by_server++;
+  conn_close(c);
+}
+
+static int parse_error(struct conn *c, const char *what) {
+  st.parse_errors++;
+  note_once(&said_parse, "parse error: %s", what);
+  conn_close(c);
+  return -1;
+}
+
+static int ieq_prefix(const char *s, const char *prefix) {
+  return strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* One complete head line (without its line end). Returns -1 when the
+ * connection was closed. */
+static int head_line(struct conn *c, char *line, size_t len) {
+  line[len] = '\0';
+  if (!c->head_line) {
+    c->head_line = 1;
+    int st_code;
+    if (len < 12 || strncmp(line, "HTTP/1.", 7) != 0 || line[8] != ' ' ||
+        sscanf(line + 9, "%3d", &st_code) != 1 || st_code < 100)
+      return parse_error(c, "bad status line");
+    c->status = st_code;
+    return 0;
+  }
+  char *colon = memchr(line, ':', len);
+  if (!colon || colon == line) return parse_error(c, "bad header line");
+  *colon = '\0';
+  char *v = colon + 1;
+  while (*v == ' ' || *v == '\t') v++;
+  if (strcasecmp(line, "transfer-encoding") == 0) {
+    if (strcasestr(v, "chunked")) c->chunked = 1;
+  } else if (strcasecmp(line, "content-length") == 0) {
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || end == v) return parse_error(c, "bad Content-Length");
+    c->has_length = 1;
+    c->left = n;
+  } else if (strcasecmp(line, "content-type") == 0) {
+    if (ieq_prefix(v, "text/event-stream")) c->sse_type = 1;
+  }
+  return 0;
+}
+
+static void head_done(struct conn *c) {
+  if (c->status == 100) { /* an interim response: the real one follows */
+    c->head_line = 0;
+    c->status = 0;
+    return;
+  }
+  if (c->status != 200) {
+    st.http_errors++;
+    note_once(&said_http, "HTTP status %d", c->status);
+    conn_close(c);
+    return;
+  }
+  if (!c->sse_type) {
+    st.not_sse++;
+    note_once(&said_sse, "status 200 without Content-Type text/event-stream");
+    conn_close(c);
+    return;
+  }
+  st.established++;
+  c->state = C_BODY;
+  c->body = c->chunked ? BODY_CHUNKED : c->has_length ? BODY_LENGTH : BODY_CLOSE;
+  c->chstate = CH_SIZE;
+  if (c->chunked) c->left = 0;
+  settle(c);
+  if (c->body == BODY_LENGTH && c->left == 0) body_ended(c);
+}
+
+/* Response-head bytes; returns how many were used (the rest is body). */
+static size_t head_feed(struct conn *c, const char *p, size_t n) {
+  size_t i = 0;
+  while (i < n && c->state == C_HEAD) {
+    char ch = p[i++];
+    if (++c->head_bytes > HEAD_MAX) {
+      parse_error(c, "response head too large");
+      return n;
+    }
+    if (ch != '\n') {
+      if (c->linelen < LINE_CAP - 1) c->line[c->linelen] = ch;
+      c->linelen++;
+      if (c->linelen >= LINE_CAP - 1) c->linelen = LINE_CAP - 1; /* keep the start only */
+      continue;
+    }
+    size_t len = c->linelen;
+    c->linelen = 0;
+    if (len && c->line[len - 1] == '\r') len--;
+    if (len == 0) {
+      if (!c->head_line) return parse_error(c, "empty status line"), n;
+      head_done(c);
+    } else if (head_line(c, c->line, len) < 0) {
+      return n;
+    }
+  }
+  return i;
+}
+
+/* Chunked transfer coding; data goes to the SSE parser. */
+static void chunked_feed(struct conn *c, const char *p, size_t n) {
+  size_t i = 0;
+  while (i < n && c->state == C_BODY) {
+    char ch = p[i];
+    switch (c->chstate) {
+    case CH_SIZE: {
+      int d = ch >= '0' && ch <= '9' ? ch - '0'
+            : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+            : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+      if (d >= 0) {
+        if (c->left >> 56) { parse_error(c, "chunk size overflow"); return; }
+        c->left = c->left * 16 + (unsigned)d;
+        c->digits = 1;
+      } else if (!c->digits) {
+        parse_error(c, "chunk size without digits");
+        return;
+      } else if (ch == ';' || ch == ' ' || ch == '\t') {
+        c->chstate = CH_EXT;
+      } else if (ch == '\r') {
+        c->chstate = CH_SIZE_LF;
+      } else if (ch == '\n') {
+        goto size_line_done;
+      } else {
+        parse_error(c, "bad chunk size");
+        return;
+      }
+      i++;
+      break;
+    }
+    case CH_EXT:
+      i++;
+      if (ch == '\n') goto size_line_done;
+      break;
+    case CH_SIZE_LF:
+      i++;
+      if (ch != '\n') { parse_error(c, "chunk size line without LF"); return; }
+    size_line_done:
+      c->digits = 0;
+      c->chstate = c->left ? CH_DATA : CH_TRAILER_BOL;
+      break;
+    case CH_DATA: {
+      size_t take = n - i;
+      if (take > c->left) take = (size_t)c->left;
+      sse_feed(&c->sse, p + i, take);
+      i += take;
+      c->left -= take;
+      if (!c->left) c->chstate = CH_DATA_CR;
+      break;
+    }
+    case CH_DATA_CR:
+      i++;
+      if (ch == '\r') c->chstate = CH_DATA_LF;
+      else if (ch == '\n') c->chstate = CH_SIZE;
+      else { parse_error(c, "chunk data not followed by CRLF"); return; }
+      break;
+    case CH_DATA_LF:
+      i++;
+      if (ch != '\n') { parse_error(c, "chunk data not followed by CRLF"); return; }
+      c->chstate = CH_SIZE;
+      break;
+    case CH_TRAILER_BOL:
+      i++;
+      if (ch == '\n') { body_ended(c); return; }
+      c->chstate = ch == '\r' ? CH_TRAILER_LF : CH_TRAILER_LINE;
+      break;
+    case CH_TRAILER_LINE:
+      i++;
+      if (ch == '\n') c->chstate = CH_TRAILER_BOL;
+      break;
+    case CH_TRAILER_LF:
+      i++;
+      if (ch != '\n') { parse_error(c, "bad chunked trailer"); return; }
+      body_ended(c);
+      return;
+    }
+  }
+}
+
+static void body_feed(struct conn *c, const char *p, size_t n) {
+  if (c->body == BODY_CHUNKED) {
+    chunked_feed(c, p, n);
+  } else if (c->body == BODY_LENGTH) {
+    size_t take = n > c->left ? (size_t)c->left : n;
+    sse_feed(&c->sse, p, take);
+    c->left -= take;
+    if (!c->left) body_ended(c);
+  } else {
+    sse_feed(&c->sse, p, n);
+  }
+}
+
+/* The server closed the connection (EOF or reset). */
+static void server_closed(struct conn *c, int err) {
+  if (c->state == C_BODY && c->body == BODY_CLOSE && !err) {
+    body_ended(c); /* a close-delimited body ends this way */
+    return;
+  }
+  if (c->state == C_BODY) {
+    st.closed_by_server++;
+    note_once(&said_closed, "the server closed an open stream (%s)", err ? strerror(err) : "EOF");
+  } else {
+    st.parse_errors++;
+    note_once(&said_parse, "the server closed the connection before the response head ended (%s)",
+              err ? strerror(err) : "EOF");
+  }
+  conn_close(c);
+}
+
+static void on_read(struct conn *c) {
+  static char buf[READ_BUF];
+  for (int r = 0; r < READS_PER_CB && c->state != C_DONE; r++) {
+    ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      server_closed(c, errno);
+      return;
+    }
+    if (n == 0) {
+      server_closed(c, 0);
+      return;
+    }
+    st.bytes += n;
+    size_t used = 0;
+    if (c->state == C_HEAD) used = head_feed(c, buf, (size_t)n);
+    if (c->state == C_BODY && used < (size_t)n) body_feed(c, buf + used, (size_t)n - used);
+    if ((size_t)n < sizeof buf) return;
+  }
+}
+
+static void on_send(struct conn *c) {
+  while (c->sent < request_len) {
+    ssize_t n = send(c->fd, request + c->sent, request_len - c->sent, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      st.connect_errors++;
+      note_once(&said_connect, "send: %s", strerror(errno));
+      conn_close(c);
+      return;
+    }
+    c->sent += (size_t)n;
+  }
+  c->state = C_HEAD;
+  ev_io_stop(loop, &c->io);
+  ev_io_set(&c->io, c->fd, EV_READ);
+  ev_io_start(loop, &c->io);
+}
+
+static void on_io(struct ev_loop *l, ev_io *w, int revents) {
+  (void)l;
+  struct conn *c = w->data;
+  if (c->state == C_CONNECTING) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (err) {
+      st.connect_errors++;
+      note_once(&said_connect, "connect: %s", strerror(err));
+      conn_close(c);
+      return;
+    }
+    c->state = C_SENDING;
+  }
+  if (c->state == C_SENDING && (revents & EV_WRITE)) on_send(c);
+  else if (revents & EV_READ) on_read(c);
+}
+
+static void conn_open(struct conn *c) {
+  memset(c, 0, sizeof *c);
+  c->fd = -1;
+  c->state = C_DONE;
+  st.opened++;
+  int fd = socket(addr->ai_family, addr->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                  addr->ai_protocol);
+  if (fd < 0) {
+    st.connect_errors++;
+    note_once(&said_connect, "socket: %s", strerror(errno));
+    return;
+  }
+  c->fd = fd;
+  c->pending = 1;
+  pending++;
+  ev_io_init(&c->io, on_io, fd, EV_WRITE);
+  c->io.data = c;
+  int rc;
+  do rc = connect(fd, addr->ai_addr, addr->ai_addrlen);
+  while (rc < 0 && errno == EINTR);
+  if (rc < 0 && errno != EINPROGRESS) {
+    st.connect_errors++;
+    note_once(&said_connect, "connect: %s", strerror(errno));
+    c->state = C_CONNECTING;
+    conn_close(c);
+    return;
+  }
+  c->state = rc == 0 ? C_SENDING : C_CONNECTING;
+  ev_io_start(loop, &c->io);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Phases                                                                    */
+
+static ev_timer pace_timer, deadline_timer, hold_timer;
+static ev_signal sigint_w, sigterm_w;
+
+static void finish(void) {
+  if (phase == 2) return;
+  if (phase == 0) { /* stopped while connecting: no hold */
+    t_hold = ev_now(loop);
+    st.events_at_hold = st.events;
+    st.heartbeats_at_hold = st.heartbeats;
+  }
+  phase = 2;
+  t_end = ev_now(loop);
+  ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_hold_end(struct ev_loop *l, ev_timer *w, int revents) {
+  (void)l; (void)w; (void)revents;
+  finish();
+}
+
+static void start_hold(void) {
+  if (phase != 0) return;
+  phase = 1;
+  ev_timer_stop(loop, &pace_timer);
+  ev_timer_stop(loop, &deadline_timer);
+  t_hold = ev_now(loop);
+  st.events_at_hold = st.events;
+  st.heartbeats_at_hold = st.heartbeats;
+  long open = 0;
+  for (long i = 0; i < nconns; i++) open += conns[i].state == C_BODY;
+  fprintf(stderr, "loadgen: holding %ld streams for %.0f s (established=%ld errors=%ld) after %.2f s\n",
+          open, opt.hold, st.established,
+          st.connect_errors + st.timeouts + st.http_errors + st.not_sse + st.parse_errors,
+          t_hold - t_start);
+  fflush(stderr);
+  ev_timer_init(&hold_timer, on_hold_end, opt.hold, 0.);
+  ev_timer_start(loop, &hold_timer);
+}
+
+static void on_pace(struct ev_loop *l, ev_timer *w, int revents) {
+  (void)l; (void)revents;
+  double due = (ev_now(loop) - t_start) * opt.rate + 1;
+  long want = due >= (double)nconns ? nconns : (long)due;
+  for (int k = 0; k < OPENS_PER_TICK && st.opened < want && pending < opt.max_pending; k++)
+    conn_open(&conns[st.opened]);
+  if (st.opened == nconns) {
+    ev_timer_stop(loop, w);
+    if (pending == 0) start_hold();
+  }
+}
+
+static void on_deadline(struct ev_loop *l, ev_timer *w, int revents) {
+  (void)l; (void)w; (void)revents;
+  if (phase != 0) return;
+  for (long i = 0; i < st.opened; i++) {
+    struct conn *c = &conns[i];
+    if (c->pending) {
+      st.timeouts++;
+      note_once(&said_timeout, "no response head within the connect deadline");
+      conn_close(c);
+    }
+  }
+  if (nconns > st.opened) { /* never opened: they count as failed connects */
+    st.connect_errors += nconns - st.opened;
+    note_once(&said_connect, "%ld connections not opened before the deadline", nconns - st.opened);
+  }
+  start_hold();
+}
+
+static void on_signal(struct ev_loop *l, ev_signal *w, int revents) {
+  (void)l; (void)revents;
+  fprintf(stderr, "loadgen: signal %d: stopping early\n", w->signum);
+  aborted = 1;
+  finish();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Set-up                                                                    */
+
+static void usage(const char *msg) {
+  if (msg) fprintf(stderr, "loadgen: %s\n", msg);
+  fprintf(stderr,
+          "usage: loadgen idle --port P --conns N --hold SECONDS [--host H] [--path P]\n"
+          "                    [--rate R] [--max-pending M] [--connect-timeout S]\n"
+          "  --host H             server address (default 127.0.0.1)\n"
+          "  --port P             server port (required)\n"
+          "  --path P             request target (default /)\n"
+          "  --conns N            connections to open and hold\n"
+          "  --hold S             seconds to hold them once all are answered\n"
+          "  --rate R             new connections a second at most (default 2000)\n"
+          "  --max-pending M      connections not yet answered at once at most (default 512)\n"
+          "  --connect-timeout S  the connect phase may last N/R + S seconds (default 30)\n");
+  exit(2);
+}
+
+static double num(const char *flag, const char *v, double lo, double hi) {
+  char *end;
+  errno = 0;
+  double d = strtod(v, &end);
+  if (errno || end == v || *end || d < lo || d > hi) {
+    fprintf(stderr, "loadgen: %s takes a number from %g to %g, not %s\n", flag, lo, hi, v);
+    exit(2);
+  }
+  return d;
+}
+
+static void parse_args(int argc, char **argv) {
+  if (argc < 2) usage(NULL);
+  opt.mode = argv[1];
+  if (strcmp(opt.mode, "-h") == 0 || strcmp(opt.mode, "--help") == 0) usage(NULL);
+  if (strcmp(opt.mode, "idle") != 0) {
+    fprintf(stderr, "loadgen: mode %s is not implemented (idle is)\n", opt.mode);
+    exit(2);
+  }
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    if (i + 1 >= argc) usage("every option takes a value");
+    const char *v = argv[++i];
+    if (strcmp(a, "--host") == 0) opt.host = v;
+    else if (strcmp(a, "--port") == 0) { num(a, v, 1, 65535); opt.port = v; }
+    else if (strcmp(a, "--path") == 0) opt.path = v;
+    else if (strcmp(a, "--conns") == 0) opt.conns = (long)num(a, v, 1, 10000000);
+    else if (strcmp(a, "--hold") == 0) opt.hold = num(a, v, 0, 86400);
+    else if (strcmp(a, "--rate") == 0) opt.rate = num(a, v, 1, 1e7);
+    else if (strcmp(a, "--max-pending") == 0) opt.max_pending = (long)num(a, v, 1, 1e7);
+    else if (strcmp(a, "--connect-timeout") == 0) opt.connect_timeout = num(a, v, 0, 86400);
+    else {
+      fprintf(stderr, "loadgen: unknown option %s\n", a);
+      usage(NULL);
+    }
+  }
+  if (!opt.port) usage("--port is required");
+  if (opt.conns <= 0) usage("--conns is required");
+  if (opt.hold < 0) usage("--hold is required");
+  if (opt.path[0] != '/' || strpbrk(opt.path, " \r\n")) usage("--path must start with / and hold no space or line end");
+}
+
+static void raise_nofile(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0) { perror("loadgen: getrlimit"); exit(1); }
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) perror("loadgen: setrlimit");
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  /* stdio, the loop's own descriptors and a margin */
+  if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)opt.conns + 32 > rl.rlim_cur) {
+    fprintf(stderr,
+            "loadgen: %ld connections need more descriptors than this process may open (%llu);"
+            " split them over several processes\n",
+            opt.conns, (unsigned long long)rl.rlim_cur);
+    exit(2);
+  }
+}
+
+int main(int argc, char **argv) {
+  parse_args(argc, argv);
+  raise_nofile();
+  signal(SIGPIPE, SIG_IGN);
+
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  int gai = getaddrinfo(opt.host, opt.port, &hints, &addr);
+  if (gai) {
+    fprintf(stderr, "loadgen: %s: %s\n", opt.host, gai_strerror(gai));
+    return 2;
+  }
+  int n = snprintf(request, sizeof request,
+                   strchr(opt.host, ':') ? "GET %s HTTP/1.1\r\nHost: [%s]:%s\r\nAccept: text/event-stream\r\n\r\n"
+                                         : "GET %s HTTP/1.1\r\nHost: %s:%s\r\nAccept: text/event-stream\r\n\r\n",
+                   opt.path, opt.host, opt.port);
+  if (n < 0 || (size_t)n >= sizeof request) { fprintf(stderr, "loadgen: request too long\n"); return 2; }
+  request_len = (size_t)n;
+
+  nconns = opt.conns;
+  conns = calloc((size_t)nconns, sizeof *conns);
+  if (!conns) { perror("loadgen: calloc"); return 1; }
+
+  loop = ev_default_loop(EVFLAG_AUTO);
+  if (!loop) { fprintf(stderr, "loadgen: cannot start libev\n"); return 1; }
+  ev_signal_init(&sigint_w, on_signal, SIGINT);
+  ev_signal_init(&sigterm_w, on_signal, SIGTERM);
+  ev_signal_start(loop, &sigint_w);
+  ev_signal_start(loop, &sigterm_w);
+  ev_unref(loop); /* the signal watchers alone do not keep the loop alive */
+  ev_unref(loop);
+
+  ev_now_update(loop);
+  t_start = ev_now(loop);
+  ev_timer_init(&pace_timer, on_pace, 0., PACE_TICK);
+  ev_timer_start(loop, &pace_timer);
+  ev_timer_init(&deadline_timer, on_deadline, (double)nconns / opt.rate + opt.connect_timeout, 0.);
+  ev_timer_start(loop, &deadline_timer);
+
+  ev_run(loop, 0);
+  if (phase != 2) finish(); /* nothing left to watch (cannot happen while a timer runs) */
+
+  for (long i = 0; i < st.opened; i++) {
+    struct conn *c = &conns[i];
+    if (c->state == C_BODY) st.open_at_end++;
+    if (c->state != C_DONE) {
+      if (c->pending) { st.timeouts++; c->pending = 0; } /* only when aborted early */
+      ev_io_stop(loop, &c->io);
+      close(c->fd);
+      c->state = C_DONE;
+    }
+  }
+  long errors = st.connect_errors + st.timeouts + st.http_errors + st.not_sse + st.parse_errors;
+  printf("mode=idle conns=%ld established=%ld open_at_end=%ld closed_by_server=%ld ended_by_server=%ld"
+         " events=%lld heartbeats=%lld events_hold=%lld heartbeats_hold=%lld other_frames=%lld"
+         " errors=%ld connect_errors=%ld timeouts=%ld http_errors=%ld not_sse=%ld parse_errors=%ld"
+         " bytes=%lld connect_s=%.3f hold_s=%.3f aborted=%d\n",
+         nconns, st.established, st.open_at_end, st.closed_by_server, st.ended_by_server,
+         st.events, st.heartbeats, st.events - st.events_at_hold, st.heartbeats - st.heartbeats_at_hold,
+         st.other_frames, errors, st.connect_errors, st.timeouts, st.http_errors, st.not_sse,
+         st.parse_errors, st.bytes, t_hold - t_start, t_end - t_hold, aborted);
+  fflush(stdout);
+  freeaddrinfo(addr);
+  free(conns);
+  return 0;
+}
