@@ -1,0 +1,79 @@
+-- flosse: `luarocks --lua-version 5.4 make` in a checkout builds the C core
+-- (flosse.core), installs the Lua modules and the `flosse` command.
+-- How to install: docs/install.md.
+rockspec_format = "3.0"
+package = "flosse"
+version = "scm-1"
+
+source = {
+   url = "git+https://github.com/flosse/flosse.git",
+   branch = "main",
+}
+
+description = {
+   summary = "A Server-Sent Events server with a C core (libev) and Lua 5.4 views.",
+   detailed = [[
+flosse serves Server-Sent Events: a C core on libev and http-parser does the
+networking, HTTP/1.1, SSE framing, timers and writes; views are Lua 5.4
+functions run as coroutines, where every coroutine.yield becomes an event on
+the wire and flosse.sleep suspends one stream, never the server. Routes are
+Django-style paths, permission classes and authentication are written in Lua,
+and `flosse serve` reloads the app when its files change. The Lua/C
+counterpart of django-flosse.
+]],
+   homepage = "https://github.com/flosse/flosse",
+   license = "MIT",
+   labels = { "sse", "server-sent-events", "http", "server", "libev" },
+}
+
+supported_platforms = { "linux" }  -- the hot reload uses inotify
+
+dependencies = {
+   "lua >= 5.4, < 5.5",
+   "lua-cjson",
+}
+
+external_dependencies = {
+   LIBEV = { header = "ev.h", library = "ev" },
+   HTTP_PARSER = { header = "http_parser.h", library = "http_parser" },
+}
+
+build = {
+   type = "builtin",
+   modules = {
+      -- The C core: the sources the Makefile's CORE_SRC lists.
+      ["flosse.core"] = {
+         sources = {
+            "core/buf.c",
+            "core/sse.c",
+            "core/http.c",
+            "core/tq.c",
+            "core/watch.c",
+            "core/conn.c",
+            "core/stream.c",
+            "core/server.c",
+            "core/lcore.c",
+         },
+         defines = { "_GNU_SOURCE" },
+         incdirs = { "$(LIBEV_INCDIR)", "$(HTTP_PARSER_INCDIR)" },
+         libdirs = { "$(LIBEV_LIBDIR)", "$(HTTP_PARSER_LIBDIR)" },
+         libraries = { "ev", "http_parser", "m" },
+      },
+      -- Every Lua module of lua/flosse/.
+      ["flosse"] = "lua/flosse/init.lua",
+      ["flosse.app"] = "lua/flosse/app.lua",
+      ["flosse.auth"] = "lua/flosse/auth.lua",
+      ["flosse.check"] = "lua/flosse/check.lua",
+      ["flosse.cli"] = "lua/flosse/cli.lua",
+      ["flosse.new"] = "lua/flosse/new.lua",
+      ["flosse.permissions"] = "lua/flosse/permissions.lua",
+      ["flosse.request"] = "lua/flosse/request.lua",
+      ["flosse.response"] = "lua/flosse/response.lua",
+      ["flosse.server"] = "lua/flosse/server.lua",
+      ["flosse.static"] = "lua/flosse/static.lua",
+      ["flosse.urls"] = "lua/flosse/urls.lua",
+   },
+   install = {
+      bin = { flosse = "bin/flosse" },
+   },
+}
