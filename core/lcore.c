@@ -57,6 +57,9 @@ static int l_listen(lua_State *L) {
   const char *host = luaL_optstring(L, -1, "127.0.0.1");
   lua_getfield(L, 1, "dispatch");
   luaL_argcheck(L, lua_isfunction(L, -1), 1, "dispatch must be a function");
+  lua_getfield(L, 1, "reload");
+  luaL_argcheck(L, lua_isnoneornil(L, -1) || lua_isfunction(L, -1), 1, "reload must be a function");
+  int reload_idx = lua_gettop(L);
   lua_Integer port = opt_int_field(L, 1, "port", 8080, 0);
   luaL_argcheck(L, port <= 65535, 1, "port must be 0..65535");
   struct flosse_config cfg;
@@ -97,11 +100,12 @@ static int l_listen(lua_State *L) {
     lua_pushstring(L, err);
     return 2;
   }
-  /* Keep the dispatch function alive as long as the server (user value 1). */
-  lua_pushvalue(L, -2);
-  lua_setiuservalue(L, -2, 1);
-  lua_pushvalue(L, -2);
+  lua_getfield(L, 1, "dispatch");
   srv->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (lua_isfunction(L, reload_idx)) {
+    lua_pushvalue(L, reload_idx);
+    srv->reload_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   return 1;
 }
 
@@ -161,6 +165,20 @@ static int l_log(lua_State *L) {
   return 0;
 }
 
+/* srv:watch(dir): reload (the listen option) on changes below dir. */
+static int srv_watch(lua_State *L) {
+  struct lserver *ls = check_server(L);
+  const char *dir = luaL_checkstring(L, 2);
+  char err[256];
+  if (flosse_watch_start(&ls->srv->watch, dir, err, sizeof err) != FLOSSE_OK) {
+    luaL_pushfail(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int srv_stop(lua_State *L) {
   struct lserver *ls = check_server(L);
   if (ls->srv->running) flosse_server_stop(ls->srv);
@@ -172,6 +190,7 @@ static int srv_close(lua_State *L) {
   if (!ls->srv || ls->srv->running) return 0;
   flosse_server_free(ls->srv);
   luaL_unref(L, LUA_REGISTRYINDEX, ls->srv->dispatch_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, ls->srv->reload_ref);
   free(ls->srv);
   ls->srv = NULL;
   return 0;
@@ -187,6 +206,7 @@ static int srv_tostring(lua_State *L) {
 int luaopen_flosse_core(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"addresses", srv_addresses}, {"run", srv_run}, {"stop", srv_stop}, {"config", srv_config},
+      {"watch", srv_watch},
       {"close", srv_close}, {NULL, NULL},
   };
   static const luaL_Reg meta[] = {

@@ -45,11 +45,14 @@ static void on_idle(struct ev_loop *loop, ev_idle *w, int revents) {
   (void)revents;
 }
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents);
+static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents);
+static void on_watch_changed(struct flosse_watch *w);
 
 void flosse_server_init(struct flosse_server *srv) {
   memset(srv, 0, sizeof *srv);
   srv->loop = ev_default_loop(EVFLAG_AUTO);
   srv->dispatch_ref = LUA_NOREF;
+  srv->reload_ref = LUA_NOREF;
   srv->cfg.http.max_url = 8192;
   srv->cfg.http.max_header = 16384;
   srv->cfg.http.max_body = 1 << 20;
@@ -71,6 +74,8 @@ void flosse_server_init(struct flosse_server *srv) {
   ev_idle_init(&srv->idle, on_idle);
   ev_signal_init(&srv->sigint, on_signal, SIGINT);
   ev_signal_init(&srv->sigterm, on_signal, SIGTERM);
+  ev_signal_init(&srv->sighup, on_sighup, SIGHUP);
+  flosse_watch_init(&srv->watch, srv->loop, on_watch_changed);
   ev_init(&srv->accept_backoff, NULL);
   ev_init(&srv->grace_timer, NULL);
 }
@@ -210,6 +215,31 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents) {
   flosse_server_stop(srv);
 }
 
+/* Runs the app's reload function; it logs its own outcome. */
+static void call_reload(struct flosse_server *srv, const char *why) {
+  if (srv->reload_ref == LUA_NOREF || !srv->L || srv->stopping) return;
+  lua_State *L = srv->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, srv->reload_ref);
+  lua_pushstring(L, why);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    const char *m = lua_tostring(L, -1);
+    flosse_log(FLOSSE_LOG_ERROR, "reload failed: %s", m ? m : "(error object is not a string)");
+    lua_pop(L, 1);
+  }
+}
+
+static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents) {
+  (void)loop;
+  (void)revents;
+  struct flosse_server *srv = flosse_container_of(w, struct flosse_server, sighup);
+  flosse_log(FLOSSE_LOG_INFO, "SIGHUP: reloading");
+  call_reload(srv, "SIGHUP");
+}
+
+static void on_watch_changed(struct flosse_watch *w) {
+  call_reload(flosse_container_of(w, struct flosse_server, watch), "change");
+}
+
 static int set_error(char *err, size_t errlen, const char *host, int port, const char *what) {
   const char *fmt = strchr(host, ':') ? "cannot listen on [%s]:%d: %s" : "cannot listen on %s:%d: %s";
   snprintf(err, errlen, fmt, host, port, what);
@@ -311,6 +341,7 @@ int flosse_server_run(struct flosse_server *srv, lua_State *L) {
   ev_prepare_start(srv->loop, &srv->prepare);
   ev_signal_start(srv->loop, &srv->sigint);
   ev_signal_start(srv->loop, &srv->sigterm);
+  ev_signal_start(srv->loop, &srv->sighup);
   for (int i = 0; i < srv->nlisteners; i++) ev_io_start(srv->loop, &srv->listeners[i].io);
   ev_run(srv->loop, 0);
   close_all(srv); /* whatever a forced stop left */
@@ -318,6 +349,8 @@ int flosse_server_run(struct flosse_server *srv, lua_State *L) {
   ev_idle_stop(srv->loop, &srv->idle);
   ev_signal_stop(srv->loop, &srv->sigint);
   ev_signal_stop(srv->loop, &srv->sigterm);
+  ev_signal_stop(srv->loop, &srv->sighup);
+  flosse_watch_stop(&srv->watch);
   ev_timer_stop(srv->loop, &srv->grace_timer);
   ev_timer_stop(srv->loop, &srv->accept_backoff);
   flosse_tq_stop(&srv->header_tq);
@@ -358,5 +391,6 @@ void flosse_server_free(struct flosse_server *srv) {
     close(srv->listeners[i].fd);
   }
   srv->nlisteners = 0;
+  flosse_watch_stop(&srv->watch);
   flosse_buf_free(&srv->scratch);
 }

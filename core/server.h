@@ -11,6 +11,7 @@
 #include "http.h"
 #include "list.h"
 #include "tq.h"
+#include "watch.h"
 
 #define FLOSSE_MAX_LISTENERS 8
 #define FLOSSE_MAX_HBQ 16 /* distinct heartbeat intervals */
@@ -57,12 +58,14 @@ struct flosse_server {
   struct ev_loop *loop;
   lua_State *L;         /* the thread that called run(); only valid while running */
   int dispatch_ref;     /* the Lua function every request thread starts in */
+  int reload_ref;       /* called on SIGHUP and on changes in the app folder */
   struct flosse_config cfg;
   struct flosse_listener listeners[FLOSSE_MAX_LISTENERS];
   int nlisteners;
   ev_prepare prepare;   /* resumes runnable views, then flushes output */
   ev_idle idle;         /* keeps the loop from blocking while views are runnable */
-  ev_signal sigint, sigterm;
+  ev_signal sigint, sigterm, sighup;
+  struct flosse_watch watch;
   ev_timer accept_backoff; /* re-enables accept after EMFILE */
   ev_timer grace_timer;    /* ends a graceful shutdown that takes too long */
   struct flosse_tq header_tq, write_tq;

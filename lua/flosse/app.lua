@@ -43,8 +43,9 @@ function app.one_line(msg)
   return (msg:match("^[^\n]*"))
 end
 
-local function run_file(path, what)
-  local chunk, err = loadfile(path, "t")
+-- Runs one of the app's files in the app's environment; it must return a table.
+local function run_file(path, what, env)
+  local chunk, err = loadfile(path, "t", env)
   if not chunk then return nil, app.one_line(err) end
   local ok, result = pcall(chunk)
   if not ok then return nil, app.one_line(result) end
@@ -54,24 +55,56 @@ local function run_file(path, what)
   return result
 end
 
+-- A fresh generation of the app: its own global environment (reads fall
+-- back to _G) and its own require, which loads the app's modules from dir
+-- into this generation's table and leaves everything else (flosse, rocks)
+-- to the shared require. A reload makes a new generation; streams running
+-- on the old one keep the code they started with.
+local function new_generation(dir)
+  local env = setmetatable({}, { __index = _G })
+  local modules, loading = {}, {}
+  local search = dir .. "/?.lua;" .. dir .. "/?/init.lua"
+  local function app_require(name)
+    if type(name) ~= "string" then error("bad argument #1 to 'require' (string expected)", 2) end
+    local mod = modules[name]
+    if mod ~= nil then return mod end
+    local path = package.searchpath(name, search)
+    if not path then return require(name) end
+    if loading[name] then error(("module '%s' requires itself (a require loop)"):format(name), 2) end
+    local chunk, err = loadfile(path, "t", env)
+    if not chunk then error(err, 0) end
+    loading[name] = true
+    local ok, result = pcall(chunk, name, path)
+    loading[name] = nil
+    if not ok then error(result, 0) end
+    if result == nil then result = true end
+    modules[name] = result
+    return result, path
+  end
+  env.require = app_require
+  return env, modules
+end
+
 --- load(dir) -> app | nil, one-line message
--- app = { dir =, settings =, urlpatterns = }
+-- app = { dir =, settings =, urlpatterns =, modules = (the app's modules by name) }
 function app.load(dir)
   dir = (dir or "scripts"):gsub("/+$", "")
   if dir == "" then dir = "/" end
   if not file_exists(dir .. "/urls.lua") then
     return nil, ("%s/urls.lua: not found (is %s an app folder?)"):format(dir, dir)
   end
-  local prefix = dir .. "/?.lua;" .. dir .. "/?/init.lua;"
-  if package.path:sub(1, #prefix) ~= prefix then package.path = prefix .. package.path end
   static.root = dir
+  local env, modules = new_generation(dir)
 
   local settings = {}
   for k, v in pairs(app.DEFAULTS) do settings[k] = v end
   if file_exists(dir .. "/settings.lua") then
-    local user, err = run_file(dir .. "/settings.lua", "the settings")
+    local user, err = run_file(dir .. "/settings.lua", "the settings", env)
     if not user then return nil, err end
     for k, v in pairs(user) do settings[k] = v end
+  end
+  if type(settings.authentication_classes) ~= "table" then
+    return nil, ("%s/settings.lua: authentication_classes must be a list"):format(dir)
   end
   for i, cls in ipairs(settings.authentication_classes) do
     if type(cls) ~= "table" or type(cls.authenticate) ~= "function" then
@@ -79,7 +112,7 @@ function app.load(dir)
     end
   end
 
-  local patterns, err = run_file(dir .. "/urls.lua", "a list of path(...) entries")
+  local patterns, err = run_file(dir .. "/urls.lua", "a list of path(...) entries", env)
   if not patterns then return nil, err end
   if patterns.urlpatterns then patterns = patterns.urlpatterns end
   for i, entry in ipairs(patterns) do
@@ -87,7 +120,7 @@ function app.load(dir)
       return nil, ("%s/urls.lua: entry %d is not a path(...) entry"):format(dir, i)
     end
   end
-  return { dir = dir, settings = settings, urlpatterns = patterns, auth = auth }
+  return { dir = dir, settings = settings, urlpatterns = patterns, modules = modules, auth = auth }
 end
 
 return app

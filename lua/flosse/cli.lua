@@ -2,15 +2,27 @@
 local core = require "flosse.core"
 local app_mod = require "flosse.app"
 local server = require "flosse.server"
+local check = require "flosse.check"
+local new = require "flosse.new"
 
 local cli = {}
 
 local USAGE = [[
-usage: flosse serve [DIR] [options]    serve the app in DIR (default: ./scripts)
+usage: flosse serve [DIR] [options]   serve the app in DIR (default: ./scripts), reloading it on changes
+       flosse check [DIR]             load the app and list its routes, views and permission classes
+       flosse new NAME                write a new app folder NAME that `flosse serve NAME` runs
        flosse --version
-       flosse --help
+       flosse help [COMMAND]          this text, or a command's
+]]
 
-serve options (each also a settings.lua key, with - written _; a flag wins):
+local SERVE_USAGE = [[
+usage: flosse serve [DIR] [options]
+
+Serves the app in DIR (default: ./scripts): DIR/urls.lua, DIR/settings.lua and
+the modules they require. Changes to DIR's .lua files reload the app; SIGHUP too.
+
+options (each also a settings.lua key, with - written _; a flag wins):
+  --reload, --no-reload      watch DIR and reload on changes (default: on)
   --host HOST                address to listen on (default 127.0.0.1; "::" or "0.0.0.0" for all)
   --port PORT                port to listen on (default 8080; 0 picks a free one)
   --heartbeat SECONDS        comment frame after this long without a write; 0 = off (default 15)
@@ -25,6 +37,22 @@ serve options (each also a settings.lua key, with - written _; a flag wins):
   --log-level LEVEL          error, warn, info or debug (default info)
   --debug                    send error texts to clients in error events (never in production)
   -h, --help                 show this help
+]]
+
+local CHECK_USAGE = [[
+usage: flosse check [DIR]
+
+Loads the app in DIR (default: ./scripts) as `flosse serve` would, prints its
+routes with their views and permission classes, and exits 0; on any error it
+prints one line naming the file and line, and exits 2.
+]]
+
+local NEW_USAGE = [[
+usage: flosse new NAME
+
+Writes a new app folder NAME (views.lua, urls.lua, settings.lua, index.html)
+with a hello stream at /sse/hello/ and a page at / that listens to it.
+Then: flosse serve NAME
 ]]
 
 local function say(fmt, ...)
@@ -89,6 +117,10 @@ local function parse_serve(args)
       opts.settings[name] = v
     elseif a == "--debug" then
       opts.settings.debug = true
+    elseif a == "--reload" then
+      opts.reload = true
+    elseif a == "--no-reload" then
+      opts.reload = false
     elseif a == "-h" or a == "--help" then
       opts.help = true
     elseif a:sub(1, 1) == "-" then
@@ -121,25 +153,53 @@ local function check_settings(s)
   return true
 end
 
+-- The folder argument: must exist. Returns dir or nil after saying why.
+local function app_dir(dir)
+  dir = dir or "scripts"
+  local f = io.open(dir .. "/.", "r")
+  if not f then
+    say("%s: no such folder (give the app folder: flosse serve DIR; flosse new NAME makes one)", dir)
+    return nil
+  end
+  f:close()
+  return dir
+end
+
 local function serve(args)
   local ok, opts = pcall(parse_serve, args)
   if not ok then
     if type(opts) == "table" then say("%s", opts.usage); return 2 end
     error(opts, 0)
   end
-  if opts.help then io.stdout:write(USAGE); return 0 end
-  local dir = opts.dir or "scripts"
-  local f = io.open(dir, "r")
-  if not f then say("%s: no such folder (give the app folder: flosse serve DIR)", dir); return 2 end
-  f:close()
+  if opts.help then io.stdout:write(SERVE_USAGE); return 0 end
+  local dir = app_dir(opts.dir)
+  if not dir then return 2 end
   local app, err = app_mod.load(dir)
-  if not app then say("%s", err); return 1 end
+  if not app then say("%s", err); return 2 end
   local s = app.settings
-  for k, v in pairs(opts.settings) do s[k] = v end
+  -- Flags beat settings.lua, at start-up and after every reload.
+  local function apply_flags(settings)
+    for k, v in pairs(opts.settings) do settings[k] = v end
+  end
+  apply_flags(s)
   local valid, why = check_settings(s)
   if not valid then say("%s", why); return 2 end
   core.set_log_level(s.log_level)
   local current = app
+  local function reload()
+    local fresh, rerr = app_mod.load(dir)
+    if fresh then
+      apply_flags(fresh.settings)
+      local fine, bad = check_settings(fresh.settings)
+      if not fine then fresh, rerr = nil, bad end
+    end
+    if not fresh then
+      core.log("error", "reload failed, still serving the previous app: " .. tostring(rerr))
+      return
+    end
+    current = fresh
+    core.log("info", ("reloaded %s (%d routes)"):format(dir, #check.rows(fresh)))
+  end
   local srv, lerr = core.listen {
     host = s.host,
     port = s.port,
@@ -157,10 +217,15 @@ local function serve(args)
     high_water = s.high_water,
     low_water = s.low_water,
     dispatch = server.dispatcher(function() return current end),
+    reload = reload,
   }
   if not srv then
     say("%s (is another server running? choose another port with --port)", lerr)
     return 2
+  end
+  if opts.reload ~= false then
+    local watching, werr = srv:watch(dir)
+    if not watching then say("%s (run with --no-reload to serve without watching)", werr); return 2 end
   end
   for _, url in ipairs(srv:addresses()) do say("listening on %s", url) end
   local graceful = srv:run()
@@ -168,20 +233,64 @@ local function serve(args)
   return graceful and 0 or 1
 end
 
+local function run_check(args)
+  local dir
+  for _, a in ipairs(args) do
+    if a == "-h" or a == "--help" then io.stdout:write(CHECK_USAGE); return 0 end
+    if a:sub(1, 1) == "-" then say("unknown option %s (see flosse check --help)", a); return 2 end
+    if dir then say("check takes one folder, got another: %s", a); return 2 end
+    dir = a
+  end
+  dir = app_dir(dir)
+  if not dir then return 2 end
+  local app, err = app_mod.load(dir)
+  if not app then say("%s", err); return 2 end
+  local ok, report = pcall(check.report, app)
+  if not ok then say("%s", app_mod.one_line(report)); return 2 end
+  io.stdout:write(report)
+  return 0
+end
+
+local function run_new(args)
+  local name
+  for _, a in ipairs(args) do
+    if a == "-h" or a == "--help" then io.stdout:write(NEW_USAGE); return 0 end
+    if a:sub(1, 1) == "-" then say("unknown option %s (see flosse new --help)", a); return 2 end
+    if name then say("new takes one name, got another: %s", a); return 2 end
+    name = a
+  end
+  local written, err = new.create(name)
+  if not written then say("%s", err); return 2 end
+  for _, path in ipairs(written) do io.stdout:write("wrote ", path, "\n") end
+  io.stdout:write("run: flosse serve ", name, "\n")
+  return 0
+end
+
+local HELP = { serve = SERVE_USAGE, check = CHECK_USAGE, new = NEW_USAGE }
+
 --- main(args) -> exit status
 function cli.main(args)
   args = { table.unpack(args or {}) }
   local cmd = table.remove(args, 1)
-  if cmd == nil or cmd == "-h" or cmd == "--help" or cmd == "help" then
-    io.stdout:write(USAGE)
-    return cmd == nil and 2 or 0
+  if cmd == nil then
+    io.stderr:write(USAGE)
+    return 2
+  elseif cmd == "-h" or cmd == "--help" or cmd == "help" then
+    local topic = args[1]
+    if topic and not HELP[topic] then say("no such command %s (try flosse help)", topic); return 2 end
+    io.stdout:write(topic and HELP[topic] or USAGE)
+    return 0
   elseif cmd == "--version" or cmd == "version" then
     io.stdout:write("flosse ", core.version, "\n")
     return 0
   elseif cmd == "serve" then
     return serve(args)
+  elseif cmd == "check" then
+    return run_check(args)
+  elseif cmd == "new" then
+    return run_new(args)
   end
-  say("unknown command %s (try flosse --help)", cmd)
+  say("unknown command %s (try flosse help)", cmd)
   return 2
 end
 

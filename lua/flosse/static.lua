@@ -12,6 +12,9 @@ local static = {}
 
 static.root = "."
 
+-- What each view made here serves, for `flosse check` (weak keys).
+static.described = setmetatable({}, { __mode = "k" })
+
 -- Files larger than this are not served (a 500): a guard against a symlink
 -- to a device that never ends, and against filling memory.
 static.max_size = 64 * 1024 * 1024
@@ -126,9 +129,11 @@ function static.file(relpath, opts)
     error("flosse.static.file: expects a file path", 2)
   end
   opts = check_opts(opts, "file")
-  return function(request) -- luacheck: ignore 212
+  local view = function(request) -- luacheck: ignore 212
     return serve(join(static.root, relpath), opts)
   end
+  static.described[view] = ("static.file(%q)"):format(relpath)
+  return view
 end
 
 -- A client-given path is safe when it is relative, has no ".." segment and
@@ -154,11 +159,13 @@ function static.dir(reldir, opts)
   end
   opts = check_opts(opts, "dir")
   local param = opts.param or "path"
-  return function(request)
+  local view = function(request)
     local rel = request.params and request.params[param]
     if not safe_relpath(rel) then return not_found() end
     return serve(join(join(static.root, reldir), rel), opts)
   end
+  static.described[view] = ("static.dir(%q)"):format(reldir)
+  return view
 end
 
 return static
