@@ -726,5 +726,99 @@ function e2e.start_with_status(dir, opts)
   end
 end
 
+
+------------------------------------------------------------------------------
+-- Added for issue 4 (hot reload, the command).
+
+local function cwd()
+  local p = io.popen("pwd", "r")
+  local d = p and p:read("l")
+  if p then p:close() end
+  return d or "."
+end
+e2e.CWD = cwd()
+
+-- An absolute form of a path given relative to the repository root.
+local function absolute(path)
+  if path:sub(1, 1) == "/" then return path end
+  return e2e.CWD .. "/" .. path
+end
+e2e.absolute = absolute
+
+-- Runs `flosse args...` in the foreground, bounded by opts.timeout (default
+-- e2e.TEST_TIMEOUT); opts.env as for e2e.start; opts.cwd: the folder to run
+-- in (the command and FLOSSE_BUILD_DIR are made absolute for it).
+-- Returns exit code (124 = timed out), stdout, stderr.
+function e2e.run_flosse(args, opts)
+  opts = opts or {}
+  local out, err = os.tmpname(), os.tmpname()
+  local parts = {}
+  if opts.cwd then parts[#parts + 1] = "cd " .. shell_quote(opts.cwd) .. " &&" end
+  parts[#parts + 1] = "timeout -k 2 " .. tostring(opts.timeout or e2e.TEST_TIMEOUT)
+  local env = {}
+  for k, v in pairs(opts.env or {}) do env[k] = v end
+  local build_dir = os.getenv("FLOSSE_BUILD_DIR")
+  if opts.cwd and build_dir and env.FLOSSE_BUILD_DIR == nil then
+    env.FLOSSE_BUILD_DIR = absolute(build_dir)
+  end
+  local names = {}
+  for name in pairs(env) do names[#names + 1] = name end
+  table.sort(names)
+  if #names > 0 then
+    parts[#parts + 1] = "env"
+    for _, name in ipairs(names) do
+      if env[name] == false then parts[#parts + 1] = "-u " .. shell_quote(name) end
+    end
+    for _, name in ipairs(names) do
+      if env[name] ~= false then parts[#parts + 1] = shell_quote(name .. "=" .. tostring(env[name])) end
+    end
+  end
+  if e2e.WRAP ~= "" then parts[#parts + 1] = e2e.WRAP end
+  parts[#parts + 1] = opts.cwd and absolute(e2e.BIN) or e2e.BIN
+  for _, a in ipairs(args or {}) do parts[#parts + 1] = shell_quote(a) end
+  local cmd = table.concat(parts, " ") .. " >" .. shell_quote(out) .. " 2>" .. shell_quote(err)
+    .. " </dev/null"
+  local ok, how, code = os.execute(cmd)
+  local stdout, stderr = read_file(out), read_file(err)
+  os.remove(out)
+  os.remove(err)
+  if how == "signal" then code = 128 + code end
+  if ok == true and code == nil then code = 0 end
+  return code, stdout, stderr
+end
+
+-- A fresh temporary folder (mktemp -d); remove it with e2e.remove_tree.
+function e2e.tempdir()
+  local p = assert(io.popen("mktemp -d \"${TMPDIR:-/tmp}/flosse-e2e.XXXXXX\"", "r"))
+  local dir = p:read("l")
+  p:close()
+  assert(dir and dir ~= "", "mktemp -d failed")
+  return dir
+end
+
+-- Removes a folder e2e.tempdir made (only below the temp folder, as a guard).
+function e2e.remove_tree(dir)
+  if type(dir) == "string" and dir:match("/flosse%-e2e%.[%w]+$") then
+    os.execute("rm -rf " .. shell_quote(dir))
+  end
+end
+
+-- Copies a folder's contents into a fresh temporary folder's "app" subfolder;
+-- returns the app folder and the temporary folder (to remove).
+function e2e.copy_app(src)
+  local tmp = e2e.tempdir()
+  local dir = tmp .. "/app"
+  assert(os.execute("cp -r " .. shell_quote(src) .. " " .. shell_quote(dir)), "cp -r failed")
+  return dir, tmp
+end
+
+-- Reads and writes whole files (write: in place, truncating).
+e2e.read_file = read_file
+function e2e.write_file(path, bytes)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(bytes))
+  assert(f:close())
+end
+
 package.loaded["e2e"] = e2e
 return e2e
