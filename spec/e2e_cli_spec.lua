@@ -172,8 +172,13 @@ end)
 
 describe("#e2e flosse new", function()
   it("writes a new app that check passes and serve runs at once", function()
-    local tmp = e2e.tempdir()
-    finally(function() e2e.remove_tree(tmp) end)
+    -- busted keeps only the last finally of a test: one for all
+    local tmp, server, c = e2e.tempdir(), nil, nil
+    finally(function()
+      if c then c:close() end
+      if server then server:cleanup() end
+      e2e.remove_tree(tmp)
+    end)
     local code, stdout, stderr = flosse({ "new", "myapp" }, { cwd = tmp })
     assert.equal(0, code, "exit status; stderr:\n" .. stderr)
     for _, name in ipairs({ "views.lua", "urls.lua", "settings.lua", "index.html" }) do
@@ -190,14 +195,13 @@ describe("#e2e flosse new", function()
     assert(by_route["/sse/hello/"], "no /sse/hello/ route")
     assert.equal("stream", by_route["/sse/hello/"].kind)
 
-    local server = e2e.start(tmp .. "/myapp")
-    finally(function() server:cleanup() end)
+    server = e2e.start(tmp .. "/myapp")
     local page = e2e.get(server.port, "/")
     assert.equal(200, page.status, page.raw)
     assert.matches("^text/html", page.headers["content-type"])
     assert.truthy(page.body:find("/sse/hello/", 1, true), "the page does not listen to /sse/hello/:\n" .. page.body)
-    local c, head = e2e.open_stream(server.port, "/sse/hello/")
-    finally(function() c:close() end)
+    local head
+    c, head = e2e.open_stream(server.port, "/sse/hello/")
     assert.equal(200, head.status, head.raw)
     assert.matches("^text/event%-stream", head.headers["content-type"])
     local got = e2e.pump({ c }, function()

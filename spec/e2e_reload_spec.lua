@@ -404,13 +404,20 @@ describe("#e2e hot reload", function()
     assert.equal("v2", body(server, "/version/"))
 
     -- six saves 0.05 s apart: the quiet timer restarts on each
+    local widest, last = 0, e2e.now()
     for k = 3, 8 do
       set_version(dir, "v" .. k)
+      local t = e2e.now()
+      widest = math.max(widest, t - last)
+      last = t
       if k < 8 then e2e.sleep(0.05) end
     end
     wait_reloads(server, 2)
     idle(1.0)
-    assert.equal(2, #reloaded_lines(server), "reloads after a burst of saves:\n" .. server:log())
+    -- (a machine so loaded that two saves were 0.15 s apart may rightly reload twice)
+    if widest < 0.15 then
+      assert.equal(2, #reloaded_lines(server), "reloads after a burst of saves:\n" .. server:log())
+    end
     assert.equal("v8", body(server, "/version/"))
   end)
 
