@@ -158,6 +158,10 @@ describe("#e2e flosse check", function()
     finally(function() e2e.remove_tree(tmp) end)
     e2e.write_file(dir .. "/views.lua", "-- broken on purpose\nlocal views = {\nreturn views\n")
     assert_user_error({ "check", dir }, nil, "^flosse: .*views%.lua:3: ")
+    -- a module urls.lua requires that is not there: the file and line of the require
+    os.remove(dir .. "/views.lua")
+    line = assert_user_error({ "check", dir }, nil, "^flosse: .*urls%.lua:4: ")
+    assert.truthy(line:find("views", 1, true), line)
     -- and in settings.lua
     e2e.write_file(dir .. "/views.lua", e2e.read_file("spec/fixtures/check/views.lua"))
     e2e.write_file(dir .. "/settings.lua", "return {\n  debug = ,\n}\n")
