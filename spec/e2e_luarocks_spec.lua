@@ -222,13 +222,17 @@ describe("#e2e luarocks install of flosse", function()
   it("the installed flosse serves the example app", function()
     assert.equal(0, build.code, build.log)
     local saved_bin, saved_wrap = e2e.BIN, e2e.WRAP
+    local server
+    -- busted keeps only the last finally of a test: one clean-up for both.
+    finally(function()
+      e2e.BIN, e2e.WRAP = saved_bin, saved_wrap
+      if server then server:cleanup() end
+    end)
     e2e.BIN, e2e.WRAP = q(tree .. "/bin/flosse"), ""
-    finally(function() e2e.BIN, e2e.WRAP = saved_bin, saved_wrap end)
-    local server = e2e.start(repo .. "/scripts", { env = {
+    server = e2e.start(repo .. "/scripts", { env = {
       LUA_PATH = false, LUA_PATH_5_4 = false, LUA_CPATH = false, LUA_CPATH_5_4 = false,
       LUA_INIT = false, FLOSSE_BUILD_DIR = false, LUA_INIT_5_4 = PROBE,
     } })
-    finally(function() server:cleanup() end)
     local resp = e2e.get(server.port, "/sse/styles/string/")
     assert.equal(200, resp.status)
     assert.equal("data: hello\n\n", resp.body)

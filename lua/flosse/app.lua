@@ -69,7 +69,16 @@ local function new_generation(dir)
     local mod = modules[name]
     if mod ~= nil then return mod end
     local path = package.searchpath(name, search)
-    if not path then return require(name) end
+    if not path then
+      local ok, shared = pcall(require, name)
+      if ok then return shared end
+      -- Name the require in the app's file, as Lua's own require would.
+      local msg = tostring(shared)
+      if msg:match("^module '.-' not found:") then
+        msg = ("module '%s' not found (not in %s, not installed)"):format(name, dir)
+      end
+      error(msg, 2)
+    end
     if loading[name] then error(("module '%s' requires itself (a require loop)"):format(name), 2) end
     local chunk, err = loadfile(path, "t", env)
     if not chunk then error(err, 0) end
