@@ -100,6 +100,16 @@ int flosse_buf_append_seg(struct flosse_buf *b, struct flosse_seg *seg) {
   return FLOSSE_OK;
 }
 
+int flosse_buf_append_range(struct flosse_buf *b, struct flosse_seg *seg, uint32_t off, uint32_t len) {
+  if (len == 0) return FLOSSE_OK;
+  if (buf_reserve_ent(b) != FLOSSE_OK) return FLOSSE_ERR;
+  seg->refs++;
+  b->ents[b->head + b->n++] = (struct flosse_bufent){seg, off, off + len};
+  b->len += len;
+  b->total += len;
+  return FLOSSE_OK;
+}
+
 int flosse_buf_iov(const struct flosse_buf *b, struct iovec *iov, int max) {
   int k = 0;
   for (uint32_t i = 0; i < b->n && k < max; i++, k++) {

@@ -54,6 +54,9 @@ int flosse_buf_printf(struct flosse_buf *b, const char *fmt, ...)
 /* Queues a shared segment (borrowed: takes a reference of its own). */
 int flosse_buf_append_seg(struct flosse_buf *b, struct flosse_seg *seg);
 
+/* Queues len bytes of a shared segment from off (borrowed, as above). */
+int flosse_buf_append_range(struct flosse_buf *b, struct flosse_seg *seg, uint32_t off, uint32_t len);
+
 /* Fills at most max iovecs with the queued bytes; returns how many. */
 int flosse_buf_iov(const struct flosse_buf *b, struct iovec *iov, int max);
 

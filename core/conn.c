@@ -72,6 +72,7 @@ struct flosse_conn *flosse_conn_new(struct flosse_server *srv, int fd,
   flosse_tq_node_init(&c->rd);
   flosse_tq_node_init(&c->wr);
   flosse_tq_node_init(&c->hb);
+  flosse_list_init(&c->subs);
   flosse_list_push(&srv->conns, &c->node);
   srv->nconns++;
   flosse_tq_touch(&srv->header_tq, &c->rd);
@@ -303,6 +304,10 @@ void flosse_conn_request_done(struct flosse_conn *c) {
 }
 
 void flosse_conn_run(struct flosse_conn *c) {
+  if (c->drop_reason) {
+    flosse_conn_close(c, c->drop_reason);
+    return;
+  }
   if (c->T) {
     if (c->wait == FLOSSE_WAIT_NONE) flosse_stream_resume(c, 0);
     return;
@@ -353,4 +358,16 @@ void flosse_conn_on_write_timeout(struct flosse_tq *tq, struct flosse_tq_node *n
   (void)tq;
   struct flosse_conn *c = flosse_container_of(n, struct flosse_conn, wr);
   flosse_conn_close(c, "write timeout: the client stopped reading");
+}
+
+void flosse_conn_wake(struct flosse_conn *c) {
+  if (c->wait != FLOSSE_WAIT_CHANNEL) return;
+  c->wait = FLOSSE_WAIT_NONE;
+  flosse_conn_want_run(c);
+}
+
+void flosse_conn_drop(struct flosse_conn *c) {
+  if (c->drop_reason) return;
+  c->drop_reason = "channel backlog overflow: the client is too slow (it reconnects with Last-Event-ID)";
+  flosse_conn_want_run(c);
 }

@@ -24,6 +24,7 @@ enum flosse_wait {
   FLOSSE_WAIT_NONE,      /* runnable */
   FLOSSE_WAIT_SLEEP,     /* sleep_timer will resume it */
   FLOSSE_WAIT_DRAIN,     /* output above the high-water mark */
+  FLOSSE_WAIT_CHANNEL,   /* a subscription will wake it */
 };
 
 struct flosse_conn {
@@ -48,6 +49,8 @@ struct flosse_conn {
   int thread_ref, onclose_ref;
   int keep_alive, chunked, http10, head;
   int over_budget;           /* the instruction hook stopped the view */
+  struct flosse_list subs;   /* its channel subscriptions (struct flosse_sub) */
+  const char *drop_reason;   /* set: close it at its next turn */
   char *reqline;             /* "GET /path" for log lines */
   /* for the access line */
   ev_tstamp req_start;
@@ -93,6 +96,11 @@ void flosse_conn_refuse(struct flosse_conn *c, int status, const char *why);
 void flosse_conn_log_access(struct flosse_conn *c);
 
 const char *flosse_http_reason(int status);
+
+/* Channel callbacks: a subscription has a message; a subscription fell too
+ * far behind (the conn is closed at its next turn, never inside publish). */
+void flosse_conn_wake(struct flosse_conn *c);
+void flosse_conn_drop(struct flosse_conn *c);
 
 /* Expiry callbacks of the server's timeout queues. */
 void flosse_conn_on_heartbeat(struct flosse_tq *tq, struct flosse_tq_node *n);

@@ -229,6 +229,7 @@ int luaopen_flosse_core(lua_State *L) {
 
   lua_newtable(L);
   flosse_stream_register(L);
+  flosse_lchannel_register(L);
   lua_pushcfunction(L, l_listen);
   lua_setfield(L, -2, "listen");
   lua_pushcfunction(L, l_set_log_level);

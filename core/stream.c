@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "sse.h"
 
 #if LUA_VERSION_RELEASE_NUM >= 50406
@@ -18,7 +19,8 @@
 
 /* Only the core's own waiting functions yield this address, so no value a
  * view yields can be mistaken for a wait. */
-static const char wait_key = 'w';
+const char flosse_wait_key = 'w';
+#define wait_key flosse_wait_key
 static const char encoder_key = 'j';
 
 /* Request threads are found through a registry table thread -> conn, so
@@ -42,7 +44,10 @@ static void set_conn_of(lua_State *L, lua_State *T, struct flosse_conn *c) {
   lua_pop(L, 1);
 }
 
-static struct flosse_conn *conn_of(lua_State *T) {
+struct flosse_conn *flosse_stream_conn_of(lua_State *T);
+static struct flosse_conn *conn_of(lua_State *T) { return flosse_stream_conn_of(T); }
+
+struct flosse_conn *flosse_stream_conn_of(lua_State *T) {
   lua_rawgetp(T, LUA_REGISTRYINDEX, &threads_key);
   if (lua_type(T, -1) != LUA_TTABLE) {
     lua_pop(T, 1);
@@ -143,12 +148,10 @@ static int get_retry(lua_State *L, int idx, long long *out, char *err, size_t er
   return 1;
 }
 
-int flosse_stream_frame(lua_State *L, int base, int n, struct flosse_buf *out, char *err,
+int flosse_stream_event(lua_State *L, int base, int n, struct flosse_sse_event *ev, char *err,
                         size_t errlen) {
-  int top = lua_gettop(L);
-  struct flosse_sse_event ev;
-  memset(&ev, 0, sizeof ev);
-  ev.retry = -1;
+  memset(ev, 0, sizeof *ev);
+  ev->retry = -1;
   if (!lua_checkstack(L, 8)) FAIL("out of stack");
   if (n == 0) FAIL("a view yielded nothing");
   if (n > 3) FAIL("a yield takes at most 3 values (event, data, id), got %d", n);
@@ -157,34 +160,44 @@ int flosse_stream_frame(lua_State *L, int base, int n, struct flosse_buf *out, c
     int t = lua_rawget(L, base);
     if (t == LUA_TNIL) {
       /* A table without a data key is the data itself. */
-      if (!get_data(L, base, &ev.data, &ev.data_len, err, errlen)) goto fail;
+      if (!get_data(L, base, &ev->data, &ev->data_len, err, errlen)) goto fail;
     } else {
       int d = lua_gettop(L);
-      if (!get_data(L, d, &ev.data, &ev.data_len, err, errlen)) goto fail;
+      if (!get_data(L, d, &ev->data, &ev->data_len, err, errlen)) goto fail;
       lua_getfield(L, base, "event");
-      if (!get_text(L, -1, "event", &ev.event, &ev.event_len, err, errlen)) goto fail;
+      if (!get_text(L, -1, "event", &ev->event, &ev->event_len, err, errlen)) goto fail;
       lua_getfield(L, base, "id");
-      if (!get_text(L, -1, "id", &ev.id, &ev.id_len, err, errlen)) goto fail;
+      if (!get_text(L, -1, "id", &ev->id, &ev->id_len, err, errlen)) goto fail;
       lua_getfield(L, base, "retry");
-      if (!get_retry(L, -1, &ev.retry, err, errlen)) goto fail;
+      if (!get_retry(L, -1, &ev->retry, err, errlen)) goto fail;
     }
   } else if (n == 1) {
     if (lua_type(L, base) == LUA_TNIL) FAIL("a view yielded nil");
-    if (!get_data(L, base, &ev.data, &ev.data_len, err, errlen)) goto fail;
+    if (!get_data(L, base, &ev->data, &ev->data_len, err, errlen)) goto fail;
   } else {
     if (lua_type(L, base) != LUA_TSTRING)
       FAIL("the event name (first value) must be a string, not a %s",
            luaL_typename(L, base));
-    ev.event = lua_tolstring(L, base, &ev.event_len);
-    if (!get_data(L, base + 1, &ev.data, &ev.data_len, err, errlen)) goto fail;
-    if (n == 3 && !get_text(L, base + 2, "id", &ev.id, &ev.id_len, err, errlen)) goto fail;
+    ev->event = lua_tolstring(L, base, &ev->event_len);
+    if (!get_data(L, base + 1, &ev->data, &ev->data_len, err, errlen)) goto fail;
+    if (n == 3 && !get_text(L, base + 2, "id", &ev->id, &ev->id_len, err, errlen)) goto fail;
   }
-  if (flosse_sse_frame(out, &ev, err, errlen) != FLOSSE_OK) goto fail;
-  lua_settop(L, top);
+  if (ev->event && !flosse_sse_field_ok(ev->event, ev->event_len))
+    FAIL("event name contains CR, LF or NUL");
+  if (ev->id && !flosse_sse_field_ok(ev->id, ev->id_len)) FAIL("event id contains CR, LF or NUL");
   return FLOSSE_OK;
 fail:
-  lua_settop(L, top);
   return FLOSSE_ERR;
+}
+
+int flosse_stream_frame(lua_State *L, int base, int n, struct flosse_buf *out, char *err,
+                        size_t errlen) {
+  int top = lua_gettop(L);
+  struct flosse_sse_event ev;
+  int rc = flosse_stream_event(L, base, n, &ev, err, errlen);
+  if (rc == FLOSSE_OK) rc = flosse_sse_frame(out, &ev, err, errlen);
+  lua_settop(L, top);
+  return rc;
 }
 
 #undef FAIL
@@ -290,6 +303,8 @@ static void report_error(struct flosse_conn *c, const char *log_text, const char
 
 void flosse_stream_release(struct flosse_conn *c) {
   lua_State *L = c->srv->L;
+  while (!flosse_list_empty(&c->subs))
+    flosse_sub_close(flosse_container_of(c->subs.next, struct flosse_sub, conn_link));
   if (c->T) {
     lua_State *T = c->T;
     int was = lua_status(T);
@@ -427,6 +442,20 @@ static void handle_event(struct flosse_conn *c, lua_State *T, int nres) {
   }
   int base = lua_gettop(L) + 1;
   lua_xmove(T, L, nres);
+  struct flosse_msg *m = nres == 1 ? flosse_lchannel_testmsg(L, base) : NULL;
+  if (m) {
+    /* Framed at publish time: queue the shared bytes, no copy. */
+    int rc = c->chunked ? flosse_buf_append_seg(&c->out, m->seg)
+                        : flosse_buf_append_range(&c->out, m->seg, m->frame_off, m->frame_len);
+    lua_settop(L, base - 1);
+    if (rc != FLOSSE_OK) {
+      flosse_conn_close(c, "out of memory");
+      return;
+    }
+    c->events++;
+    flosse_conn_stream_wrote(c);
+    return;
+  }
   char err[256];
   struct flosse_buf *scratch = &c->srv->scratch;
   int rc = flosse_stream_frame(L, base, nres, scratch, err, sizeof err);

@@ -30,6 +30,18 @@ void flosse_stream_shutdown(struct flosse_conn *c);
 int flosse_stream_frame(lua_State *L, int base, int n, struct flosse_buf *out,
                         char *err, size_t errlen);
 
+/* Reads the n values at L[base..] as a yield into ev, whose strings stay
+ * valid while the caller keeps the values pushed meanwhile (the caller
+ * resets the stack). Returns FLOSSE_OK, or FLOSSE_ERR with err filled in. */
+struct flosse_sse_event;
+int flosse_stream_event(lua_State *L, int base, int n, struct flosse_sse_event *ev, char *err,
+                        size_t errlen);
+
+/* The channel message at L[idx], or NULL (core/lchannel.c). */
+struct flosse_msg *flosse_lchannel_testmsg(lua_State *L, int idx);
+/* Adds publish and subscribe to the table on top of L (core/lchannel.c). */
+void flosse_lchannel_register(lua_State *L);
+
 /* Adds sleep, start_stream, send_error, log_error, on_close and frame to
  * the table on top of L. */
 void flosse_stream_register(lua_State *L);

@@ -25,6 +25,9 @@ app.DEFAULTS = {
   high_water = 256 * 1024,
   low_water = 64 * 1024,
   log_level = "info",
+  channel_history = 100, -- events kept per channel for Last-Event-ID
+  channel_history_seconds = 0, -- and no older than this; 0: no age limit
+  channel_backlog = 1000, -- events a subscriber may fall behind before it is dropped
 }
 
 local function file_exists(path)

@@ -86,6 +86,11 @@ local VALUE_FLAGS = {
   ["--log-level"] = { "log_level", "level" },
 }
 
+-- Settings without a flag, checked the same way.
+local NUMBER_SETTINGS = {
+  channel_history = "integer", channel_history_seconds = "number", channel_backlog = "integer",
+}
+
 local LEVELS = { error = true, warn = true, info = true, debug = true }
 
 -- Parses serve's arguments into { dir =, help =, settings = {name = value} }.
@@ -147,6 +152,12 @@ local function check_settings(s)
       end
     end
   end
+  for name, kind in pairs(NUMBER_SETTINGS) do
+    local v = s[name]
+    if type(v) ~= "number" or v < 0 or (kind == "integer" and not math.tointeger(v)) then
+      return nil, ("settings.lua: %s must be a non-negative %s"):format(name, kind)
+    end
+  end
   if not LEVELS[s.log_level] then
     return nil, "settings.lua: log_level must be error, warn, info or debug"
   end
@@ -185,6 +196,14 @@ local function serve(args)
   local valid, why = check_settings(s)
   if not valid then say("%s", why); return 2 end
   core.set_log_level(s.log_level)
+  local function configure_channels(settings)
+    core.configure_channels {
+      history = settings.channel_history,
+      history_seconds = settings.channel_history_seconds,
+      backlog = settings.channel_backlog,
+    }
+  end
+  configure_channels(s)
   local current = app
   local function reload()
     local fresh, rerr = app_mod.load(dir)
@@ -198,6 +217,7 @@ local function serve(args)
       return
     end
     current = fresh
+    configure_channels(fresh.settings)
     core.log("info", ("reloaded %s (%d routes)"):format(dir, #check.rows(fresh)))
   end
   local srv, lerr = core.listen {

@@ -129,6 +129,12 @@ flosse.SSEEvent = setmetatable(SSEEvent, {
 --- Suspends the calling stream for the given seconds; the server goes on.
 flosse.sleep = core.sleep
 
+local channels = require "flosse.channels"
+flosse.channel = channels.channel
+flosse.subscribe = channels.subscribe
+flosse.relay_view = channels.relay_view
+flosse.publish_view = channels.publish_view
+
 --- flosse.response{ status =, headers =, body = }, with .text and .json helpers.
 flosse.response = setmetatable({ text = response.text, json = response.json }, {
   __call = function(_, t) return response.new(t) end,

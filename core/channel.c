@@ -1,0 +1,321 @@
+#include "channel.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Channels live as long as the process; one worker today, so no lock yet
+ * (--workers will add one around the registry and the histories). */
+static struct flosse_chan **table;
+static size_t table_cap, table_len;
+static uint64_t next_seq = 1;
+static struct flosse_channel_config config = {100, 0, 1000};
+
+void flosse_channel_configure(const struct flosse_channel_config *cfg) {
+  config = *cfg;
+  if (config.history == 0) config.history = 1;
+  if (config.backlog == 0) config.backlog = 1;
+}
+
+const struct flosse_channel_config *flosse_channel_config(void) { return &config; }
+
+int flosse_channel_name_ok(const char *name, size_t len) {
+  return len > 0 && len <= 200 && flosse_sse_field_ok(name, len);
+}
+
+static size_t hash(const char *s, size_t len) {
+  size_t h = 1469598103934665603ULL; /* FNV-1a */
+  for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+  return h;
+}
+
+struct flosse_chan *flosse_channel_find(const char *name, size_t len) {
+  if (!table_cap) return NULL;
+  for (struct flosse_chan *c = table[hash(name, len) & (table_cap - 1)]; c; c = c->next)
+    if (strlen(c->name) == len && memcmp(c->name, name, len) == 0) return c;
+  return NULL;
+}
+
+static int grow_table(void) {
+  size_t ncap = table_cap ? table_cap * 2 : 64;
+  struct flosse_chan **nt = calloc(ncap, sizeof *nt);
+  if (!nt) return FLOSSE_ERR;
+  for (size_t i = 0; i < table_cap; i++) {
+    for (struct flosse_chan *c = table[i], *next; c; c = next) {
+      next = c->next;
+      size_t b = hash(c->name, strlen(c->name)) & (ncap - 1);
+      c->next = nt[b];
+      nt[b] = c;
+    }
+  }
+  free(table);
+  table = nt;
+  table_cap = ncap;
+  return FLOSSE_OK;
+}
+
+struct flosse_chan *flosse_channel_get(const char *name, size_t len) {
+  struct flosse_chan *c = flosse_channel_find(name, len);
+  if (c) return c;
+  if (table_len + 1 > table_cap / 2 && grow_table() != FLOSSE_OK) return NULL;
+  c = calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->name = malloc(len + 1);
+  if (!c->name) {
+    free(c);
+    return NULL;
+  }
+  memcpy(c->name, name, len);
+  c->name[len] = '\0';
+  flosse_list_init(&c->subs);
+  size_t b = hash(name, len) & (table_cap - 1);
+  c->next = table[b];
+  table[b] = c;
+  table_len++;
+  return c;
+}
+
+void flosse_msg_ref(struct flosse_msg *m) { m->refs++; }
+
+void flosse_msg_unref(struct flosse_msg *m) {
+  if (m && --m->refs == 0) {
+    flosse_seg_release(m->seg);
+    free(m);
+  }
+}
+
+static struct flosse_msg *hist_at(struct flosse_chan *ch, size_t i) {
+  return ch->hist[(ch->hist_head + i) % ch->hist_cap];
+}
+
+static void hist_drop_oldest(struct flosse_chan *ch) {
+  flosse_msg_unref(ch->hist[ch->hist_head]);
+  ch->hist_head = (ch->hist_head + 1) % ch->hist_cap;
+  ch->hist_len--;
+}
+
+/* Drops what is over the size or past the age limit. */
+static void hist_trim(struct flosse_chan *ch, double now) {
+  while (ch->hist_len > config.history) hist_drop_oldest(ch);
+  if (config.history_seconds > 0)
+    while (ch->hist_len && now - hist_at(ch, 0)->time > config.history_seconds) hist_drop_oldest(ch);
+}
+
+static int hist_push(struct flosse_chan *ch, struct flosse_msg *m, double now) {
+  if (ch->hist_len == ch->hist_cap) {
+    size_t ncap = ch->hist_cap ? ch->hist_cap * 2 : 8;
+    if (ncap > config.history + 1) ncap = config.history + 1;
+    if (ncap <= ch->hist_cap) {
+      hist_drop_oldest(ch);
+    } else {
+      struct flosse_msg **nh = malloc(ncap * sizeof *nh);
+      if (!nh) return FLOSSE_ERR;
+      for (size_t i = 0; i < ch->hist_len; i++) nh[i] = hist_at(ch, i);
+      free(ch->hist);
+      ch->hist = nh;
+      ch->hist_cap = ncap;
+      ch->hist_head = 0;
+    }
+  }
+  ch->hist[(ch->hist_head + ch->hist_len) % ch->hist_cap] = m;
+  ch->hist_len++;
+  flosse_msg_ref(m);
+  hist_trim(ch, now);
+  return FLOSSE_OK;
+}
+
+/* Queues m on s; returns 0 when the backlog is full. */
+static int sub_push(struct flosse_sub *s, struct flosse_msg *m) {
+  if (s->qlen == s->qcap) {
+    if (s->qcap >= s->backlog) return 0;
+    size_t ncap = s->qcap ? s->qcap * 2 : 8;
+    if (ncap > s->backlog) ncap = s->backlog;
+    struct flosse_msg **nq = malloc(ncap * sizeof *nq);
+    if (!nq) return 0;
+    for (size_t i = 0; i < s->qlen; i++) nq[i] = s->q[(s->qhead + i) % s->qcap];
+    free(s->q);
+    s->q = nq;
+    s->qcap = ncap;
+    s->qhead = 0;
+  }
+  s->q[(s->qhead + s->qlen) % s->qcap] = m;
+  s->qlen++;
+  flosse_msg_ref(m);
+  return 1;
+}
+
+static struct flosse_msg *make_msg(struct flosse_chan *ch, struct flosse_sse_event *ev, double now,
+                                   char *err, size_t errlen) {
+  char idbuf[24];
+  if (!ev->id) {
+    ev->id_len = (size_t)snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)next_seq);
+    ev->id = idbuf;
+  }
+  struct flosse_buf frame;
+  flosse_buf_init(&frame);
+  if (flosse_sse_frame(&frame, ev, err, errlen) != FLOSSE_OK) {
+    flosse_buf_free(&frame);
+    return NULL;
+  }
+  size_t name_len = strlen(ch->name), ev_len = ev->event ? ev->event_len : 0;
+  size_t data_len = ev->data ? ev->data_len : 0;
+  struct flosse_msg *m = malloc(sizeof *m + name_len + ev->id_len + ev_len + data_len + 4);
+  char head[20];
+  int hl = snprintf(head, sizeof head, "%zx\r\n", frame.len);
+  struct flosse_seg *seg = flosse_seg_new((size_t)hl + frame.len + 2);
+  if (!m || !seg) {
+    free(m);
+    flosse_seg_release(seg);
+    flosse_buf_free(&frame);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  memcpy(seg->data, head, (size_t)hl);
+  struct iovec iov[64];
+  size_t off = (size_t)hl;
+  while (frame.len) {
+    int n = flosse_buf_iov(&frame, iov, 64);
+    size_t moved = 0;
+    for (int i = 0; i < n; i++) {
+      memcpy(seg->data + off, iov[i].iov_base, iov[i].iov_len);
+      off += iov[i].iov_len;
+      moved += iov[i].iov_len;
+    }
+    flosse_buf_consume(&frame, moved);
+  }
+  memcpy(seg->data + off, "\r\n", 2);
+  seg->len = (uint32_t)(off + 2);
+  flosse_buf_free(&frame);
+
+  m->refs = 1;
+  m->seq = next_seq++;
+  m->time = now;
+  m->seg = seg;
+  m->frame_off = (uint32_t)hl;
+  m->frame_len = (uint32_t)(off - (size_t)hl);
+  char *p = m->strings;
+#define COPY(dst, src, len) do { memcpy(p, (src), (len)); p[len] = '\0'; dst = p; p += (len) + 1; } while (0)
+  COPY(m->channel, ch->name, name_len);
+  COPY(m->id, ev->id, ev->id_len);
+  if (ev->event) COPY(m->event, ev->event, ev_len); else m->event = NULL;
+  COPY(m->data, ev->data ? ev->data : "", data_len);
+#undef COPY
+  m->data_len = data_len;
+  return m;
+}
+
+struct flosse_msg *flosse_channel_publish(struct flosse_chan *ch, struct flosse_sse_event *ev,
+                                          double now, size_t *delivered,
+                                          void (*wake)(struct flosse_conn *c),
+                                          void (*drop)(struct flosse_conn *c),
+                                          char *err, size_t errlen) {
+  struct flosse_msg *m = make_msg(ch, ev, now, err, errlen);
+  if (!m) return NULL;
+  if (hist_push(ch, m, now) != FLOSSE_OK) {
+    flosse_msg_unref(m);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  size_t n = 0;
+  for (struct flosse_list *it = ch->subs.next; it != &ch->subs; it = it->next) {
+    struct flosse_subref *r = flosse_container_of(it, struct flosse_subref, link);
+    struct flosse_sub *s = r->sub;
+    if (!s->conn) continue;
+    if (!sub_push(s, m)) {
+      /* Too far behind: its client reconnects with Last-Event-ID and
+       * replays from history; the others are not held back. */
+      drop(s->conn);
+      continue;
+    }
+    n++;
+    if (s->waiting) {
+      s->waiting = 0;
+      wake(s->conn);
+    }
+  }
+  *delivered = n;
+  flosse_msg_unref(m); /* the history and the queues hold it now */
+  return m;
+}
+
+size_t flosse_sub_size(int nchans) {
+  return sizeof(struct flosse_sub) + (size_t)nchans * sizeof(struct flosse_subref);
+}
+
+static int cmp_seq(const void *a, const void *b) {
+  uint64_t x = (*(struct flosse_msg *const *)a)->seq, y = (*(struct flosse_msg *const *)b)->seq;
+  return x < y ? -1 : x > y;
+}
+
+void flosse_sub_init(struct flosse_sub *s, struct flosse_conn *conn, struct flosse_chan **chans,
+                     int nchans, const char *last_event_id, double now) {
+  memset(s, 0, flosse_sub_size(nchans));
+  s->conn = conn;
+  s->backlog = config.backlog;
+  s->nrefs = nchans;
+  flosse_list_init(&s->conn_link);
+  for (int i = 0; i < nchans; i++) hist_trim(chans[i], now);
+  if (last_event_id) {
+    /* Where the client stopped: an id still in a history, else a
+     * server-assigned sequence number, else nowhere (live only). */
+    uint64_t after = 0;
+    int found = 0;
+    for (int i = 0; i < nchans; i++)
+      for (size_t k = 0; k < chans[i]->hist_len; k++) {
+        struct flosse_msg *m = hist_at(chans[i], k);
+        if (strcmp(m->id, last_event_id) == 0 && (!found || m->seq > after)) {
+          after = m->seq;
+          found = 1;
+        }
+      }
+    size_t len = strlen(last_event_id);
+    if (!found && len > 0 && len < 20 && strspn(last_event_id, "0123456789") == len) {
+      after = strtoull(last_event_id, NULL, 10);
+      found = 1;
+    }
+    if (found) {
+      size_t total = 0;
+      for (int i = 0; i < nchans; i++) total += chans[i]->hist_len;
+      struct flosse_msg **missed = total ? malloc(total * sizeof *missed) : NULL;
+      size_t nm = 0;
+      for (int i = 0; missed && i < nchans; i++)
+        for (size_t k = 0; k < chans[i]->hist_len; k++)
+          if (hist_at(chans[i], k)->seq > after) missed[nm++] = hist_at(chans[i], k);
+      qsort(missed, nm, sizeof *missed, cmp_seq);
+      /* Replay is not held to the live backlog: it is bounded by history. */
+      size_t saved = s->backlog;
+      if (s->backlog < nm) s->backlog = nm;
+      for (size_t k = 0; k < nm; k++) sub_push(s, missed[k]);
+      s->backlog = saved > s->backlog ? saved : s->backlog;
+      free(missed);
+    }
+  }
+  for (int i = 0; i < nchans; i++) {
+    s->refs[i].chan = chans[i];
+    s->refs[i].sub = s;
+    flosse_list_push(&chans[i]->subs, &s->refs[i].link);
+  }
+}
+
+struct flosse_msg *flosse_sub_pop(struct flosse_sub *s) {
+  if (!s->qlen) return NULL;
+  struct flosse_msg *m = s->q[s->qhead];
+  s->qhead = (s->qhead + 1) % s->qcap;
+  s->qlen--;
+  return m;
+}
+
+void flosse_sub_close(struct flosse_sub *s) {
+  for (int i = 0; i < s->nrefs; i++)
+    if (s->refs[i].chan) {
+      flosse_list_unlink(&s->refs[i].link);
+      s->refs[i].chan = NULL;
+    }
+  while (s->qlen) flosse_msg_unref(flosse_sub_pop(s));
+  free(s->q);
+  s->q = NULL;
+  s->qcap = 0;
+  flosse_list_unlink(&s->conn_link);
+  s->conn = NULL;
+  s->waiting = 0;
+}

@@ -1,0 +1,206 @@
+/* Channels for Lua: core.publish, core.subscribe, and the Subscription and
+ * Message userdata the flosse module wraps. */
+#include <ev.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <string.h>
+
+#include "channel.h"
+#include "conn.h"
+#include "stream.h"
+
+#define MSG_MT "flosse.Message"
+#define SUB_MT "flosse.Subscription"
+
+/* Only the core yields this address, as in stream.c: a wait, not an event. */
+extern const char flosse_wait_key;
+
+struct lmsg { struct flosse_msg *m; };
+
+static void push_msg(lua_State *L, struct flosse_msg *m) {
+  struct lmsg *u = lua_newuserdatauv(L, sizeof *u, 0);
+  u->m = m; /* takes the caller's reference */
+  luaL_setmetatable(L, MSG_MT);
+}
+
+struct flosse_msg *flosse_lchannel_testmsg(lua_State *L, int idx) {
+  struct lmsg *u = luaL_testudata(L, idx, MSG_MT);
+  return u ? u->m : NULL;
+}
+
+static int msg_gc(lua_State *L) {
+  struct lmsg *u = luaL_checkudata(L, 1, MSG_MT);
+  flosse_msg_unref(u->m);
+  u->m = NULL;
+  return 0;
+}
+
+static int msg_index(lua_State *L) {
+  struct lmsg *u = luaL_checkudata(L, 1, MSG_MT);
+  const char *k = luaL_checkstring(L, 2);
+  struct flosse_msg *m = u->m;
+  if (!m) return 0;
+  if (strcmp(k, "id") == 0) lua_pushstring(L, m->id);
+  else if (strcmp(k, "event") == 0) m->event ? lua_pushstring(L, m->event) : lua_pushnil(L);
+  else if (strcmp(k, "data") == 0) lua_pushlstring(L, m->data, m->data_len);
+  else if (strcmp(k, "channel") == 0) lua_pushstring(L, m->channel);
+  else if (strcmp(k, "seq") == 0) lua_pushinteger(L, (lua_Integer)m->seq);
+  else lua_pushnil(L);
+  return 1;
+}
+
+static int msg_tostring(lua_State *L) {
+  struct lmsg *u = luaL_checkudata(L, 1, MSG_MT);
+  if (!u->m) return lua_pushliteral(L, "flosse.Message (released)"), 1;
+  lua_pushlstring(L, u->m->seg->data + u->m->frame_off, u->m->frame_len);
+  return 1;
+}
+
+static struct flosse_chan *check_chan(lua_State *L, int idx) {
+  size_t len;
+  const char *name = luaL_checklstring(L, idx, &len);
+  luaL_argcheck(L, flosse_channel_name_ok(name, len), idx,
+                "a channel name is 1 to 200 bytes without CR, LF or NUL");
+  struct flosse_chan *ch = flosse_channel_get(name, len);
+  if (!ch) luaL_error(L, "out of memory");
+  return ch;
+}
+
+/* Finds the connection of the running request thread (stream.c keeps the map). */
+struct flosse_conn *flosse_stream_conn_of(lua_State *T);
+
+static void wake(struct flosse_conn *c) { flosse_conn_wake(c); }
+static void drop(struct flosse_conn *c) { flosse_conn_drop(c); }
+
+/* core.publish(name, ...) -> id, delivered | nil, message */
+static int l_publish(lua_State *L) {
+  struct flosse_chan *ch = check_chan(L, 1);
+  int n = lua_gettop(L) - 1;
+  struct flosse_sse_event ev;
+  char err[256];
+  int top = lua_gettop(L);
+  if (flosse_stream_event(L, 2, n, &ev, err, sizeof err) != FLOSSE_OK) {
+    lua_settop(L, top);
+    luaL_pushfail(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  size_t delivered = 0;
+  struct flosse_msg *m = flosse_channel_publish(ch, &ev, ev_time(), &delivered, wake, drop, err,
+                                                sizeof err);
+  lua_settop(L, top);
+  if (!m) {
+    luaL_pushfail(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  lua_pushstring(L, m->id);
+  lua_pushinteger(L, (lua_Integer)delivered);
+  return 2;
+}
+
+struct lsub { struct flosse_sub *s; };
+
+static struct flosse_sub *check_sub(lua_State *L) {
+  struct lsub *u = luaL_checkudata(L, 1, SUB_MT);
+  return u->s;
+}
+
+/* core.subscribe(name | {names}, last_event_id?) -> subscription
+ * Must run in a view: the subscription belongs to its stream and ends
+ * with it. */
+static int l_subscribe(lua_State *L) {
+  struct flosse_chan *chans[64];
+  int n = 0;
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    n = (int)luaL_len(L, 1);
+    luaL_argcheck(L, n >= 1 && n <= 64, 1, "subscribe to 1 to 64 channels");
+    for (int i = 0; i < n; i++) {
+      lua_geti(L, 1, i + 1);
+      chans[i] = check_chan(L, lua_gettop(L));
+      lua_pop(L, 1);
+    }
+  } else {
+    chans[n++] = check_chan(L, 1);
+  }
+  const char *last = luaL_optstring(L, 2, NULL);
+  struct flosse_conn *c = flosse_stream_conn_of(L);
+  if (!c) return luaL_error(L, "flosse.subscribe must be called from a view (in the request's own coroutine)");
+  struct lsub *u = lua_newuserdatauv(L, sizeof *u + flosse_sub_size(n), 0);
+  u->s = (struct flosse_sub *)(u + 1);
+  flosse_sub_init(u->s, c, chans, n, last, ev_time());
+  flosse_list_push(&c->subs, &u->s->conn_link);
+  luaL_setmetatable(L, SUB_MT);
+  return 1;
+}
+
+/* sub:poll() -> message | nil */
+static int sub_poll(lua_State *L) {
+  struct flosse_sub *s = check_sub(L);
+  struct flosse_msg *m = flosse_sub_pop(s);
+  if (!m) return 0;
+  push_msg(L, m);
+  return 1;
+}
+
+/* sub:wait(): suspends the stream until a message is queued. */
+static int sub_wait(lua_State *L) {
+  struct flosse_sub *s = check_sub(L);
+  if (!s->conn) return luaL_error(L, "the subscription has ended");
+  if (s->qlen) return 0;
+  struct flosse_conn *c = flosse_stream_conn_of(L);
+  if (c != s->conn) return luaL_error(L, "a subscription can only be waited on by its own view");
+  if (!lua_isyieldable(L)) return luaL_error(L, "cannot wait here (inside a C call or metamethod)");
+  s->waiting = 1;
+  c->wait = FLOSSE_WAIT_CHANNEL;
+  lua_pushlightuserdata(L, (void *)&flosse_wait_key);
+  return lua_yield(L, 1);
+}
+
+static int sub_close(lua_State *L) {
+  struct lsub *u = luaL_checkudata(L, 1, SUB_MT);
+  flosse_sub_close(u->s);
+  return 0;
+}
+
+static int sub_tostring(lua_State *L) {
+  struct flosse_sub *s = check_sub(L);
+  lua_pushfstring(L, "flosse.Subscription (%d channels, %d queued%s)", s->nrefs, (int)s->qlen,
+                  s->conn ? "" : ", ended");
+  return 1;
+}
+
+/* core.configure_channels{ history =, history_seconds =, backlog = } */
+static int l_configure(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  struct flosse_channel_config cfg = *flosse_channel_config();
+  lua_getfield(L, 1, "history");
+  if (!lua_isnil(L, -1)) cfg.history = (size_t)luaL_checkinteger(L, -1);
+  lua_getfield(L, 1, "history_seconds");
+  if (!lua_isnil(L, -1)) cfg.history_seconds = luaL_checknumber(L, -1);
+  lua_getfield(L, 1, "backlog");
+  if (!lua_isnil(L, -1)) cfg.backlog = (size_t)luaL_checkinteger(L, -1);
+  flosse_channel_configure(&cfg);
+  return 0;
+}
+
+void flosse_lchannel_register(lua_State *L) {
+  static const luaL_Reg msg_meta[] = {
+      {"__gc", msg_gc}, {"__index", msg_index}, {"__tostring", msg_tostring}, {NULL, NULL}};
+  static const luaL_Reg sub_methods[] = {
+      {"poll", sub_poll}, {"wait", sub_wait}, {"close", sub_close}, {NULL, NULL}};
+  static const luaL_Reg sub_meta[] = {
+      {"__gc", sub_close}, {"__close", sub_close}, {"__tostring", sub_tostring}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {
+      {"publish", l_publish}, {"subscribe", l_subscribe}, {"configure_channels", l_configure},
+      {NULL, NULL}};
+  if (luaL_newmetatable(L, MSG_MT)) luaL_setfuncs(L, msg_meta, 0);
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, SUB_MT)) {
+    luaL_setfuncs(L, sub_meta, 0);
+    luaL_newlib(L, sub_methods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 1);
+  luaL_setfuncs(L, fns, 0);
+}

@@ -1,0 +1,111 @@
+--- flosse.channels: publish to named channels, subscribe streams to them.
+-- The C core frames each event once, when it is published, and queues the
+-- same bytes to every subscribed stream; channels keep a bounded history so
+-- that a client reconnecting with Last-Event-ID gets what it missed.
+local core = require "flosse.core"
+local cjson = require "cjson.safe"
+local response = require "flosse.response"
+
+local channels = {}
+
+local Channel = { __name = "flosse.Channel" }
+Channel.__index = Channel
+
+--- ch:publish(...) -> id, delivered | nil, message
+-- Takes any yield style; an event without an id gets the next sequence number.
+function Channel:publish(...)
+  return core.publish(self.name, ...)
+end
+
+function Channel:__tostring()
+  return ("flosse.Channel(%s)"):format(self.name)
+end
+
+--- channel(name) -> a channel object
+function channels.channel(name)
+  if type(name) ~= "string" then error("flosse.channel: the name must be a string", 2) end
+  return setmetatable({ name = name }, Channel)
+end
+
+--- subscribe(name | {names}, { last_event_id = }) -> iterator
+-- for event in flosse.subscribe(...) do coroutine.yield(event) end
+-- The loop suspends this stream until the next event. Leaving the loop (or
+-- the stream ending) releases the subscription.
+function channels.subscribe(names, opts)
+  if opts ~= nil and type(opts) ~= "table" then error("flosse.subscribe: opts must be a table", 2) end
+  local last = opts and opts.last_event_id
+  local sub = core.subscribe(names, last)
+  local function next_event()
+    while true do
+      local m = sub:poll()
+      if m then return m end
+      sub:wait()
+    end
+  end
+  -- The fourth value is closed when the loop ends, even by break or error.
+  return next_event, nil, nil, sub
+end
+
+-- Late require: flosse (init.lua) requires this module.
+local function flosse() return require "flosse" end
+
+--- relay_view{ channel = name | nil, permission_classes =, retry =, heartbeat = }
+-- A stream view relaying one channel (the route's <str:name> when channel is nil).
+function channels.relay_view(opts)
+  opts = opts or {}
+  local fixed = opts.channel
+  return flosse().sse_stream({
+    permission_classes = opts.permission_classes, retry = opts.retry, heartbeat = opts.heartbeat,
+  }, function(request)
+    local name = fixed or request.params.name
+    for event in channels.subscribe(name, { last_event_id = request.last_event_id }) do
+      coroutine.yield(event)
+    end
+  end)
+end
+
+local function bad_request(why)
+  return response.text(400, why .. "\n")
+end
+
+-- The fields to publish from a request body, or nil, why.
+local function fields_from(request)
+  local ctype = (request.headers["content-type"] or ""):lower()
+  if not ctype:find("application/json", 1, true) then
+    return { data = request.body }
+  end
+  local body, err = cjson.decode(request.body)
+  if type(body) ~= "table" then
+    return nil, "the body is not a JSON object" .. (err and (": " .. err) or "")
+  end
+  if body.data == nil or body.data == cjson.null then return nil, "the JSON body has no \"data\"" end
+  for _, k in ipairs({ "event", "id" }) do
+    if body[k] ~= nil and type(body[k]) ~= "string" and type(body[k]) ~= "number" then
+      return nil, ("\"%s\" must be a string"):format(k)
+    end
+  end
+  return { data = body.data, event = body.event, id = body.id, retry = body.retry }
+end
+
+--- publish_view{ channel = name | nil, permission_classes = }
+-- POST a JSON object (data, event, id, retry) or any other body (the data);
+-- answers {"id": ..., "delivered": N}.
+function channels.publish_view(opts)
+  opts = opts or {}
+  local fixed = opts.channel
+  return flosse().view({ methods = { "POST" }, permission_classes = opts.permission_classes },
+    function(request)
+      local name = fixed or request.params.name
+      local fields, why = fields_from(request)
+      if not fields then return bad_request(why) end
+      local id, delivered = core.publish(name, fields)
+      if not id then return bad_request("cannot publish: " .. tostring(delivered)) end
+      return response.new {
+        status = 200,
+        headers = { ["Content-Type"] = "application/json" },
+        body = ('{"id":%s,"delivered":%d}'):format(cjson.encode(id), delivered),
+      }
+    end)
+end
+
+return channels
