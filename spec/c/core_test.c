@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../../core/buf.h"
+#include "../../core/channel.h"
 #include "../../core/http.h"
 #include "../../core/sse.h"
 
@@ -193,10 +194,91 @@ static void test_http(void) {
   flosse_http_free(&h);
 }
 
+static int woken, dropped;
+static void on_wake(struct flosse_conn *c) { (void)c; woken++; }
+static void on_drop(struct flosse_conn *c) { (void)c; dropped++; }
+
+static struct flosse_msg *publish_text(struct flosse_chan *ch, const char *data, const char *id,
+                                       double now, size_t *delivered) {
+  struct flosse_sse_event ev = {NULL, 0, data, strlen(data), id, id ? strlen(id) : 0, -1};
+  char err[128];
+  return flosse_channel_publish(ch, &ev, now, delivered, on_wake, on_drop, err, sizeof err);
+}
+
+static void test_channels(void) {
+  struct flosse_channel_config cfg = {3, 0, 2};
+  flosse_channel_configure(&cfg);
+  struct flosse_chan *a = flosse_channel_get("a", 1), *b = flosse_channel_get("b", 1);
+  check(a && b && flosse_channel_find("a", 1) == a && !flosse_channel_find("zz", 2),
+        "channels are found by name", NULL);
+  check(!flosse_channel_name_ok("x\ny", 3) && !flosse_channel_name_ok("", 0), "bad channel names", NULL);
+  size_t n;
+  struct flosse_msg *m1 = publish_text(a, "one", NULL, 1.0, &n);
+  char want[64];
+  snprintf(want, sizeof want, "data: one\nid: %s\n\n", m1->id);
+  check(m1 && n == 0 && m1->frame_len == strlen(want) &&
+            memcmp(m1->seg->data + m1->frame_off, want, m1->frame_len) == 0,
+        "a message is framed once, with an assigned id", want);
+  char head[16];
+  int hl = snprintf(head, sizeof head, "%x\r\n", (unsigned)m1->frame_len);
+  check((int)m1->frame_off == hl && memcmp(m1->seg->data, head, (size_t)hl) == 0 &&
+            memcmp(m1->seg->data + m1->seg->len - 2, "\r\n", 2) == 0,
+        "the shared segment is the whole chunk: size line, frame, CRLF", NULL);
+  uint64_t first = m1->seq;
+  publish_text(b, "b1", NULL, 2.0, &n);
+  publish_text(a, "two", "custom", 3.0, &n);
+  publish_text(a, "three", NULL, 4.0, &n);
+  publish_text(a, "four", NULL, 5.0, &n); /* history 3: "one" falls out */
+  check(a->hist_len == 3, "history keeps the last N", NULL);
+
+  struct flosse_chan *both[2] = {a, b};
+  struct flosse_sub *s = calloc(1, flosse_sub_size(2));
+  int fake_conn;
+  flosse_sub_init(s, (struct flosse_conn *)&fake_conn, both, 2, "custom", 6.0);
+  struct flosse_msg *r1 = flosse_sub_pop(s), *r2 = flosse_sub_pop(s), *r3 = flosse_sub_pop(s);
+  check(r1 && r2 && !r3 && strcmp(r1->data, "three") == 0 && strcmp(r2->data, "four") == 0,
+        "Last-Event-ID replays exactly what came after it", NULL);
+  flosse_msg_unref(r1);
+  flosse_msg_unref(r2);
+  struct flosse_sub *s2 = calloc(1, flosse_sub_size(2));
+  char num[24];
+  snprintf(num, sizeof num, "%llu", (unsigned long long)first);
+  flosse_sub_init(s2, (struct flosse_conn *)&fake_conn, both, 2, num, 6.0);
+  int replayed = 0;
+  uint64_t last = 0;
+  int ordered = 1;
+  for (struct flosse_msg *m; (m = flosse_sub_pop(s2)) != NULL; replayed++) {
+    if (m->seq <= last) ordered = 0;
+    last = m->seq;
+    flosse_msg_unref(m);
+  }
+  check(replayed == 4 && ordered, "a numeric id older than the history replays what is left, in order", NULL);
+  flosse_sub_close(s2);
+  free(s2);
+
+  s->waiting = 1;
+  woken = dropped = 0;
+  publish_text(b, "live", NULL, 7.0, &n);
+  check(n == 1 && woken == 1 && s->qlen == 1, "a live event is queued and wakes the waiting stream", NULL);
+  publish_text(a, "x", NULL, 8.0, &n);
+  publish_text(a, "y", NULL, 9.0, &n); /* backlog 2: overflow */
+  check(dropped == 1, "a subscriber over its backlog is dropped", NULL);
+  struct flosse_msg *held = flosse_sub_pop(s);
+  uint32_t refs = held->refs;
+  flosse_sub_close(s);
+  check(a->subs.next == &a->subs && b->subs.next == &b->subs, "closing unlinks from every channel", NULL);
+  check(held->refs == refs, "closing drops only what the subscription held", NULL);
+  flosse_msg_unref(held);
+  free(s);
+  struct flosse_channel_config def = {100, 0, 1000};
+  flosse_channel_configure(&def);
+}
+
 int main(void) {
   test_buf();
   test_sse();
   test_http();
+  test_channels();
   printf("1..%d\n", n_checks);
   return n_failed ? 1 : 0;
 }
