@@ -236,6 +236,12 @@ static void feed(struct flosse_conn *c, const char *p, size_t len) {
   size_t used = 0;
   switch (flosse_http_feed(&c->http, p, len, &used)) {
     case FLOSSE_HTTP_MORE:
+      if (c->http.expect_continue == 1 && c->http.headers_done) {
+        /* curl and others wait for this before they send a body. */
+        c->http.expect_continue = 2;
+        if (flosse_buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25) == FLOSSE_OK)
+          flosse_conn_want_write(c);
+      }
       return;
     case FLOSSE_HTTP_ERROR:
       flosse_conn_refuse(c, c->http.status, c->http.error);

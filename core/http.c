@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <limits.h>
 
@@ -84,6 +85,12 @@ static int on_headers_complete(http_parser *p) {
   /* A declared body over the limit is refused before a byte of it is read. */
   if (p->content_length != ULLONG_MAX && p->content_length > h->limits.max_body)
     return fail(h, 413, "request body too large");
+  for (int i = 0; i < h->nheaders; i++) {
+    struct flosse_http_header *hd = &h->headers[i];
+    if (hd->name.len == 6 && memcmp(h->store + hd->name.off, "expect", 6) == 0 &&
+        hd->value.len == 12 && strncasecmp(h->store + hd->value.off, "100-continue", 12) == 0)
+      h->expect_continue = 1;
+  }
   return 0;
 }
 
@@ -133,6 +140,7 @@ void flosse_http_next(struct flosse_http *h) {
   h->url = h->body = (struct flosse_http_span){0, 0};
   h->nheaders = 0;
   h->last_was_value = h->headers_done = h->done = h->started = 0;
+  h->expect_continue = 0;
   h->status = 0;
   h->error = NULL;
   http_parser_pause(&h->parser, 0);

@@ -33,6 +33,7 @@ struct flosse_http {
   int last_was_value;     /* http-parser hands header pieces in turns */
   int headers_done, done;
   int started;            /* a byte of a request has been seen */
+  int expect_continue;    /* the client waits for "100 Continue" before its body */
   int status;             /* set with FLOSSE_HTTP_ERROR: 400, 413, 414 or 431 */
   const char *error;      /* a short reason for the log */
 };
