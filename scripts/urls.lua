@@ -13,6 +13,10 @@ local urlpatterns = {
   path("sse/quiet/", views.quiet, "quiet"),
   path("sse/retry/", views.retry, "retry"),
   path("sse/resume/", views.resume, "resume"),
+  -- channels: the page, the relay (open to all) and the publish view (staff)
+  path("channel/", static.file("channel.html"), "channel-page"),
+  path("sse/channel/<str:name>/", views.channel_relay, "channel"),
+  path("publish/<str:name>/", views.channel_publish, "publish"),
 }
 
 local styles = { "string", "event-data", "event-data-id", "fields", "table",

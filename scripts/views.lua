@@ -113,4 +113,16 @@ views.resume = flosse.sse_stream(function(request)
   coroutine.yield(request.last_event_id or "none")
 end)
 
+-- Channels: one event, published once, reaches every stream subscribed to it.
+-- GET /sse/channel/<name>/ relays channel <name> to anyone (a reconnecting
+-- browser's Last-Event-ID replays what it missed from the channel's history).
+views.channel_relay = flosse.relay_view{}
+
+-- POST /publish/<name>/ publishes to channel <name>; staff only:
+--   curl -X POST -H 'Authorization: Bearer demo-admin-token' -d 'hello' http://127.0.0.1:8080/publish/news/
+-- A JSON body ({"event": ..., "data": ..., "id": ..., "retry": ...}, with
+-- Content-Type: application/json) sets the fields; any other body is the data.
+-- The answer: {"id": "<the event's id>", "delivered": <streams reached>}.
+views.channel_publish = flosse.publish_view{ permission_classes = { IsAdminUser } }
+
 return views
