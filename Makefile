@@ -21,11 +21,11 @@ INST_BINDIR ?= $(PREFIX)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-CORE_SRC = core/buf.c core/sse.c core/http.c core/tq.c core/watch.c core/channel.c core/conn.c core/stream.c core/lchannel.c core/server.c core/lcore.c
+CORE_SRC = core/buf.c core/sse.c core/http.c core/tq.c core/watch.c core/channel.c core/conn.c core/stream.c core/lchannel.c core/worker.c core/server.c core/lcore.c
 CORE_HDR = $(wildcard core/*.h)
 CORE_SO = build/flosse/core.so
 ALL_CFLAGS = $(WARN) $(CFLAGS) -fPIC -I$(LUA_INCDIR) -I$(LIBEV_INCDIR) -I$(HTTP_PARSER_INCDIR)
-LIBS = -L$(LIBEV_LIBDIR) -lev -L$(HTTP_PARSER_LIBDIR) -lhttp_parser -lm
+LIBS = -L$(LIBEV_LIBDIR) -lev -L$(HTTP_PARSER_LIBDIR) -lhttp_parser -lm -lpthread
 
 # Debian packages the build, the example app and the tests need.
 DEB_PACKAGES = lua5.4 liblua5.4-dev libev-dev lua-cjson lua-busted lua-socket \

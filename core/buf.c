@@ -15,8 +15,12 @@ struct flosse_seg *flosse_seg_new(size_t cap) {
   return seg;
 }
 
+/* Segments of channel messages are shared by workers (threads), so every
+ * reference count change is atomic. */
+void flosse_seg_retain(struct flosse_seg *seg) { __atomic_add_fetch(&seg->refs, 1, __ATOMIC_RELAXED); }
+
 void flosse_seg_release(struct flosse_seg *seg) {
-  if (seg && --seg->refs == 0) free(seg);
+  if (seg && __atomic_sub_fetch(&seg->refs, 1, __ATOMIC_ACQ_REL) == 0) free(seg);
 }
 
 void flosse_buf_init(struct flosse_buf *b) { memset(b, 0, sizeof *b); }
@@ -52,7 +56,7 @@ int flosse_buf_append(struct flosse_buf *b, const void *p, size_t len) {
   if (len == 0) return FLOSSE_OK;
   struct flosse_bufent *t = buf_tail(b);
   /* The tail segment can grow in place only if nobody else sees it. */
-  if (t && t->seg->refs == 1 && t->end == t->seg->len &&
+  if (t && __atomic_load_n(&t->seg->refs, __ATOMIC_ACQUIRE) == 1 && t->end == t->seg->len &&
       t->seg->cap - t->seg->len >= len) {
     memcpy(t->seg->data + t->seg->len, p, len);
     t->seg->len += (uint32_t)len;
@@ -93,7 +97,7 @@ int flosse_buf_printf(struct flosse_buf *b, const char *fmt, ...) {
 int flosse_buf_append_seg(struct flosse_buf *b, struct flosse_seg *seg) {
   if (seg->len == 0) return FLOSSE_OK;
   if (buf_reserve_ent(b) != FLOSSE_OK) return FLOSSE_ERR;
-  seg->refs++;
+  flosse_seg_retain(seg);
   b->ents[b->head + b->n++] = (struct flosse_bufent){seg, 0, seg->len};
   b->len += seg->len;
   b->total += seg->len;
@@ -103,7 +107,7 @@ int flosse_buf_append_seg(struct flosse_buf *b, struct flosse_seg *seg) {
 int flosse_buf_append_range(struct flosse_buf *b, struct flosse_seg *seg, uint32_t off, uint32_t len) {
   if (len == 0) return FLOSSE_OK;
   if (buf_reserve_ent(b) != FLOSSE_OK) return FLOSSE_ERR;
-  seg->refs++;
+  flosse_seg_retain(seg);
   b->ents[b->head + b->n++] = (struct flosse_bufent){seg, off, off + len};
   b->len += len;
   b->total += len;

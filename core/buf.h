@@ -39,6 +39,7 @@ struct flosse_buf {
 /* Allocates a segment with room for cap bytes and one reference.
  * Returns NULL when out of memory. */
 struct flosse_seg *flosse_seg_new(size_t cap);
+void flosse_seg_retain(struct flosse_seg *seg);
 void flosse_seg_release(struct flosse_seg *seg);
 
 void flosse_buf_init(struct flosse_buf *b);

@@ -1,20 +1,27 @@
 #include "channel.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Channels live as long as the process; one worker today, so no lock yet
- * (--workers will add one around the registry and the histories). */
+/* Channels live as long as the process and are shared by every worker
+ * thread: one lock guards the registry, the histories and the
+ * subscriptions' queues. Critical sections are short (no I/O, no Lua). */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+#define LOCK() pthread_mutex_lock(&lock)
+#define UNLOCK() pthread_mutex_unlock(&lock)
 static struct flosse_chan **table;
 static size_t table_cap, table_len;
 static uint64_t next_seq = 1;
 static struct flosse_channel_config config = {100, 0, 1000};
 
 void flosse_channel_configure(const struct flosse_channel_config *cfg) {
+  LOCK();
   config = *cfg;
   if (config.history == 0) config.history = 1;
   if (config.backlog == 0) config.backlog = 1;
+  UNLOCK();
 }
 
 const struct flosse_channel_config *flosse_channel_config(void) { return &config; }
@@ -29,7 +36,7 @@ static size_t hash(const char *s, size_t len) {
   return h;
 }
 
-struct flosse_chan *flosse_channel_find(const char *name, size_t len) {
+static struct flosse_chan *find_locked(const char *name, size_t len) {
   if (!table_cap) return NULL;
   for (struct flosse_chan *c = table[hash(name, len) & (table_cap - 1)]; c; c = c->next)
     if (strlen(c->name) == len && memcmp(c->name, name, len) == 0) return c;
@@ -54,8 +61,15 @@ static int grow_table(void) {
   return FLOSSE_OK;
 }
 
-struct flosse_chan *flosse_channel_get(const char *name, size_t len) {
-  struct flosse_chan *c = flosse_channel_find(name, len);
+struct flosse_chan *flosse_channel_find(const char *name, size_t len) {
+  LOCK();
+  struct flosse_chan *c = find_locked(name, len);
+  UNLOCK();
+  return c;
+}
+
+static struct flosse_chan *get_locked(const char *name, size_t len) {
+  struct flosse_chan *c = find_locked(name, len);
   if (c) return c;
   if (table_len + 1 > table_cap / 2 && grow_table() != FLOSSE_OK) return NULL;
   c = calloc(1, sizeof *c);
@@ -75,10 +89,17 @@ struct flosse_chan *flosse_channel_get(const char *name, size_t len) {
   return c;
 }
 
-void flosse_msg_ref(struct flosse_msg *m) { m->refs++; }
+struct flosse_chan *flosse_channel_get(const char *name, size_t len) {
+  LOCK();
+  struct flosse_chan *c = get_locked(name, len);
+  UNLOCK();
+  return c;
+}
+
+void flosse_msg_ref(struct flosse_msg *m) { __atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED); }
 
 void flosse_msg_unref(struct flosse_msg *m) {
-  if (m && --m->refs == 0) {
+  if (m && __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0) {
     flosse_seg_release(m->seg);
     free(m);
   }
@@ -209,10 +230,15 @@ struct flosse_msg *flosse_channel_publish(struct flosse_chan *ch, struct flosse_
                                           void (*wake)(struct flosse_conn *c),
                                           void (*drop)(struct flosse_conn *c),
                                           char *err, size_t errlen) {
+  LOCK();
   struct flosse_msg *m = make_msg(ch, ev, now, err, errlen);
-  if (!m) return NULL;
+  if (!m) {
+    UNLOCK();
+    return NULL;
+  }
   if (hist_push(ch, m, now) != FLOSSE_OK) {
     flosse_msg_unref(m);
+    UNLOCK();
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
@@ -234,7 +260,9 @@ struct flosse_msg *flosse_channel_publish(struct flosse_chan *ch, struct flosse_
     }
   }
   *delivered = n;
-  flosse_msg_unref(m); /* the history and the queues hold it now */
+  /* The history and the queues hold it now; the caller gets a reference
+   * of its own, since another worker may push it out of the history. */
+  UNLOCK();
   return m;
 }
 
@@ -249,6 +277,7 @@ static int cmp_seq(const void *a, const void *b) {
 
 void flosse_sub_init(struct flosse_sub *s, struct flosse_conn *conn, struct flosse_chan **chans,
                      int nchans, const char *last_event_id, double now) {
+  LOCK();
   memset(s, 0, flosse_sub_size(nchans));
   s->conn = conn;
   s->backlog = config.backlog;
@@ -295,9 +324,10 @@ void flosse_sub_init(struct flosse_sub *s, struct flosse_conn *conn, struct flos
     s->refs[i].sub = s;
     flosse_list_push(&chans[i]->subs, &s->refs[i].link);
   }
+  UNLOCK();
 }
 
-struct flosse_msg *flosse_sub_pop(struct flosse_sub *s) {
+static struct flosse_msg *pop_locked(struct flosse_sub *s) {
   if (!s->qlen) return NULL;
   struct flosse_msg *m = s->q[s->qhead];
   s->qhead = (s->qhead + 1) % s->qcap;
@@ -305,17 +335,34 @@ struct flosse_msg *flosse_sub_pop(struct flosse_sub *s) {
   return m;
 }
 
+struct flosse_msg *flosse_sub_pop(struct flosse_sub *s) {
+  LOCK();
+  struct flosse_msg *m = pop_locked(s);
+  UNLOCK();
+  return m;
+}
+
+int flosse_sub_wait(struct flosse_sub *s) {
+  LOCK();
+  int must_wait = s->conn && s->qlen == 0;
+  if (must_wait) s->waiting = 1;
+  UNLOCK();
+  return must_wait;
+}
+
 void flosse_sub_close(struct flosse_sub *s) {
+  LOCK();
   for (int i = 0; i < s->nrefs; i++)
     if (s->refs[i].chan) {
       flosse_list_unlink(&s->refs[i].link);
       s->refs[i].chan = NULL;
     }
-  while (s->qlen) flosse_msg_unref(flosse_sub_pop(s));
+  while (s->qlen) flosse_msg_unref(pop_locked(s));
   free(s->q);
   s->q = NULL;
   s->qcap = 0;
   flosse_list_unlink(&s->conn_link);
   s->conn = NULL;
   s->waiting = 0;
+  UNLOCK();
 }

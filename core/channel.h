@@ -67,9 +67,10 @@ int flosse_channel_name_ok(const char *name, size_t len);
 
 /* Makes a message of ev (an id is assigned when ev has none), keeps it in
  * the channel's history and queues it to every subscriber. Returns the
- * message (borrowed: the history holds it, valid until the next publish)
- * and sets *delivered, or NULL with err filled in. Subscribers whose backlog
- * overflows are handed to drop(conn) (which must not close it at once). */
+ * message with a reference for the caller (flosse_msg_unref it) and sets
+ * *delivered, or NULL with err filled in. Runs under the channels' lock:
+ * wake(conn) and drop(conn) (a subscriber over its backlog) must only
+ * post work, never close a connection or take that lock. */
 struct flosse_msg *flosse_channel_publish(struct flosse_chan *ch, struct flosse_sse_event *ev,
                                           double now, size_t *delivered,
                                           void (*wake)(struct flosse_conn *c),
@@ -87,6 +88,9 @@ void flosse_sub_init(struct flosse_sub *s, struct flosse_conn *conn, struct flos
                      int nchans, const char *last_event_id, double now);
 /* Takes the oldest queued message (the caller owns a reference), or NULL. */
 struct flosse_msg *flosse_sub_pop(struct flosse_sub *s);
+/* Marks the subscription as waiting if nothing is queued (atomically with
+ * publishers); returns 1 if the stream must wait. */
+int flosse_sub_wait(struct flosse_sub *s);
 /* Unlinks from every channel and drops what is queued. Safe twice. */
 void flosse_sub_close(struct flosse_sub *s);
 

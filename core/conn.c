@@ -105,7 +105,8 @@ void flosse_conn_close(struct flosse_conn *c, const char *why) {
   int in_request = c->reqline != NULL;
   /* Mark it first: the view's cleanup code must not queue more work on it. */
   c->state = FLOSSE_CONN_CLOSED;
-  flosse_stream_release(c);
+  flosse_stream_release(c); /* unsubscribes: no new posts for c after this */
+  flosse_server_unpost(srv, c);
   if (in_request) flosse_conn_log_access(c);
   srv->nconns--;
   close(c->fd);

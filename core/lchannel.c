@@ -69,8 +69,17 @@ static struct flosse_chan *check_chan(lua_State *L, int idx) {
 /* Finds the connection of the running request thread (stream.c keeps the map). */
 struct flosse_conn *flosse_stream_conn_of(lua_State *T);
 
-static void wake(struct flosse_conn *c) { flosse_conn_wake(c); }
-static void drop(struct flosse_conn *c) { flosse_conn_drop(c); }
+/* Under the channels' lock: a subscriber on this thread's own server is
+ * handled here; one on another worker gets a post and an ev_async. */
+static void wake(struct flosse_conn *c) {
+  if (c->srv == flosse_current_server) flosse_conn_wake(c);
+  else flosse_server_post(c->srv, c, 0);
+}
+
+static void drop(struct flosse_conn *c) {
+  if (c->srv == flosse_current_server) flosse_conn_drop(c);
+  else flosse_server_post(c->srv, c, 1);
+}
 
 /* core.publish(name, ...) -> id, delivered | nil, message */
 static int l_publish(lua_State *L) {
@@ -95,6 +104,7 @@ static int l_publish(lua_State *L) {
     return 2;
   }
   lua_pushstring(L, m->id);
+  flosse_msg_unref(m);
   lua_pushinteger(L, (lua_Integer)delivered);
   return 2;
 }
@@ -147,11 +157,10 @@ static int sub_poll(lua_State *L) {
 static int sub_wait(lua_State *L) {
   struct flosse_sub *s = check_sub(L);
   if (!s->conn) return luaL_error(L, "the subscription has ended");
-  if (s->qlen) return 0;
   struct flosse_conn *c = flosse_stream_conn_of(L);
   if (c != s->conn) return luaL_error(L, "a subscription can only be waited on by its own view");
   if (!lua_isyieldable(L)) return luaL_error(L, "cannot wait here (inside a C call or metamethod)");
-  s->waiting = 1;
+  if (!flosse_sub_wait(s)) return 0; /* a message came in meanwhile */
   c->wait = FLOSSE_WAIT_CHANNEL;
   lua_pushlightuserdata(L, (void *)&flosse_wait_key);
   return lua_yield(L, 1);

@@ -7,6 +7,7 @@
 
 #include "server.h"
 #include "stream.h"
+#include "worker.h"
 
 #define FLOSSE_VERSION "0.1.0"
 #define SERVER_MT "flosse.Server"
@@ -88,11 +89,23 @@ static int l_listen(lua_State *L) {
   luaL_setmetatable(L, SERVER_MT);
   struct flosse_server *srv = malloc(sizeof *srv);
   if (!srv) return luaL_error(L, "out of memory");
-  flosse_server_init(srv);
+  lua_getfield(L, 1, "worker");
+  struct flosse_worker *worker = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "reuseport");
+  int reuseport = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  lua_Integer share = opt_int_field(L, 1, "connection_share", 1, 1);
+  flosse_server_init(srv, worker != NULL);
+  srv->worker = worker;
+  srv->reuseport = reuseport || worker != NULL;
   srv->cfg = cfg;
   ls->srv = srv;
   char err[256];
-  if (flosse_server_listen(srv, host, (int)port, err, sizeof err) != FLOSSE_OK) {
+  int rc = flosse_server_listen(srv, host, (int)port, err, sizeof err);
+  /* The open-file limit is the process's: the workers share it. */
+  if (share > 1) srv->cfg.max_conns /= share;
+  if (rc != FLOSSE_OK) {
     flosse_server_free(srv);
     free(srv);
     ls->srv = NULL;
@@ -149,6 +162,15 @@ static int srv_config(lua_State *L) {
   return 1;
 }
 
+/* core.worker() -> the index of the worker running this code (0: the
+ * main thread's), or nil outside a running server. */
+static int l_worker(lua_State *L) {
+  struct flosse_server *srv = flosse_current_server;
+  if (!srv) return 0;
+  lua_pushinteger(L, srv->worker ? srv->worker->index : 0);
+  return 1;
+}
+
 /* core.set_log_level("error" | "warn" | "info" | "debug") */
 static int l_set_log_level(lua_State *L) {
   static const char *const names[] = {"error", "warn", "info", "debug", NULL};
@@ -163,6 +185,32 @@ static int l_log(lua_State *L) {
   const char *msg = luaL_checkstring(L, 2);
   flosse_log(level, "%s", msg);
   return 0;
+}
+
+/* srv:start_workers(n, bootstrap, spec) -> serving | nil, message
+ * Starts n worker threads; each runs the Lua source bootstrap with
+ * (handle, index, spec) in a fresh state with this state's package paths. */
+static int srv_start_workers(lua_State *L) {
+  struct lserver *ls = check_server(L);
+  int n = (int)luaL_checkinteger(L, 2);
+  const char *bootstrap = luaL_checkstring(L, 3);
+  const char *spec = luaL_checkstring(L, 4);
+  luaL_argcheck(L, n >= 0 && n <= 256, 2, "0 to 256 workers");
+  if (ls->srv->nworkers) return luaL_error(L, "workers already started");
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "path");
+  lua_getfield(L, -2, "cpath");
+  const char *path = lua_tostring(L, -2), *cpath = lua_tostring(L, -1);
+  char err[300] = "";
+  int serving = n ? flosse_workers_start(ls->srv, n, bootstrap, path ? path : "", cpath ? cpath : "",
+                                         spec, err, sizeof err) : 0;
+  if (serving < n) {
+    luaL_pushfail(L);
+    lua_pushstring(L, err[0] ? err : "a worker did not start");
+    return 2;
+  }
+  lua_pushinteger(L, serving);
+  return 1;
 }
 
 /* srv:watch(dir): reload (the listen option) on changes below dir. */
@@ -188,6 +236,11 @@ static int srv_stop(lua_State *L) {
 static int srv_close(lua_State *L) {
   struct lserver *ls = luaL_checkudata(L, 1, SERVER_MT);
   if (!ls->srv || ls->srv->running) return 0;
+  if (ls->srv->nworkers) {
+    /* Closed without running: the workers still need telling. */
+    flosse_workers_stop(ls->srv, 1);
+    flosse_workers_join(ls->srv);
+  }
   flosse_server_free(ls->srv);
   luaL_unref(L, LUA_REGISTRYINDEX, ls->srv->dispatch_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, ls->srv->reload_ref);
@@ -207,6 +260,7 @@ int luaopen_flosse_core(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"addresses", srv_addresses}, {"run", srv_run}, {"stop", srv_stop}, {"config", srv_config},
       {"watch", srv_watch},
+      {"start_workers", srv_start_workers},
       {"close", srv_close}, {NULL, NULL},
   };
   static const luaL_Reg meta[] = {
@@ -232,6 +286,8 @@ int luaopen_flosse_core(lua_State *L) {
   flosse_lchannel_register(L);
   lua_pushcfunction(L, l_listen);
   lua_setfield(L, -2, "listen");
+  lua_pushcfunction(L, l_worker);
+  lua_setfield(L, -2, "worker");
   lua_pushcfunction(L, l_set_log_level);
   lua_setfield(L, -2, "set_log_level");
   lua_pushcfunction(L, l_log);

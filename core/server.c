@@ -19,6 +19,9 @@
 
 #include "conn.h"
 #include "stream.h"
+#include "worker.h"
+
+__thread struct flosse_server *flosse_current_server;
 
 #define ACCEPT_BATCH 64
 
@@ -48,9 +51,21 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents);
 static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents);
 static void on_watch_changed(struct flosse_watch *w);
 
-void flosse_server_init(struct flosse_server *srv) {
+static void on_stop_async(struct ev_loop *loop, ev_async *w, int revents);
+static void on_force_async(struct ev_loop *loop, ev_async *w, int revents);
+static void on_reload_async(struct ev_loop *loop, ev_async *w, int revents);
+static void on_inbox_async(struct ev_loop *loop, ev_async *w, int revents);
+
+void flosse_server_init(struct flosse_server *srv, int worker) {
   memset(srv, 0, sizeof *srv);
-  srv->loop = ev_default_loop(EVFLAG_AUTO);
+  srv->loop = worker ? ev_loop_new(EVFLAG_AUTO) : ev_default_loop(EVFLAG_AUTO);
+  pthread_mutex_init(&srv->wlock, NULL);
+  pthread_cond_init(&srv->wcond, NULL);
+  pthread_mutex_init(&srv->inbox_lock, NULL);
+  ev_async_init(&srv->stop_async, on_stop_async);
+  ev_async_init(&srv->force_async, on_force_async);
+  ev_async_init(&srv->reload_async, on_reload_async);
+  ev_async_init(&srv->inbox_async, on_inbox_async);
   srv->dispatch_ref = LUA_NOREF;
   srv->reload_ref = LUA_NOREF;
   srv->cfg.http.max_url = 8192;
@@ -188,6 +203,14 @@ static void close_all(struct flosse_server *srv) {
   }
 }
 
+static void on_force_async(struct ev_loop *loop, ev_async *w, int revents) {
+  (void)revents;
+  struct flosse_server *srv = flosse_container_of(w, struct flosse_server, force_async);
+  srv->forced = 1;
+  close_all(srv);
+  ev_break(loop, EVBREAK_ALL);
+}
+
 static void on_grace_over(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)revents;
   struct flosse_server *srv = flosse_container_of(w, struct flosse_server, grace_timer);
@@ -207,6 +230,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents) {
   if (srv->stopping) {
     flosse_log(FLOSSE_LOG_WARN, "%s again: exiting now", name);
     srv->forced = 1;
+    flosse_workers_stop(srv, 1);
     close_all(srv);
     ev_break(srv->loop, EVBREAK_ALL);
     return;
@@ -234,10 +258,68 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents) {
   struct flosse_server *srv = flosse_container_of(w, struct flosse_server, sighup);
   flosse_log(FLOSSE_LOG_INFO, "SIGHUP: reloading");
   call_reload(srv, "SIGHUP");
+  flosse_workers_reload(srv);
 }
 
 static void on_watch_changed(struct flosse_watch *w) {
-  call_reload(flosse_container_of(w, struct flosse_server, watch), "change");
+  struct flosse_server *srv = flosse_container_of(w, struct flosse_server, watch);
+  call_reload(srv, "change");
+  flosse_workers_reload(srv);
+}
+
+static void on_stop_async(struct ev_loop *loop, ev_async *w, int revents) {
+  (void)loop;
+  (void)revents;
+  flosse_server_stop(flosse_container_of(w, struct flosse_server, stop_async));
+}
+
+static void on_reload_async(struct ev_loop *loop, ev_async *w, int revents) {
+  (void)loop;
+  (void)revents;
+  call_reload(flosse_container_of(w, struct flosse_server, reload_async), "worker");
+}
+
+void flosse_server_post(struct flosse_server *srv, struct flosse_conn *c, int drop) {
+  pthread_mutex_lock(&srv->inbox_lock);
+  if (srv->ninbox == srv->inbox_cap) {
+    size_t ncap = srv->inbox_cap ? srv->inbox_cap * 2 : 64;
+    struct flosse_post *n = realloc(srv->inbox, ncap * sizeof *n);
+    if (!n) {
+      pthread_mutex_unlock(&srv->inbox_lock);
+      return; /* the stream misses a wake-up; its next event wakes it */
+    }
+    srv->inbox = n;
+    srv->inbox_cap = ncap;
+  }
+  srv->inbox[srv->ninbox++] = (struct flosse_post){c, drop};
+  pthread_mutex_unlock(&srv->inbox_lock);
+  ev_async_send(srv->loop, &srv->inbox_async);
+}
+
+void flosse_server_unpost(struct flosse_server *srv, struct flosse_conn *c) {
+  pthread_mutex_lock(&srv->inbox_lock);
+  for (size_t i = 0; i < srv->ninbox; i++)
+    if (srv->inbox[i].conn == c) srv->inbox[i].conn = NULL;
+  pthread_mutex_unlock(&srv->inbox_lock);
+}
+
+static void on_inbox_async(struct ev_loop *loop, ev_async *w, int revents) {
+  (void)loop;
+  (void)revents;
+  struct flosse_server *srv = flosse_container_of(w, struct flosse_server, inbox_async);
+  for (;;) {
+    pthread_mutex_lock(&srv->inbox_lock);
+    if (!srv->ninbox) {
+      pthread_mutex_unlock(&srv->inbox_lock);
+      return;
+    }
+    struct flosse_post p = srv->inbox[--srv->ninbox];
+    pthread_mutex_unlock(&srv->inbox_lock);
+    /* Posts for a connection that closed were cleared by flosse_server_unpost. */
+    if (!p.conn) continue;
+    if (p.drop) flosse_conn_drop(p.conn);
+    else flosse_conn_wake(p.conn);
+  }
 }
 
 static int set_error(char *err, size_t errlen, const char *host, int port, const char *what) {
@@ -270,6 +352,29 @@ int flosse_server_listen(struct flosse_server *srv, const char *host, int port, 
     srv->cfg.max_conns = fds > 128 ? fds - 64 : 64;
   }
   int bound_port = port;
+  if (srv->reuseport && !srv->worker && port != 0) {
+    /* SO_REUSEPORT would let us share a port another server of this user
+     * holds: make sure it is free first, with a plain bind. */
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+      if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+      int probe = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (probe < 0) continue;
+      int one = 1;
+      if (ai->ai_family == AF_INET6) setsockopt(probe, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+      int taken = bind(probe, ai->ai_addr, ai->ai_addrlen) < 0 ? errno : 0;
+      close(probe);
+      if (taken) {
+        char ip[INET6_ADDRSTRLEN];
+        inet_ntop(ai->ai_family,
+                  ai->ai_family == AF_INET ? (void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr
+                                           : (void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr,
+                  ip, sizeof ip);
+        set_error(err, errlen, ip, port, strerror(taken));
+        freeaddrinfo(res);
+        return FLOSSE_ERR;
+      }
+    }
+  }
   for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
     if (srv->nlisteners == FLOSSE_MAX_LISTENERS) break;
     if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
@@ -285,6 +390,7 @@ int flosse_server_listen(struct flosse_server *srv, const char *host, int port, 
     if (fd < 0) goto err;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (srv->reuseport) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
       close(fd);
@@ -328,6 +434,7 @@ int flosse_server_run(struct flosse_server *srv, lua_State *L) {
   srv->L = L;
   srv->running = 1;
   srv->stopping = srv->forced = 0;
+  flosse_current_server = srv;
   flosse_tq_init(&srv->header_tq, srv->loop, cfg->header_timeout, flosse_conn_on_header_timeout);
   flosse_tq_init(&srv->write_tq, srv->loop, cfg->write_timeout, flosse_conn_on_write_timeout);
   if (cfg->lua_memory > 0) {
@@ -339,17 +446,29 @@ int flosse_server_run(struct flosse_server *srv, lua_State *L) {
     lua_setallocf(L, memcap_alloc, m);
   }
   ev_prepare_start(srv->loop, &srv->prepare);
-  ev_signal_start(srv->loop, &srv->sigint);
-  ev_signal_start(srv->loop, &srv->sigterm);
-  ev_signal_start(srv->loop, &srv->sighup);
+  ev_async_start(srv->loop, &srv->stop_async);
+  ev_async_start(srv->loop, &srv->force_async);
+  ev_async_start(srv->loop, &srv->reload_async);
+  ev_async_start(srv->loop, &srv->inbox_async);
+  if (!srv->worker) { /* signals are the main thread's */
+    ev_signal_start(srv->loop, &srv->sigint);
+    ev_signal_start(srv->loop, &srv->sigterm);
+    ev_signal_start(srv->loop, &srv->sighup);
+  }
   for (int i = 0; i < srv->nlisteners; i++) ev_io_start(srv->loop, &srv->listeners[i].io);
+  if (srv->worker) flosse_worker_serving(srv->worker, srv);
   ev_run(srv->loop, 0);
+  if (srv->worker) flosse_worker_ended(srv->worker);
   close_all(srv); /* whatever a forced stop left */
   ev_prepare_stop(srv->loop, &srv->prepare);
   ev_idle_stop(srv->loop, &srv->idle);
   ev_signal_stop(srv->loop, &srv->sigint);
   ev_signal_stop(srv->loop, &srv->sigterm);
   ev_signal_stop(srv->loop, &srv->sighup);
+  ev_async_stop(srv->loop, &srv->stop_async);
+  ev_async_stop(srv->loop, &srv->force_async);
+  ev_async_stop(srv->loop, &srv->reload_async);
+  ev_async_stop(srv->loop, &srv->inbox_async);
   flosse_watch_stop(&srv->watch);
   ev_timer_stop(srv->loop, &srv->grace_timer);
   ev_timer_stop(srv->loop, &srv->accept_backoff);
@@ -359,13 +478,19 @@ int flosse_server_run(struct flosse_server *srv, lua_State *L) {
   srv->nhbq = 0;
   if (cfg->lua_memory > 0) lua_setallocf(L, srv->memcap.old, srv->memcap.old_ud);
   srv->running = 0;
-  flosse_log(FLOSSE_LOG_INFO, "stopped");
+  if (srv->nworkers) {
+    /* The workers drain on their own, within their grace period. */
+    flosse_workers_join(srv);
+  }
+  flosse_current_server = NULL;
+  if (!srv->worker) flosse_log(FLOSSE_LOG_INFO, "stopped");
   return !srv->forced;
 }
 
 void flosse_server_stop(struct flosse_server *srv) {
   if (srv->stopping) return;
   srv->stopping = 1;
+  flosse_workers_stop(srv, 0);
   for (int i = 0; i < srv->nlisteners; i++) ev_io_stop(srv->loop, &srv->listeners[i].io);
   ev_timer_stop(srv->loop, &srv->accept_backoff);
   /* Ending a stream never frees a connection (frees wait for the prepare
@@ -393,4 +518,7 @@ void flosse_server_free(struct flosse_server *srv) {
   srv->nlisteners = 0;
   flosse_watch_stop(&srv->watch);
   flosse_buf_free(&srv->scratch);
+  free(srv->inbox);
+  srv->inbox = NULL;
+  if (srv->worker) ev_loop_destroy(srv->loop);
 }

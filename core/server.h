@@ -5,6 +5,7 @@
 
 #include <ev.h>
 #include <lua.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "buf.h"
@@ -54,6 +55,16 @@ struct flosse_memcap {
   int enforce;
 };
 
+struct flosse_conn;
+struct flosse_worker;
+
+/* Work another thread hands a worker: wake a connection waiting on a
+ * channel, or drop one that fell behind. */
+struct flosse_post {
+  struct flosse_conn *conn;
+  int drop;
+};
+
 struct flosse_server {
   struct ev_loop *loop;
   lua_State *L;         /* the thread that called run(); only valid while running */
@@ -79,7 +90,28 @@ struct flosse_server {
   struct flosse_list freeq;   /* closed connections, freed in prepare */
   struct flosse_buf scratch;  /* one event's frame, before chunking */
   int running, stopping, forced;
+  int reuseport;        /* several workers share the port */
+
+  /* Workers: the main server starts the others (threads with their own
+   * loop and Lua state) and tells them to stop and reload. */
+  struct flosse_worker *worker;     /* set on a worker's own server */
+  struct flosse_worker *workers;    /* on the main server */
+  int nworkers;
+  pthread_mutex_t wlock;
+  pthread_cond_t wcond;
+  ev_async stop_async, force_async, reload_async, inbox_async;
+  pthread_mutex_t inbox_lock;
+  struct flosse_post *inbox;
+  size_t ninbox, inbox_cap;
 };
+
+/* The server the calling thread runs (NULL outside flosse_server_run). */
+extern __thread struct flosse_server *flosse_current_server;
+
+/* Queues work for srv's own thread and wakes its loop (any thread). */
+void flosse_server_post(struct flosse_server *srv, struct flosse_conn *c, int drop);
+/* Forgets posts for c (srv's thread, when c closes). */
+void flosse_server_unpost(struct flosse_server *srv, struct flosse_conn *c);
 
 /* Binds host:port (every address host resolves to; port 0 picks one port,
  * shared by all of them). Returns FLOSSE_OK or FLOSSE_ERR with err filled
@@ -102,7 +134,9 @@ struct flosse_tq *flosse_server_hbq(struct flosse_server *srv, double interval);
 /* Closes the listeners and frees what the server holds. */
 void flosse_server_free(struct flosse_server *srv);
 
-void flosse_server_init(struct flosse_server *srv);
+/* worker: 0 for the main server (the default loop, which owns the
+ * signals), 1 for a worker thread's server (a loop of its own). */
+void flosse_server_init(struct flosse_server *srv, int worker);
 
 
 #endif

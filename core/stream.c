@@ -2,6 +2,7 @@
 
 #include <lauxlib.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,16 +205,22 @@ int flosse_stream_frame(lua_State *L, int base, int n, struct flosse_buf *out, c
 
 /* ---- errors ------------------------------------------------------------- */
 
+static uint64_t error_seed, error_count;
+
+static void seed_error_ids(void) {
+  FILE *f = fopen("/dev/urandom", "rb");
+  if (!f || fread(&error_seed, sizeof error_seed, 1, f) != 1)
+    error_seed = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+  if (f) fclose(f);
+  error_seed |= 1;
+}
+
 static void new_error_id(char out[13]) {
-  static uint64_t seed, count;
-  if (!seed) {
-    FILE *f = fopen("/dev/urandom", "rb");
-    if (!f || fread(&seed, sizeof seed, 1, f) != 1) seed = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
-    if (f) fclose(f);
-    seed |= 1;
-  }
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, seed_error_ids);
   /* splitmix64: distinct ids that do not reveal how many errors there were */
-  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * ++count;
+  uint64_t n = __atomic_add_fetch(&error_count, 1, __ATOMIC_RELAXED);
+  uint64_t z = error_seed + 0x9e3779b97f4a7c15ULL * n;
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   z ^= z >> 31;

@@ -155,7 +155,9 @@ end
 function e2e.start(dir, opts)
   opts = opts or {}
   local host = opts.host or "127.0.0.1"
-  local args = { "--host", host, "--port", tostring(opts.port or 0) }
+  -- One worker unless a spec asks for more: several specs read a view's
+  -- counters back through another request, which needs one Lua state.
+  local args = { "--host", host, "--port", tostring(opts.port or 0), "--workers", tostring(opts.workers or 1) }
   for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
   local logfile = os.tmpname()
   local cmd = serve_command(dir, args, opts.env)
@@ -674,7 +676,9 @@ end
 function e2e.start_with_status(dir, opts)
   opts = opts or {}
   local host = opts.host or "127.0.0.1"
-  local args = { "--host", host, "--port", tostring(opts.port or 0) }
+  -- One worker unless a spec asks for more: several specs read a view's
+  -- counters back through another request, which needs one Lua state.
+  local args = { "--host", host, "--port", tostring(opts.port or 0), "--workers", tostring(opts.workers or 1) }
   for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
   local logfile, pidfile, statusfile = os.tmpname(), os.tmpname(), os.tmpname()
   local cmd = serve_command(dir, args, opts.env)

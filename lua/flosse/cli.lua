@@ -23,6 +23,8 @@ the modules they require. Changes to DIR's .lua files reload the app; SIGHUP too
 
 options (each also a settings.lua key, with - written _; a flag wins):
   --reload, --no-reload      watch DIR and reload on changes (default: on)
+  --workers N                event loops (threads, each with its own Lua state) sharing the
+                             port and the channels (default: one per core)
   --host HOST                address to listen on (default 127.0.0.1; "::" or "0.0.0.0" for all)
   --port PORT                port to listen on (default 8080; 0 picks a free one)
   --heartbeat SECONDS        comment frame after this long without a write; 0 = off (default 15)
@@ -84,6 +86,7 @@ local VALUE_FLAGS = {
   ["--instruction-budget"] = { "instruction_budget", "integer" },
   ["--grace"] = { "grace", "number" },
   ["--log-level"] = { "log_level", "level" },
+  ["--workers"] = { "workers", "integer" },
 }
 
 -- Settings without a flag, checked the same way.
@@ -176,34 +179,41 @@ local function app_dir(dir)
   return dir
 end
 
-local function serve(args)
-  local ok, opts = pcall(parse_serve, args)
-  if not ok then
-    if type(opts) == "table" then say("%s", opts.usage); return 2 end
-    error(opts, 0)
+-- Plain values (flags, the port) as Lua source, for the workers' states.
+local function serialize(v)
+  local t = type(v)
+  if t == "string" then return ("%q"):format(v) end
+  if t == "number" or t == "boolean" or t == "nil" then return tostring(v) end
+  if t == "table" then
+    local parts = {}
+    for k, x in pairs(v) do parts[#parts + 1] = ("[%s]=%s"):format(serialize(k), serialize(x)) end
+    return "{" .. table.concat(parts, ",") .. "}"
   end
-  if opts.help then io.stdout:write(SERVE_USAGE); return 0 end
-  local dir = app_dir(opts.dir)
-  if not dir then return 2 end
+  error("cannot pass a " .. t .. " to a worker", 0)
+end
+
+local function configure_channels(settings)
+  core.configure_channels {
+    history = settings.channel_history,
+    history_seconds = settings.channel_history_seconds,
+    backlog = settings.channel_backlog,
+  }
+end
+
+-- Loads the app in dir and makes this thread's server for it. flags beat
+-- settings.lua, at start-up and after every reload. listen holds what the
+-- core needs beyond the settings (a worker's handle, the shared port...).
+-- Returns srv, settings, or nil, exit status, message.
+local function build(dir, flags, listen)
   local app, err = app_mod.load(dir)
-  if not app then say("%s", err); return 2 end
+  if not app then return nil, 2, err end
   local s = app.settings
-  -- Flags beat settings.lua, at start-up and after every reload.
   local function apply_flags(settings)
-    for k, v in pairs(opts.settings) do settings[k] = v end
+    for k, v in pairs(flags) do settings[k] = v end
   end
   apply_flags(s)
   local valid, why = check_settings(s)
-  if not valid then say("%s", why); return 2 end
-  core.set_log_level(s.log_level)
-  local function configure_channels(settings)
-    core.configure_channels {
-      history = settings.channel_history,
-      history_seconds = settings.channel_history_seconds,
-      backlog = settings.channel_backlog,
-    }
-  end
-  configure_channels(s)
+  if not valid then return nil, 2, why end
   local current = app
   local function reload()
     local fresh, rerr = app_mod.load(dir)
@@ -213,16 +223,18 @@ local function serve(args)
       if not fine then fresh, rerr = nil, bad end
     end
     if not fresh then
-      core.log("error", "reload failed, still serving the previous app: " .. tostring(rerr))
+      if not listen.worker then
+        core.log("error", "reload failed, still serving the previous app: " .. tostring(rerr))
+      end
       return
     end
     current = fresh
     configure_channels(fresh.settings)
-    core.log("info", ("reloaded %s (%d routes)"):format(dir, #check.rows(fresh)))
+    if not listen.worker then core.log("info", ("reloaded %s (%d routes)"):format(dir, #check.rows(fresh))) end
   end
-  local srv, lerr = core.listen {
-    host = s.host,
-    port = s.port,
+  local config = {
+    host = listen.host or s.host,
+    port = listen.port or s.port,
     debug = s.debug,
     max_url_bytes = s.max_url_bytes,
     max_header_bytes = s.max_header_bytes,
@@ -239,15 +251,69 @@ local function serve(args)
     dispatch = server.dispatcher(function() return current end),
     reload = reload,
   }
-  if not srv then
-    say("%s (is another server running? choose another port with --port)", lerr)
-    return 2
+  for k, v in pairs(listen) do config[k] = v end
+  local srv, lerr = core.listen(config)
+  if not srv then return nil, 2, lerr .. " (is another server running? choose another port with --port)" end
+  return srv, s
+end
+
+local WORKER_BOOTSTRAP = 'local handle, index, spec = ...; return require("flosse.cli").worker(handle, index, spec)'
+
+--- worker(handle, index, spec): runs in a worker thread's own Lua state.
+function cli.worker(handle, index, spec)
+  local cfg = assert(load("return " .. spec, "=worker spec", "t", {}))()
+  local srv, _, err = build(cfg.dir, cfg.flags, {
+    worker = handle, host = cfg.host, port = cfg.port, connection_share = cfg.workers,
+  })
+  if not srv then error(("worker %d: %s"):format(index, err), 0) end
+  srv:run()
+  srv:close()
+end
+
+local function cpu_count()
+  local p = io.popen("nproc 2>/dev/null")
+  local n = p and tonumber(p:read("l") or "")
+  if p then p:close() end
+  return n and n >= 1 and n or 1
+end
+
+local function serve(args)
+  local ok, opts = pcall(parse_serve, args)
+  if not ok then
+    if type(opts) == "table" then say("%s", opts.usage); return 2 end
+    error(opts, 0)
   end
+  if opts.help then io.stdout:write(SERVE_USAGE); return 0 end
+  local dir = app_dir(opts.dir)
+  if not dir then return 2 end
+  -- Settings first (for the number of workers), then this thread's server.
+  local probe, perr = app_mod.load(dir)
+  if not probe then say("%s", perr); return 2 end
+  local workers = opts.settings.workers or probe.settings.workers or cpu_count()
+  if math.type(workers) ~= "integer" or workers < 1 or workers > 256 then
+    say("workers must be an integer from 1 to 256"); return 2
+  end
+  local srv, s_or_code, err = build(dir, opts.settings, {
+    reuseport = workers > 1, connection_share = workers,
+  })
+  if not srv then say("%s", err); return s_or_code end
+  local s = s_or_code
+  core.set_log_level(s.log_level)
+  configure_channels(s)
   if opts.reload ~= false then
     local watching, werr = srv:watch(dir)
     if not watching then say("%s (run with --no-reload to serve without watching)", werr); return 2 end
   end
-  for _, url in ipairs(srv:addresses()) do say("listening on %s", url) end
+  local addresses = srv:addresses()
+  if workers > 1 then
+    -- The others listen on the same port (SO_REUSEPORT): the kernel spreads
+    -- connections over the workers.
+    local port = tonumber(addresses[1]:match(":(%d+)/$"))
+    local spec = serialize { dir = dir, flags = opts.settings, host = s.host, port = port, workers = workers }
+    local started, werr = srv:start_workers(workers - 1, WORKER_BOOTSTRAP, spec)
+    if not started then say("%s", werr); srv:close(); return 2 end
+  end
+  for _, url in ipairs(addresses) do say("listening on %s", url) end
   local graceful = srv:run()
   srv:close()
   return graceful and 0 or 1

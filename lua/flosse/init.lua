@@ -129,6 +129,10 @@ flosse.SSEEvent = setmetatable(SSEEvent, {
 --- Suspends the calling stream for the given seconds; the server goes on.
 flosse.sleep = core.sleep
 
+--- The index of the worker running the caller (0 is the main thread's).
+-- Each worker has its own Lua state: module tables are not shared.
+flosse.worker = core.worker
+
 local channels = require "flosse.channels"
 flosse.channel = channels.channel
 flosse.subscribe = channels.subscribe

@@ -202,7 +202,9 @@ static struct flosse_msg *publish_text(struct flosse_chan *ch, const char *data,
                                        double now, size_t *delivered) {
   struct flosse_sse_event ev = {NULL, 0, data, strlen(data), id, id ? strlen(id) : 0, -1};
   char err[128];
-  return flosse_channel_publish(ch, &ev, now, delivered, on_wake, on_drop, err, sizeof err);
+  struct flosse_msg *m = flosse_channel_publish(ch, &ev, now, delivered, on_wake, on_drop, err, sizeof err);
+  if (m) flosse_msg_unref(m); /* borrowed below, while the history holds it */
+  return m;
 }
 
 static void test_channels(void) {
