@@ -1,0 +1,138 @@
+-- Several workers (threads, each with its own loop and Lua state) behind one
+-- port: the kernel spreads connections over them, and a channel is shared by
+-- all of them.
+local e2e = require "e2e"
+local socket = require "socket"
+
+local APP = "spec/fixtures/workers"
+
+-- Opens subscribers to channel name until both workers hold at least `each`
+-- (bounded); returns the list of { client =, worker = }.
+local function subscribers(port, name, count, each, headers)
+  local subs, per = {}, { ["0"] = 0, ["1"] = 0 }
+  local attempts = 0
+  while (#subs < count or per["0"] < each or per["1"] < each) and attempts < count * 10 do
+    attempts = attempts + 1
+    local c = e2e.open_stream(port, "/sub/" .. name .. "/", headers)
+    local ev = assert(c:read_event())
+    assert.equal("worker", ev.event)
+    per[ev.data] = per[ev.data] + 1
+    subs[#subs + 1] = { client = c, worker = ev.data }
+  end
+  assert.is_true(per["0"] >= each and per["1"] >= each,
+    ("connections did not spread over both workers: %d and %d"):format(per["0"], per["1"]))
+  return subs
+end
+
+local function post(port, name, data)
+  local c = e2e.connect(port)
+  assert(c:send(("POST /pub/%s/ HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s")
+    :format(name, #data, data)))
+  local resp = assert(c:read_response())
+  c:close()
+  assert.equal(200, resp.status, resp.body)
+  return resp
+end
+
+describe("#e2e workers", function()
+  local server
+  setup(function() server = e2e.start(APP, { workers = 2 }) end)
+  teardown(function() if server then server:cleanup() end end)
+
+  it("serves from both workers on one port", function()
+    local seen = {}
+    for _ = 1, 200 do
+      local resp = e2e.get(server.port, "/whoami/")
+      assert.equal(200, resp.status)
+      seen[resp.body:match("^(%d+)")] = true
+      if seen["0"] and seen["1"] then break end
+    end
+    assert.is_true(seen["0"] and seen["1"], "only one worker answered 200 requests")
+  end)
+
+  it("delivers every event published on any worker to every subscriber on every worker, in order, once", function()
+    local subs = subscribers(server.port, "all", 20, 3)
+    local ids = {}
+    for i = 1, 50 do
+      local resp = post(server.port, "all", "event " .. i)
+      local body = require("cjson").decode(resp.body)
+      assert.equal(#subs, body.delivered)
+      ids[i] = body.id
+    end
+    for _, s in ipairs(subs) do
+      for i = 1, 50 do
+        local ev = assert(s.client:read_event(), "subscriber on worker " .. s.worker .. " missed event " .. i)
+        assert.equal("event " .. i, ev.data)
+        assert.equal(ids[i], ev.id)
+      end
+      s.client:close()
+    end
+  end)
+
+  it("replays what a client missed from the shared history, whichever worker it lands on", function()
+    local first = subscribers(server.port, "replay", 2, 1)
+    local r1 = require("cjson").decode(post(server.port, "replay", "one").body)
+    for _, s in ipairs(first) do
+      assert.equal("one", assert(s.client:read_event()).data)
+      s.client:close()
+    end
+    for i = 2, 4 do post(server.port, "replay", "missed " .. i) end
+    -- Reconnect with the last id seen, several times so both workers answer.
+    local again = subscribers(server.port, "replay", 4, 1, { "Last-Event-ID: " .. r1.id })
+    post(server.port, "replay", "live")
+    for _, s in ipairs(again) do
+      local got = {}
+      for _ = 1, 4 do got[#got + 1] = assert(s.client:read_event()).data end
+      assert.same({ "missed 2", "missed 3", "missed 4", "live" }, got)
+      s.client:close()
+    end
+  end)
+
+  it("releases subscriptions on every worker when streams end", function()
+    local subs = subscribers(server.port, "gone", 10, 2)
+    for i = 1, 6 do subs[i].client:close() end
+    local deadline = socket.gettime() + e2e.TEST_TIMEOUT
+    local delivered
+    repeat
+      delivered = require("cjson").decode(post(server.port, "gone", "ping").body).delivered
+      if delivered ~= #subs - 6 then socket.sleep(0.1) end
+    until delivered == #subs - 6 or socket.gettime() > deadline
+    assert.equal(#subs - 6, delivered)
+    for i = 7, #subs do subs[i].client:close() end
+  end)
+end)
+
+describe("#e2e workers stop and reload together", function()
+  it("SIGTERM ends the streams on every worker and exits 0", function()
+    local server = e2e.start_with_status(APP, { workers = 2 })
+    finally(function() server:cleanup() end)
+    local subs = subscribers(server.port, "bye", 6, 2)
+    server:signal("TERM")
+    for _, s in ipairs(subs) do
+      local rest = s.client:read_until_close()
+      assert.truthy(rest and rest:find("0\r\n\r\n", 1, true), "no terminator on worker " .. s.worker)
+    end
+    assert.equal(0, server:exit_status(15))
+  end)
+
+  it("a reload reaches every worker", function()
+    local dir = e2e.copy_app(APP)
+    local server = e2e.start(dir, { workers = 2 })
+    finally(function()
+      server:cleanup()
+      e2e.remove_tree(dir)
+    end)
+    local views = e2e.read_file(dir .. "/views.lua")
+    e2e.write_file(dir .. "/views.lua", (views:gsub('"v1"', '"v2"')))
+    assert.truthy(server:wait_log("reloaded", 15), server:log())
+    -- Each worker reloads on its own loop: poll until both answer v2.
+    local deadline = socket.gettime() + 15
+    local v2 = {}
+    repeat
+      local body = e2e.get(server.port, "/whoami/").body
+      local w, v = body:match("^(%d+) (v%d)$")
+      if v == "v2" then v2[w] = true end
+    until (v2["0"] and v2["1"]) or socket.gettime() > deadline
+    assert.is_true(v2["0"] and v2["1"], "not every worker serves the reloaded code")
+  end)
+end)
