@@ -44,6 +44,7 @@
 #include <netdb.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LINE_CAP 256          /* kept part of one response-head line */
@@ -88,19 +90,28 @@ static int said_connect, said_timeout, said_http, said_sse, said_parse, said_clo
 /* ------------------------------------------------------------------------ */
 /* SSE framing: a byte-at-a-time parser over the decoded body.               */
 
-enum { S_BOL, S_FIELD, S_SKIP, S_AFTER_CR };
+enum { S_BOL, S_FIELD, S_SKIP, S_AFTER_CR, S_DATA_SP, S_DATA };
 enum { BLK_DATA = 1, BLK_COMMENT = 2, BLK_FIELD = 4 };
 
+#define DATA_CAP 48 /* kept part of an event's data (fanout reads "t=.. n=.." from it) */
+
 struct sse {
-  unsigned char state, blk, flen;
+  unsigned char state, blk, flen, dlen;
   char fname[7];
+  char data[DATA_CAP];
 };
 
+static void fanout_event(struct sse *s); /* fanout mode: one complete event */
+static int fanout_mode;
+
 static void sse_dispatch(struct sse *s) {
-  if (s->blk & BLK_DATA) st.events++;
-  else if (s->blk == BLK_COMMENT) st.heartbeats++;
+  if (s->blk & BLK_DATA) {
+    st.events++;
+    if (fanout_mode) fanout_event(s);
+  } else if (s->blk == BLK_COMMENT) st.heartbeats++;
   else if (s->blk) st.other_frames++;
   s->blk = 0;
+  s->dlen = 0;
 }
 
 static void sse_field_done(struct sse *s) {
@@ -133,6 +144,12 @@ static void sse_feed(struct sse *s, const char *p, size_t n) {
     case S_FIELD:
       if (c == ':' || c == '\n' || c == '\r') {
         sse_field_done(s);
+        if (c == ':' && s->flen == 4 && memcmp(s->fname, "data", 4) == 0) {
+          /* a data line: keep its value (lines joined with LF, as SSE does) */
+          if (s->dlen && s->dlen < DATA_CAP - 1) s->data[s->dlen++] = '\n';
+          s->state = S_DATA_SP;
+          break;
+        }
         s->state = c == ':' ? S_SKIP : c == '\r' ? S_AFTER_CR : S_BOL;
       } else if (s->flen < sizeof s->fname) {
         s->fname[s->flen++] = c;
@@ -140,6 +157,15 @@ static void sse_feed(struct sse *s, const char *p, size_t n) {
         s->flen = sizeof s->fname; /* too long to be a known name */
         s->fname[0] = '\0';
       }
+      break;
+    case S_DATA_SP:
+      s->state = S_DATA;
+      if (c == ' ') break; /* one space after the colon is not part of the value */
+      /* fall through */
+    case S_DATA:
+      if (c == '\n') s->state = S_BOL;
+      else if (c == '\r') s->state = S_AFTER_CR;
+      else if (s->dlen < DATA_CAP - 1) s->data[s->dlen++] = c;
       break;
     case S_SKIP:
       if (c == '\n') s->state = S_BOL;
@@ -156,7 +182,7 @@ static void sse_feed(struct sse *s, const char *p, size_t n) {
 enum { BODY_CLOSE, BODY_LENGTH, BODY_CHUNKED };
 enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER_BOL,
        CH_TRAILER_LINE, CH_TRAILER_LF };
-enum { C_DONE, C_CONNECTING, C_SENDING, C_HEAD, C_BODY }; /* zeroed: done */
+enum { C_DONE, C_CONNECTING, C_SENDING, C_HEAD, C_BODY, C_PUB_IDLE }; /* zeroed: done */
 
 struct conn {
   ev_io io;
@@ -167,7 +193,12 @@ struct conn {
   unsigned char head_line;    /* 0 while reading the status line */
   unsigned char chunked, has_length, sse_type, pending;
   unsigned char digits;       /* a chunk-size digit was seen */
+  unsigned char is_pub;       /* fanout: a publisher connection */
   int status;
+  unsigned int got;           /* fanout: distinct events this subscriber received */
+  unsigned int last_n;        /* fanout: the sequence number of its latest event */
+  char *req;                  /* the request to send (NULL: the subscribers' GET) */
+  size_t req_len;
   unsigned short linelen;
   unsigned int head_bytes;
   unsigned long long left;    /* chunk or Content-Length bytes to go */
@@ -192,9 +223,17 @@ static struct {
   long conns;
   double hold, rate, connect_timeout;
   long max_pending;
-} opt = { NULL, "127.0.0.1", NULL, "/", 0, -1, 2000, 30, 512 };
+  /* fanout */
+  const char *pub_path, *hist_file;
+  long events, pub_conns;
+  double pub_rate, quiet, start_timeout;
+  int subscribe_only;
+} opt = { NULL, "127.0.0.1", NULL, "/", 0, -1, 2000, 30, 512,
+          NULL, NULL, 100, 2, 50, 5, 120, 0 };
 
 static void start_hold(void);
+static void pub_head_done(struct conn *c);
+static void pub_response_done(struct conn *c);
 
 /* A connection stops counting as pending once it is answered or failed. */
 static void settle(struct conn *c) {
@@ -215,6 +254,10 @@ static void conn_close(struct conn *c) {
 
 /* The body ended: the server finished the response. */
 static void body_ended(struct conn *c) {
+  if (c->is_pub) {
+    pub_response_done(c);
+    return;
+  }
   st.ended_by_server++;
   conn_close(c);
 }
@@ -267,6 +310,10 @@ static void head_done(struct conn *c) {
   if (c->status == 100) { /* an interim response: the real one follows */
     c->head_line = 0;
     c->status = 0;
+    return;
+  }
+  if (c->is_pub) {
+    pub_head_done(c);
     return;
   }
   if (c->status != 200) {
@@ -362,7 +409,7 @@ static void chunked_feed(struct conn *c, const char *p, size_t n) {
     case CH_DATA: {
       size_t take = n - i;
       if (take > c->left) take = (size_t)c->left;
-      sse_feed(&c->sse, p + i, take);
+      if (!c->is_pub) sse_feed(&c->sse, p + i, take);
       i += take;
       c->left -= take;
       if (!c->left) c->chstate = CH_DATA_CR;
@@ -402,16 +449,22 @@ static void body_feed(struct conn *c, const char *p, size_t n) {
     chunked_feed(c, p, n);
   } else if (c->body == BODY_LENGTH) {
     size_t take = n > c->left ? (size_t)c->left : n;
-    sse_feed(&c->sse, p, take);
+    if (!c->is_pub) sse_feed(&c->sse, p, take);
     c->left -= take;
     if (!c->left) body_ended(c);
-  } else {
+  } else if (!c->is_pub) {
     sse_feed(&c->sse, p, n);
   }
 }
 
 /* The server closed the connection (EOF or reset). */
+static void pub_closed(struct conn *c, int err);
+
 static void server_closed(struct conn *c, int err) {
+  if (c->is_pub) {
+    pub_closed(c, err);
+    return;
+  }
   if (c->state == C_BODY && c->body == BODY_CLOSE && !err) {
     body_ended(c); /* a close-delimited body ends this way */
     return;
@@ -426,6 +479,8 @@ static void server_closed(struct conn *c, int err) {
   }
   conn_close(c);
 }
+
+static struct timespec recv_ts; /* fanout: when the bytes being parsed arrived */
 
 static void on_read(struct conn *c) {
   static char buf[READ_BUF];
@@ -442,6 +497,11 @@ static void on_read(struct conn *c) {
       return;
     }
     st.bytes += n;
+    if (fanout_mode) clock_gettime(CLOCK_MONOTONIC, &recv_ts);
+    if (c->state == C_PUB_IDLE) {
+      parse_error(c, "bytes from the server while no request was outstanding");
+      return;
+    }
     size_t used = 0;
     if (c->state == C_HEAD) used = head_feed(c, buf, (size_t)n);
     if (c->state == C_BODY && used < (size_t)n) body_feed(c, buf + used, (size_t)n - used);
@@ -450,11 +510,17 @@ static void on_read(struct conn *c) {
 }
 
 static void on_send(struct conn *c) {
-  while (c->sent < request_len) {
-    ssize_t n = send(c->fd, request + c->sent, request_len - c->sent, MSG_NOSIGNAL);
+  const char *rq = c->req ? c->req : request;
+  size_t rl = c->req ? c->req_len : request_len;
+  while (c->sent < rl) {
+    ssize_t n = send(c->fd, rq + c->sent, rl - c->sent, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (c->is_pub) {
+        pub_closed(c, errno);
+        return;
+      }
       st.connect_errors++;
       note_once(&said_connect, "send: %s", strerror(errno));
       conn_close(c);
@@ -468,6 +534,8 @@ static void on_send(struct conn *c) {
   ev_io_start(loop, &c->io);
 }
 
+static void pub_connected(struct conn *c);
+
 static void on_io(struct ev_loop *l, ev_io *w, int revents) {
   (void)l;
   struct conn *c = w->data;
@@ -476,9 +544,17 @@ static void on_io(struct ev_loop *l, ev_io *w, int revents) {
     socklen_t len = sizeof err;
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
     if (err) {
+      if (c->is_pub) {
+        pub_closed(c, err);
+        return;
+      }
       st.connect_errors++;
       note_once(&said_connect, "connect: %s", strerror(err));
       conn_close(c);
+      return;
+    }
+    if (c->is_pub) {
+      pub_connected(c);
       return;
     }
     c->state = C_SENDING;
@@ -518,6 +594,281 @@ static void conn_open(struct conn *c) {
   ev_io_start(loop, &c->io);
 }
 
+
+/* ------------------------------------------------------------------------ */
+/* fanout: subscribers check every event; a publisher POSTs "t=<ns> n=<seq>" */
+
+#define HIST_EXACT 100000  /* 1 us buckets below 100 ms ... */
+#define HIST_N (HIST_EXACT + 100000) /* ... then 1 ms buckets up to 100 s */
+#define PUBREQ_CAP 1024
+
+static struct {
+  long long deliveries, duplicated, foreign, out_of_order;
+  long long first_pub_ns, last_delivery_ns, max_ns;
+  double last_delivery; /* ev_now of the latest delivery */
+  long pub_ok, pub_errors, published, pub_inflight;
+  long long first_send_ns;
+  double t_pub_start, t_pub_end;
+  int pub_phase; /* 0 not started, 1 connecting, 2 publishing, 3 done */
+} fo;
+static unsigned char *seen;  /* nconns bitmaps of opt.events bits */
+static size_t seen_stride;
+static unsigned int *hist;
+static struct conn *pubs;
+static ev_timer pub_timer, fanout_timer;
+static int said_pub;
+
+static long long ts_ns(const struct timespec *t) { return (long long)t->tv_sec * 1000000000LL + t->tv_nsec; }
+static long long mono_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return ts_ns(&t);
+}
+
+static void hist_add(long long ns) {
+  long long us = ns / 1000;
+  long b = us < HIST_EXACT ? (long)us : HIST_EXACT + (long)((us - HIST_EXACT) / 1000);
+  if (b >= HIST_N) b = HIST_N - 1;
+  hist[b]++;
+}
+static long long hist_us(long b) { return b < HIST_EXACT ? b : HIST_EXACT + (long long)(b - HIST_EXACT) * 1000; }
+static long long hist_pct(double q) {
+  long long total = 0, cum = 0;
+  for (long b = 0; b < HIST_N; b++) total += hist[b];
+  if (!total) return 0;
+  long long want = (long long)(q * (double)total);
+  if (want < 1) want = 1;
+  for (long b = 0; b < HIST_N; b++) {
+    cum += hist[b];
+    if (cum >= want) return hist_us(b);
+  }
+  return hist_us(HIST_N - 1);
+}
+
+static void fanout_event(struct sse *s) {
+  struct conn *c = (struct conn *)((char *)s - offsetof(struct conn, sse));
+  s->data[s->dlen] = '\0';
+  const char *tp = strstr(s->data, "t="), *np = strstr(s->data, "n=");
+  char *e1 = NULL, *e2 = NULL;
+  long long t = tp ? strtoll(tp + 2, &e1, 10) : 0;
+  long long n = np ? strtoll(np + 2, &e2, 10) : 0;
+  if (!tp || !np || e1 == tp + 2 || e2 == np + 2 || n < 1 || n > opt.events) {
+    fo.foreign++;
+    return;
+  }
+  unsigned char *bits = seen + (size_t)(c - conns) * seen_stride;
+  unsigned long k = (unsigned long)(n - 1);
+  if (bits[k >> 3] & (1u << (k & 7))) {
+    fo.duplicated++;
+    return;
+  }
+  bits[k >> 3] |= (unsigned char)(1u << (k & 7));
+  if ((unsigned long)n < c->last_n) fo.out_of_order++;
+  c->last_n = (unsigned int)n;
+  c->got++;
+  fo.deliveries++;
+  long long now = ts_ns(&recv_ts), lat = now - t;
+  if (lat < 0) lat = 0;
+  hist_add(lat);
+  if (lat > fo.max_ns) fo.max_ns = lat;
+  if (!fo.first_pub_ns || t < fo.first_pub_ns) fo.first_pub_ns = t;
+  if (now > fo.last_delivery_ns) fo.last_delivery_ns = now;
+  fo.last_delivery = ev_now(loop);
+}
+
+static void pub_connect(struct conn *c) {
+  char *req = c->req;
+  memset(c, 0, sizeof *c);
+  c->req = req;
+  c->is_pub = 1;
+  c->fd = -1;
+  c->state = C_DONE;
+  int fd = socket(addr->ai_family, addr->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, addr->ai_protocol);
+  if (fd < 0) {
+    fo.pub_errors++;
+    note_once(&said_pub, "publisher socket: %s", strerror(errno));
+    return;
+  }
+  int rc;
+  do rc = connect(fd, addr->ai_addr, addr->ai_addrlen);
+  while (rc < 0 && errno == EINTR);
+  if (rc < 0 && errno != EINPROGRESS) {
+    fo.pub_errors++;
+    note_once(&said_pub, "publisher connect: %s", strerror(errno));
+    close(fd);
+    return;
+  }
+  c->fd = fd;
+  c->state = C_CONNECTING;
+  ev_io_init(&c->io, on_io, fd, EV_WRITE);
+  c->io.data = c;
+  ev_io_start(loop, &c->io);
+}
+
+static void pub_pump(void);
+
+static void pub_connected(struct conn *c) {
+  c->state = C_PUB_IDLE;
+  ev_io_stop(loop, &c->io);
+  ev_io_set(&c->io, c->fd, EV_READ);
+  ev_io_start(loop, &c->io);
+  pub_pump();
+}
+
+static void pub_send(struct conn *c) {
+  long n = ++fo.published;
+  long long now = mono_ns();
+  if (!fo.first_send_ns) fo.first_send_ns = now;
+  char body[64];
+  int bl = snprintf(body, sizeof body, "t=%lld n=%ld", now, n);
+  int rl = snprintf(c->req, PUBREQ_CAP,
+                    "POST %s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: text/plain\r\n"
+                    "Content-Length: %d\r\n\r\n%s",
+                    opt.pub_path, opt.host, opt.port, bl, body);
+  c->req_len = (size_t)rl;
+  c->sent = 0;
+  c->head_line = 0;
+  c->linelen = 0;
+  c->head_bytes = 0;
+  c->status = 0;
+  c->chunked = 0;
+  c->has_length = 0;
+  c->left = 0;
+  c->digits = 0;
+  c->chstate = CH_SIZE;
+  c->state = C_SENDING;
+  fo.pub_inflight++;
+  ev_io_stop(loop, &c->io);
+  ev_io_set(&c->io, c->fd, EV_WRITE);
+  ev_io_start(loop, &c->io);
+  on_send(c);
+}
+
+static void pub_head_done(struct conn *c) {
+  if (c->status >= 200 && c->status < 300) {
+    fo.pub_ok++;
+  } else {
+    fo.pub_errors++;
+    note_once(&said_pub, "publish: HTTP status %d", c->status);
+  }
+  c->state = C_BODY;
+  c->body = c->chunked ? BODY_CHUNKED : c->has_length ? BODY_LENGTH : BODY_CLOSE;
+  c->chstate = CH_SIZE;
+  if (c->chunked) c->left = 0;
+  if (c->body == BODY_LENGTH && c->left == 0) pub_response_done(c);
+}
+
+static void pub_response_done(struct conn *c) {
+  fo.pub_inflight--;
+  if (c->body == BODY_CLOSE) conn_close(c);
+  else c->state = C_PUB_IDLE;
+  pub_pump();
+}
+
+static void pub_closed(struct conn *c, int err) {
+  if (c->state == C_BODY && c->body == BODY_CLOSE && !err) {
+    pub_response_done(c);
+    return;
+  }
+  if (c->state == C_SENDING || c->state == C_HEAD || c->state == C_BODY) {
+    fo.pub_errors++;
+    fo.pub_inflight--;
+    note_once(&said_pub, "publish: the server closed the connection mid-request (%s)",
+              err ? strerror(err) : "EOF");
+  } else if (c->state == C_CONNECTING) {
+    fo.pub_errors++;
+    note_once(&said_pub, "publisher connect: %s", strerror(err));
+  } /* else an idle keep-alive connection closed: reopened when needed */
+  conn_close(c);
+}
+
+static void pub_pump(void) {
+  if (fo.pub_phase != 2) return;
+  double due = (ev_now(loop) - fo.t_pub_start) * opt.pub_rate + 1;
+  for (long k = 0; k < opt.pub_conns && fo.published < opt.events && fo.published < due; k++)
+    if (pubs[k].state == C_PUB_IDLE) pub_send(&pubs[k]);
+  if (fo.published >= opt.events && fo.pub_inflight == 0) {
+    fo.pub_phase = 3;
+    fo.t_pub_end = ev_now(loop);
+    ev_timer_stop(loop, &pub_timer);
+    fprintf(stderr, "loadgen: published %ld events in %.2f s (ok=%ld errors=%ld)\n", fo.published,
+            fo.t_pub_end - fo.t_pub_start, fo.pub_ok, fo.pub_errors);
+    fflush(stderr);
+  }
+}
+
+static void on_pub_timer(struct ev_loop *l, ev_timer *w, int revents) {
+  (void)l; (void)w; (void)revents;
+  double now = ev_now(loop);
+  if (fo.pub_phase == 1) { /* waiting for the publisher connections (2 s at most) */
+    long ready = 0;
+    for (long k = 0; k < opt.pub_conns; k++) ready += pubs[k].state == C_PUB_IDLE;
+    if (ready < opt.pub_conns && now - t_hold < 2) return;
+    fo.pub_phase = 2;
+    fo.t_pub_start = now;
+    fprintf(stderr, "loadgen: publishing %ld events at %g/s over %ld connection(s)\n", opt.events,
+            opt.pub_rate, ready);
+    fflush(stderr);
+  }
+  if (fo.pub_phase != 2) return;
+  if (now - fo.t_pub_start > opt.events / opt.pub_rate + 30) { /* bounded: give up */
+    long left = opt.events - fo.published;
+    fo.pub_errors += left + fo.pub_inflight;
+    note_once(&said_pub, "publish: %ld events not published or answered in time", left + fo.pub_inflight);
+    fo.published = opt.events;
+    fo.pub_inflight = 0;
+    pub_pump();
+    return;
+  }
+  if (fo.published < opt.events) /* reopen closed publisher connections */
+    for (long k = 0; k < opt.pub_conns; k++)
+      if (pubs[k].state == C_DONE) pub_connect(&pubs[k]);
+  pub_pump();
+}
+
+static void finish(void);
+
+/* Ends the run when every open subscriber has every event, or when deliveries stopped. */
+static void on_fanout_timer(struct ev_loop *l, ev_timer *w, int revents) {
+  (void)l; (void)w; (void)revents;
+  double now = ev_now(loop);
+  if (!opt.subscribe_only && fo.pub_phase != 3) return;
+  long incomplete = 0;
+  for (long i = 0; i < nconns; i++)
+    incomplete += conns[i].state == C_BODY && conns[i].got < (unsigned long)opt.events;
+  if (incomplete == 0) { finish(); return; }
+  double since = fo.last_delivery;
+  if (!opt.subscribe_only && fo.t_pub_end > since) since = fo.t_pub_end;
+  if (since == 0) { /* subscribe-only, nothing yet: wait for the publisher */
+    if (now - t_hold > opt.start_timeout) {
+      fprintf(stderr, "loadgen: no event within %.0f s\n", opt.start_timeout);
+      finish();
+    }
+    return;
+  }
+  if (now - since > opt.quiet) {
+    fprintf(stderr, "loadgen: %ld subscribers still miss events after %.1f s without a delivery\n",
+            incomplete, opt.quiet);
+    finish();
+  }
+}
+
+static void fanout_start(void) {
+  long open = 0;
+  for (long i = 0; i < nconns; i++) open += conns[i].state == C_BODY;
+  fprintf(stderr, "loadgen: subscribed %ld streams (established=%ld errors=%ld) after %.2f s\n", open,
+          st.established, st.connect_errors + st.timeouts + st.http_errors + st.not_sse + st.parse_errors,
+          t_hold - t_start);
+  fflush(stderr);
+  ev_timer_init(&fanout_timer, on_fanout_timer, 0.02, 0.02);
+  ev_timer_start(loop, &fanout_timer);
+  if (opt.subscribe_only) return;
+  fo.pub_phase = 1;
+  for (long k = 0; k < opt.pub_conns; k++) pub_connect(&pubs[k]);
+  ev_timer_init(&pub_timer, on_pub_timer, 0.001, 0.001);
+  ev_timer_start(loop, &pub_timer);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Phases                                                                    */
 
@@ -549,6 +900,10 @@ static void start_hold(void) {
   t_hold = ev_now(loop);
   st.events_at_hold = st.events;
   st.heartbeats_at_hold = st.heartbeats;
+  if (fanout_mode) {
+    fanout_start();
+    return;
+  }
   long open = 0;
   for (long i = 0; i < nconns; i++) open += conns[i].state == C_BODY;
   fprintf(stderr, "loadgen: holding %ld streams for %.0f s (established=%ld errors=%ld) after %.2f s\n",
@@ -612,7 +967,22 @@ static void usage(const char *msg) {
           "  --hold S             seconds to hold them once all are answered\n"
           "  --rate R             new connections a second at most (default 2000)\n"
           "  --max-pending M      connections not yet answered at once at most (default 512)\n"
-          "  --connect-timeout S  the connect phase may last N/R + S seconds (default 30)\n");
+          "  --connect-timeout S  the connect phase may last N/R + S seconds (default 30)\n"
+          "\n"
+          "       loadgen fanout --port P --path SUB --conns N --pub-path PUB [--events M]\n"
+          "                      [--pub-rate R] [--pub-conns K] [--quiet S] [--hist FILE]\n"
+          "       loadgen fanout --port P --path SUB --conns N --subscribe-only [--events M]\n"
+          "                      [--start-timeout S] [--quiet S] [--hist FILE]\n"
+          "  (--host, --rate, --max-pending and --connect-timeout as above)\n"
+          "  --path SUB           the subscribers' SSE URL path\n"
+          "  --pub-path PUB       POST \"t=<CLOCK_MONOTONIC ns> n=<seq>\" here (text/plain)\n"
+          "  --events M           events to publish, and to expect on every subscriber (default 100)\n"
+          "  --pub-rate R         events a second (default 50)\n"
+          "  --pub-conns K        keep-alive publisher connections (default 2)\n"
+          "  --subscribe-only     no publisher: another process publishes\n"
+          "  --start-timeout S    subscribe-only: wait S seconds for the first event (default 120)\n"
+          "  --quiet S            stop S seconds after the last delivery (or publish) (default 5)\n"
+          "  --hist FILE          write the latency histogram (\"<us> <count>\" lines) to FILE\n");
   exit(2);
 }
 
@@ -631,12 +1001,15 @@ static void parse_args(int argc, char **argv) {
   if (argc < 2) usage(NULL);
   opt.mode = argv[1];
   if (strcmp(opt.mode, "-h") == 0 || strcmp(opt.mode, "--help") == 0) usage(NULL);
-  if (strcmp(opt.mode, "idle") != 0) {
-    fprintf(stderr, "loadgen: mode %s is not implemented (idle is)\n", opt.mode);
+  if (strcmp(opt.mode, "fanout") == 0) {
+    fanout_mode = 1;
+  } else if (strcmp(opt.mode, "idle") != 0) {
+    fprintf(stderr, "loadgen: mode %s is not implemented (idle and fanout are)\n", opt.mode);
     exit(2);
   }
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
+    if (fanout_mode && strcmp(a, "--subscribe-only") == 0) { opt.subscribe_only = 1; continue; }
     if (i + 1 >= argc) usage("every option takes a value");
     const char *v = argv[++i];
     if (strcmp(a, "--host") == 0) opt.host = v;
@@ -647,6 +1020,13 @@ static void parse_args(int argc, char **argv) {
     else if (strcmp(a, "--rate") == 0) opt.rate = num(a, v, 1, 1e7);
     else if (strcmp(a, "--max-pending") == 0) opt.max_pending = (long)num(a, v, 1, 1e7);
     else if (strcmp(a, "--connect-timeout") == 0) opt.connect_timeout = num(a, v, 0, 86400);
+    else if (fanout_mode && strcmp(a, "--pub-path") == 0) opt.pub_path = v;
+    else if (fanout_mode && strcmp(a, "--events") == 0) opt.events = (long)num(a, v, 1, 1000000);
+    else if (fanout_mode && strcmp(a, "--pub-rate") == 0) opt.pub_rate = num(a, v, 0.01, 1e7);
+    else if (fanout_mode && strcmp(a, "--pub-conns") == 0) opt.pub_conns = (long)num(a, v, 1, 1000);
+    else if (fanout_mode && strcmp(a, "--quiet") == 0) opt.quiet = num(a, v, 0.1, 3600);
+    else if (fanout_mode && strcmp(a, "--start-timeout") == 0) opt.start_timeout = num(a, v, 1, 86400);
+    else if (fanout_mode && strcmp(a, "--hist") == 0) opt.hist_file = v;
     else {
       fprintf(stderr, "loadgen: unknown option %s\n", a);
       usage(NULL);
@@ -654,7 +1034,11 @@ static void parse_args(int argc, char **argv) {
   }
   if (!opt.port) usage("--port is required");
   if (opt.conns <= 0) usage("--conns is required");
-  if (opt.hold < 0) usage("--hold is required");
+  if (!fanout_mode && opt.hold < 0) usage("--hold is required");
+  if (fanout_mode && !opt.subscribe_only && !opt.pub_path) usage("--pub-path or --subscribe-only is required");
+  if (opt.pub_path && (opt.pub_path[0] != '/' || strpbrk(opt.pub_path, " \r\n")))
+    usage("--pub-path must start with / and hold no space or line end");
+  if (fanout_mode && opt.subscribe_only) opt.pub_conns = 0;
   if (opt.path[0] != '/' || strpbrk(opt.path, " \r\n")) usage("--path must start with / and hold no space or line end");
 }
 
@@ -667,7 +1051,7 @@ static void raise_nofile(void) {
     getrlimit(RLIMIT_NOFILE, &rl);
   }
   /* stdio, the loop's own descriptors and a margin */
-  if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)opt.conns + 32 > rl.rlim_cur) {
+  if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)opt.conns + (rlim_t)(fanout_mode ? opt.pub_conns : 0) + 32 > rl.rlim_cur) {
     fprintf(stderr,
             "loadgen: %ld connections need more descriptors than this process may open (%llu);"
             " split them over several processes\n",
@@ -700,6 +1084,22 @@ int main(int argc, char **argv) {
   nconns = opt.conns;
   conns = calloc((size_t)nconns, sizeof *conns);
   if (!conns) { perror("loadgen: calloc"); return 1; }
+  if (fanout_mode) {
+    seen_stride = ((size_t)opt.events + 7) / 8;
+    if ((double)seen_stride * (double)nconns > 512.0 * 1024 * 1024) {
+      fprintf(stderr, "loadgen: --conns x --events is too large (512 MiB of bookkeeping at most)\n");
+      return 2;
+    }
+    seen = calloc((size_t)nconns, seen_stride);
+    hist = calloc(HIST_N, sizeof *hist);
+    pubs = calloc((size_t)opt.pub_conns + 1, sizeof *pubs);
+    if (!seen || !hist || !pubs) { perror("loadgen: calloc"); return 1; }
+    for (long k = 0; k < opt.pub_conns; k++) {
+      pubs[k].req = malloc(PUBREQ_CAP);
+      if (!pubs[k].req) { perror("loadgen: malloc"); return 1; }
+      pubs[k].is_pub = 1;
+    }
+  }
 
   loop = ev_default_loop(EVFLAG_AUTO);
   if (!loop) { fprintf(stderr, "loadgen: cannot start libev\n"); return 1; }
@@ -731,6 +1131,39 @@ int main(int argc, char **argv) {
     }
   }
   long errors = st.connect_errors + st.timeouts + st.http_errors + st.not_sse + st.parse_errors;
+  if (fanout_mode) {
+    for (long k = 0; k < opt.pub_conns; k++)
+      if (pubs[k].state != C_DONE) { ev_io_stop(loop, &pubs[k].io); close(pubs[k].fd); pubs[k].state = C_DONE; }
+    long long first = fo.first_pub_ns;
+    if (fo.first_send_ns && (!first || fo.first_send_ns < first)) first = fo.first_send_ns;
+    double span = fo.last_delivery_ns > first && first ? (double)(fo.last_delivery_ns - first) / 1e9 : 0;
+    long long expected = (long long)nconns * opt.events;
+    if (opt.hist_file) {
+      FILE *f = fopen(opt.hist_file, "w");
+      if (!f) { perror(opt.hist_file); }
+      else {
+        for (long b = 0; b < HIST_N; b++) if (hist[b]) fprintf(f, "%lld %u\n", hist_us(b), hist[b]);
+        fclose(f);
+      }
+    }
+    printf("mode=fanout subs=%ld established=%ld events=%ld deliveries=%lld expected=%lld lost=%lld"
+           " duplicated=%lld deliveries_per_s=%.0f p50_us=%lld p99_us=%lld max_us=%lld errors=%ld"
+           " published=%ld pub_ok=%ld pub_errors=%ld open_at_end=%ld closed_by_server=%ld"
+           " ended_by_server=%ld out_of_order=%lld foreign_events=%lld heartbeats=%lld"
+           " connect_errors=%ld timeouts=%ld http_errors=%ld not_sse=%ld parse_errors=%ld"
+           " first_pub_ns=%lld last_delivery_ns=%lld span_s=%.3f connect_s=%.3f publish_s=%.3f"
+           " subscribe_only=%d aborted=%d\n",
+           nconns, st.established, opt.events, fo.deliveries, expected, expected - fo.deliveries,
+           fo.duplicated, span > 0 ? (double)fo.deliveries / span : 0, hist_pct(0.50), hist_pct(0.99),
+           fo.max_ns / 1000, errors + fo.pub_errors, fo.published, fo.pub_ok, fo.pub_errors,
+           st.open_at_end, st.closed_by_server, st.ended_by_server, fo.out_of_order, fo.foreign,
+           st.heartbeats, st.connect_errors, st.timeouts, st.http_errors, st.not_sse, st.parse_errors,
+           first, fo.last_delivery_ns, span, t_hold - t_start,
+           fo.t_pub_end > fo.t_pub_start ? fo.t_pub_end - fo.t_pub_start : 0, opt.subscribe_only, aborted);
+    fflush(stdout);
+    freeaddrinfo(addr);
+    return 0;
+  }
   printf("mode=idle conns=%ld established=%ld open_at_end=%ld closed_by_server=%ld ended_by_server=%ld"
          " events=%lld heartbeats=%lld events_hold=%lld heartbeats_hold=%lld other_frames=%lld"
          " errors=%ld connect_errors=%ld timeouts=%ld http_errors=%ld not_sse=%ld parse_errors=%ld"
