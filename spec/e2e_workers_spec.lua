@@ -136,3 +136,26 @@ describe("#e2e workers stop and reload together", function()
     assert.is_true(v2["0"] and v2["1"], "not every worker serves the reloaded code")
   end)
 end)
+
+describe("#e2e workers fan out to hundreds of subscribers", function()
+  it("600 subscribers over two workers all receive every one of 100 events, in order", function()
+    local server = e2e.start("spec/fixtures/channels", { workers = 2, args = { "--log-level", "warn" } })
+    finally(function() server:cleanup() end)
+    local N, M = 600, 100
+    -- The same reading client as the one-worker fan-out spec (it polls
+    -- sockets without select, in its own process with a raised fd limit).
+    local script = "ulimit -n 2048 2>/dev/null || ulimit -n \"$(ulimit -Hn)\" 2>/dev/null; "
+      .. "exec timeout -k 5 300 lua5.4 spec/fixtures/channels/fanout_client.lua "
+      .. server.port .. " workers-fanout " .. N .. " " .. M .. " \"$(ulimit -n)\""
+    local p = assert(io.popen("sh -c " .. e2e.shell_quote(script) .. " 2>&1", "r"))
+    local out = p:read("a")
+    p:close()
+    local json = out:match("FANOUT (%b{})")
+    assert(json, "the fan-out client printed no result:\n" .. out)
+    local r = e2e.json_decode(json)
+    assert.equal(0, #r.errors, json)
+    assert.equal(N, r.ready, json)
+    for i = 1, M do assert.equal(N, r.delivered[i], json) end
+    assert.equal(N, r.complete, json)
+  end)
+end)
