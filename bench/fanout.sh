@@ -36,6 +36,7 @@ ROUNDS=${4:-3}
 CONN_RATE=${CONN_RATE:-2000}
 HISTORY=${HISTORY:-100}
 PUB_CONNS=${PUB_CONNS:-2}
+WORKERS=${WORKERS:-1}   # flosse --workers and nginx worker_processes alike
 PER_PROC=9000
 
 case "$SUBS" in *[!0-9,]*|"") echo "usage: bench/fanout.sh [SUBS[,SUBS...] [EVENTS [RATE [ROUNDS]]]] (numbers)" >&2; exit 2 ;; esac
@@ -107,7 +108,7 @@ LUA
 
 cd "$root" || die "no $root"
 flosse_port=$(free_port)
-bin/flosse serve "$app" --port "$flosse_port" --log-level warn --no-reload --heartbeat 0 \
+bin/flosse serve "$app" --port "$flosse_port" --workers "$WORKERS" --log-level warn --no-reload --heartbeat 0 \
   >"$work/flosse.out" 2>"$work/flosse.log" &
 flosse_pid=$!
 
@@ -116,7 +117,7 @@ mkdir -p "$ngx"
 chmod 755 "$ngx"
 nginx_port=$(free_port)
 if [ "$(id -u)" = 0 ]; then ngx_user="root root"; else ngx_user="$(id -un) $(id -gn)"; fi
-sed -e "s|@PREFIX@|$ngx|g; s|@PORT@|$nginx_port|g; s|@USER@|$ngx_user|g; s|@HISTORY@|$HISTORY|g" \
+sed -e "s|@PREFIX@|$ngx|g; s|@PORT@|$nginx_port|g; s|@USER@|$ngx_user|g; s|@HISTORY@|$HISTORY|g; s|@WORKERS@|$WORKERS|g" \
   "$here/peers/nchan.conf" >"$ngx/nginx.conf"
 nginx -p "$ngx" -c "$ngx/nginx.conf" -g 'daemon off;' >"$work/nginx.out" 2>&1 &
 nginx_pid=$!
