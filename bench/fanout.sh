@@ -188,7 +188,7 @@ measure() {
 get() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.0f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-echo "fan-out: subscribers $SUBS, $EVENTS events at $RATE/s, $ROUNDS round(s); history $HISTORY; one worker each"
+echo "fan-out: subscribers $SUBS, $EVENTS events at $RATE/s, $ROUNDS round(s); history $HISTORY; $WORKERS worker(s) each (flosse --workers, nginx worker_processes)"
 echo "machine: $(nproc) CPUs, $(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) RAM, Linux $(uname -r); $(date -u '+%Y-%m-%d %H:%M UTC')"
 rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo "${FLOSSE_REV:-(not a git tree)}")
 echo "flosse $rev ($root) on port $flosse_port; $(nginx -v 2>&1) + nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null) on port $nginx_port"
