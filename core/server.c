@@ -55,6 +55,11 @@ static void on_stop_async(struct ev_loop *loop, ev_async *w, int revents);
 static void on_force_async(struct ev_loop *loop, ev_async *w, int revents);
 static void on_reload_async(struct ev_loop *loop, ev_async *w, int revents);
 static void on_inbox_async(struct ev_loop *loop, ev_async *w, int revents);
+static void on_worker_done(struct ev_loop *loop, ev_async *w, int revents) {
+  (void)loop;
+  (void)w;
+  (void)revents; /* only wakes the loop; flosse_server_run looks at the workers */
+}
 
 void flosse_server_init(struct flosse_server *srv, int worker) {
   memset(srv, 0, sizeof *srv);
@@ -66,6 +71,7 @@ void flosse_server_init(struct flosse_server *srv, int worker) {
   ev_async_init(&srv->force_async, on_force_async);
   ev_async_init(&srv->reload_async, on_reload_async);
   ev_async_init(&srv->inbox_async, on_inbox_async);
+  ev_async_init(&srv->worker_done_async, on_worker_done);
   srv->dispatch_ref = LUA_NOREF;
   srv->reload_ref = LUA_NOREF;
   srv->cfg.http.max_url = 8192;
@@ -188,7 +194,8 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents) {
   }
   if (flosse_list_empty(&srv->runq)) ev_idle_stop(loop, &srv->idle);
   else ev_idle_start(loop, &srv->idle);
-  if (srv->stopping && flosse_list_empty(&srv->conns)) ev_break(loop, EVBREAK_ALL);
+  if (srv->stopping && !srv->awaiting_workers && flosse_list_empty(&srv->conns))
+    ev_break(loop, EVBREAK_ALL);
 }
 
 static void close_all(struct flosse_server *srv) {
@@ -457,7 +464,15 @@ int flosse_server_run(struct flosse_server *srv, lua_State *L) {
   }
   for (int i = 0; i < srv->nlisteners; i++) ev_io_start(srv->loop, &srv->listeners[i].io);
   if (srv->worker) flosse_worker_serving(srv->worker, srv);
+  ev_async_start(srv->loop, &srv->worker_done_async);
   ev_run(srv->loop, 0);
+  /* Our own connections have drained; the workers may still be draining
+   * theirs. Keep the loop (and the signal watchers) going meanwhile, so that
+   * a second signal still forces everything to stop at once. */
+  srv->awaiting_workers = 1;
+  while (srv->nworkers && !srv->forced && !flosse_workers_ended(srv)) ev_run(srv->loop, EVRUN_ONCE);
+  srv->awaiting_workers = 0;
+  ev_async_stop(srv->loop, &srv->worker_done_async);
   if (srv->worker) flosse_worker_ended(srv->worker);
   close_all(srv); /* whatever a forced stop left */
   ev_prepare_stop(srv->loop, &srv->prepare);

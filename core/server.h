@@ -90,6 +90,7 @@ struct flosse_server {
   struct flosse_list freeq;   /* closed connections, freed in prepare */
   struct flosse_buf scratch;  /* one event's frame, before chunking */
   int running, stopping, forced;
+  int awaiting_workers;  /* drained; the loop only waits for the workers now */
   int reuseport;        /* several workers share the port */
 
   /* Workers: the main server starts the others (threads with their own
@@ -100,6 +101,7 @@ struct flosse_server {
   pthread_mutex_t wlock;
   pthread_cond_t wcond;
   ev_async stop_async, force_async, reload_async, inbox_async;
+  ev_async worker_done_async;       /* a worker thread ended (main server) */
   pthread_mutex_t inbox_lock;
   struct flosse_post *inbox;
   size_t ninbox, inbox_cap;

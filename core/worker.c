@@ -16,7 +16,18 @@ static void set_state(struct flosse_worker *w, int state, const char *error) {
   if (w->state == 0 || state == 2) w->state = state;
   if (error && !w->error[0]) snprintf(w->error, sizeof w->error, "%s", error);
   pthread_cond_broadcast(&w->main->wcond);
+  /* A main thread waiting for its workers to drain wakes up to look. */
+  if (state == 2) ev_async_send(w->main->loop, &w->main->worker_done_async);
   pthread_mutex_unlock(&w->main->wlock);
+}
+
+int flosse_workers_ended(struct flosse_server *main) {
+  int ended = 1;
+  pthread_mutex_lock(&main->wlock);
+  for (int i = 0; i < main->nworkers; i++)
+    if (main->workers[i].started && main->workers[i].state != 2) ended = 0;
+  pthread_mutex_unlock(&main->wlock);
+  return ended;
 }
 
 static int traceback(lua_State *L) {

@@ -34,6 +34,9 @@ void flosse_worker_ended(struct flosse_worker *w);
 /* Asks every serving worker to stop gracefully (force: at once), or to reload. */
 void flosse_workers_stop(struct flosse_server *main, int force);
 void flosse_workers_reload(struct flosse_server *main);
+/* 1 when every worker thread has ended (or never started). */
+int flosse_workers_ended(struct flosse_server *main);
+
 /* Waits for every worker thread and frees them. */
 void flosse_workers_join(struct flosse_server *main);
 

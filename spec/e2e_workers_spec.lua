@@ -115,6 +115,26 @@ describe("#e2e workers stop and reload together", function()
     assert.equal(0, server:exit_status(15))
   end)
 
+  it("a second SIGTERM while the workers drain exits at once with status 1", function()
+    local server = e2e.start_with_status(APP, { workers = 2, args = { "--grace", "60" } })
+    local clients = {}
+    -- busted keeps only the last finally of a test: one clean-up for all.
+    finally(function()
+      for _, c in ipairs(clients) do c:close() end
+      server:cleanup()
+    end)
+    for i = 1, 8 do -- never read: every worker that got one keeps draining
+      clients[i] = e2e.connect(server.port)
+      assert(clients[i]:send(e2e.request_bytes("GET", "/big/")))
+    end
+    socket.sleep(1)
+    server:signal("TERM")
+    socket.sleep(1)
+    assert.is_true(server:alive(), "exited before the grace period although clients hold it:\n" .. server:log())
+    server:signal("TERM")
+    assert.equal(1, server:exit_status(15))
+  end)
+
   it("a reload reaches every worker", function()
     local dir = e2e.copy_app(APP)
     local server = e2e.start(dir, { workers = 2 })
