@@ -148,6 +148,30 @@ function Server:cleanup()
   os.remove(self.logfile)
 end
 
+-- Waits (until deadline) for the server's "listening on" line and sets
+-- server.port; on failure cleans it up and raises with its log.
+local function wait_listening(server, deadline)
+  local pattern = "flosse: listening on http://" .. (server.host:find(":") and "%[.-%]" or "[%d%.]+")
+    .. ":(%d+)/"
+  while true do
+    local log = server:log()
+    local port = log:match(pattern)
+    if port then
+      server.port = tonumber(port)
+      return server
+    end
+    if not server:alive() then
+      server:cleanup()
+      error("server exited before listening: " .. server.cmd .. "\n" .. log, 3)
+    end
+    if now() > deadline then
+      server:cleanup()
+      error("server did not report listening within the deadline: " .. server.cmd .. "\n" .. log, 3)
+    end
+    socket.sleep(0.05)
+  end
+end
+
 -- e2e.start(dir, opts) starts `flosse serve dir --host 127.0.0.1 --port 0 [opts.args]`
 -- in the background, stdout and stderr to a temp log, and waits (bounded) for
 -- "flosse: listening on http://127.0.0.1:PORT/". opts.env: name -> value|false.
@@ -170,25 +194,7 @@ function e2e.start(dir, opts)
   local server = setmetatable({ pid = pid, logfile = logfile, cmd = cmd, host = host }, Server)
   servers[pid] = server
   local deadline = now() + (opts.timeout or e2e.TEST_TIMEOUT)
-  local pattern = "flosse: listening on http://" .. (host:find(":") and "%[.-%]" or "[%d%.]+")
-    .. ":(%d+)/"
-  while true do
-    local log = server:log()
-    local port = log:match(pattern)
-    if port then
-      server.port = tonumber(port)
-      return server
-    end
-    if not server:alive() then
-      server:cleanup()
-      error("server exited before listening: " .. cmd .. "\n" .. log, 2)
-    end
-    if now() > deadline then
-      server:cleanup()
-      error("server did not report listening within the deadline: " .. cmd .. "\n" .. log, 2)
-    end
-    socket.sleep(0.05)
-  end
+  return wait_listening(server, deadline)
 end
 
 -- Runs `flosse serve dir args...` in the foreground (for start-up failures),
@@ -709,25 +715,7 @@ function e2e.start_with_status(dir, opts)
     Server.cleanup(self)
     os.remove(self.statusfile)
   end
-  local pattern = "flosse: listening on http://" .. (host:find(":") and "%[.-%]" or "[%d%.]+")
-    .. ":(%d+)/"
-  while true do
-    local log = server:log()
-    local port = log:match(pattern)
-    if port then
-      server.port = tonumber(port)
-      return server
-    end
-    if not server:alive() then
-      server:cleanup()
-      error("server exited before listening: " .. cmd .. "\n" .. log, 2)
-    end
-    if now() > deadline then
-      server:cleanup()
-      error("server did not report listening within the deadline: " .. cmd .. "\n" .. log, 2)
-    end
-    socket.sleep(0.05)
-  end
+  return wait_listening(server, deadline)
 end
 
 
