@@ -64,7 +64,6 @@ struct flosse_conn *flosse_conn_new(struct flosse_server *srv, int fd,
   c->fd = fd;
   c->state = FLOSSE_CONN_READING;
   c->thread_ref = c->onclose_ref = LUA_NOREF;
-  flosse_http_init(&c->http, &srv->cfg.http);
   flosse_buf_init(&c->out);
   format_remote(c->remote, sizeof c->remote, sa);
   flosse_list_init(&c->qnode);
@@ -84,7 +83,7 @@ struct flosse_conn *flosse_conn_new(struct flosse_server *srv, int fd,
 }
 
 void flosse_conn_free(struct flosse_conn *c) {
-  flosse_http_free(&c->http);
+  flosse_conn_http_release(c);
   flosse_buf_free(&c->out);
   free(c->pending);
   free(c->reqline);
@@ -235,17 +234,25 @@ static int keep_pending(struct flosse_conn *c, const char *p, size_t len) {
 /* Feeds request bytes; dispatches a complete request. */
 static void feed(struct flosse_conn *c, const char *p, size_t len) {
   size_t used = 0;
-  switch (flosse_http_feed(&c->http, p, len, &used)) {
+  if (!c->http) {
+    c->http = malloc(sizeof *c->http);
+    if (!c->http) {
+      flosse_conn_close(c, "out of memory");
+      return;
+    }
+    flosse_http_init(c->http, &c->srv->cfg.http);
+  }
+  switch (flosse_http_feed(c->http, p, len, &used)) {
     case FLOSSE_HTTP_MORE:
-      if (c->http.expect_continue == 1 && c->http.headers_done) {
+      if (c->http->expect_continue == 1 && c->http->headers_done) {
         /* curl and others wait for this before they send a body. */
-        c->http.expect_continue = 2;
+        c->http->expect_continue = 2;
         if (flosse_buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25) == FLOSSE_OK)
           flosse_conn_want_write(c);
       }
       return;
     case FLOSSE_HTTP_ERROR:
-      flosse_conn_refuse(c, c->http.status, c->http.error);
+      flosse_conn_refuse(c, c->http->status, c->http->error);
       return;
     case FLOSSE_HTTP_DONE:
       if (used < len && keep_pending(c, p + used, len - used) != FLOSSE_OK) {
@@ -329,6 +336,13 @@ void flosse_conn_run(struct flosse_conn *c) {
   }
 }
 
+void flosse_conn_http_release(struct flosse_conn *c) {
+  if (!c->http) return;
+  flosse_http_free(c->http);
+  free(c->http);
+  c->http = NULL;
+}
+
 void flosse_conn_stream_wrote(struct flosse_conn *c) {
   if (c->hbq) flosse_tq_touch(c->hbq, &c->hb);
   flosse_conn_want_write(c);
@@ -355,7 +369,7 @@ void flosse_conn_on_header_timeout(struct flosse_tq *tq, struct flosse_tq_node *
   (void)tq;
   struct flosse_conn *c = flosse_container_of(n, struct flosse_conn, rd);
   if (c->state != FLOSSE_CONN_READING) return;
-  if (c->http.started || c->pending_len)
+  if ((c->http && c->http->started) || c->pending_len)
     flosse_conn_refuse(c, 408, "request headers not received in time");
   else
     flosse_conn_close(c, NULL); /* an idle connection: nothing to answer */

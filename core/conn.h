@@ -41,7 +41,8 @@ struct flosse_conn {
   struct flosse_tq_node wr;  /* in srv->write_tq while the socket is full */
   struct flosse_tq_node hb;  /* in *hbq while streaming with heartbeats */
   struct flosse_tq *hbq;
-  struct flosse_http http;
+  struct flosse_http *http;  /* only while a request is being read: an idle
+                                stream keeps no parser state */
   struct flosse_buf out;
   char *pending;             /* bytes read past the current request */
   size_t pending_len;
@@ -82,6 +83,9 @@ void flosse_conn_run(struct flosse_conn *c);
 /* Queues a complete non-stream response. Returns FLOSSE_OK/FLOSSE_ERR. */
 int flosse_conn_respond(struct flosse_conn *c, int status, const char *ctype,
                         const char *body, size_t len);
+
+/* Drops the request reader once its request is handed over. */
+void flosse_conn_http_release(struct flosse_conn *c);
 
 /* Called when the request thread finished: back to reading, or close. */
 void flosse_conn_request_done(struct flosse_conn *c);

@@ -568,7 +568,7 @@ void flosse_stream_resume(struct flosse_conn *c, int nargs) {
 
 static int build_request(lua_State *L) {
   struct flosse_conn *c = lua_touserdata(L, 1);
-  struct flosse_http *h = &c->http;
+  struct flosse_http *h = c->http;
   lua_State *T = lua_newthread(L);
   c->thread_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   c->T = T;
@@ -608,7 +608,7 @@ static int build_request(lua_State *L) {
 }
 
 void flosse_stream_dispatch(struct flosse_conn *c) {
-  struct flosse_http *h = &c->http;
+  struct flosse_http *h = c->http;
   lua_State *L = c->srv->L;
   c->state = FLOSSE_CONN_HANDLING;
   c->keep_alive = flosse_http_keep_alive(h);
@@ -632,7 +632,8 @@ void flosse_stream_dispatch(struct flosse_conn *c) {
   lua_pushcfunction(L, build_request);
   lua_pushlightuserdata(L, c);
   int st = lua_pcall(L, 1, 0, 0);
-  flosse_http_next(h);
+  /* The request is in Lua now; the next one gets a fresh reader. */
+  flosse_conn_http_release(c);
   if (st != LUA_OK) {
     char msg[256];
     snprintf(msg, sizeof msg, "cannot start the request: %s", lua_tostring(L, -1));
