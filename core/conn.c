@@ -174,16 +174,21 @@ static void on_sleep_done(struct ev_loop *loop, ev_timer *w, int revents) {
   flosse_stream_resume(c, 0);
 }
 
+int flosse_conn_end_head(struct flosse_conn *c, size_t body_len, int has_length) {
+  struct flosse_buf *o = &c->out;
+  int rc = has_length ? flosse_buf_printf(o, "Content-Length: %zu\r\n", body_len) : FLOSSE_OK;
+  if (!c->keep_alive) rc |= flosse_buf_append(o, "Connection: close\r\n", 19);
+  else if (c->http10) rc |= flosse_buf_append(o, "Connection: keep-alive\r\n", 24);
+  return rc | flosse_buf_append(o, "\r\n", 2);
+}
+
 int flosse_conn_respond(struct flosse_conn *c, int status, const char *ctype,
                         const char *body, size_t len) {
   struct flosse_buf *o = &c->out;
   c->status = status;
   int rc = flosse_buf_printf(o, "HTTP/1.1 %d %s\r\n", status, flosse_http_reason(status));
   if (ctype) rc |= flosse_buf_printf(o, "Content-Type: %s\r\n", ctype);
-  rc |= flosse_buf_printf(o, "Content-Length: %zu\r\n", len);
-  if (!c->keep_alive) rc |= flosse_buf_printf(o, "Connection: close\r\n");
-  else if (c->http10) rc |= flosse_buf_printf(o, "Connection: keep-alive\r\n");
-  rc |= flosse_buf_append(o, "\r\n", 2);
+  rc |= flosse_conn_end_head(c, len, 1);
   if (!c->head) rc |= flosse_buf_append(o, body, len);
   flosse_conn_want_write(c);
   return rc ? FLOSSE_ERR : FLOSSE_OK;

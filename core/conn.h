@@ -80,6 +80,10 @@ void flosse_conn_flush(struct flosse_conn *c);
 /* Resumes the view, or parses pipelined bytes, as the conn needs. */
 void flosse_conn_run(struct flosse_conn *c);
 
+/* Ends a response head: Content-Length (when has_length), the Connection
+ * header the keep-alive decision needs, the blank line. */
+int flosse_conn_end_head(struct flosse_conn *c, size_t body_len, int has_length);
+
 /* Queues a complete non-stream response. Returns FLOSSE_OK/FLOSSE_ERR. */
 int flosse_conn_respond(struct flosse_conn *c, int status, const char *ctype,
                         const char *body, size_t len);

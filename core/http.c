@@ -132,29 +132,10 @@ void flosse_http_free(struct flosse_http *h) {
   h->store_len = h->store_cap = 0;
 }
 
-void flosse_http_next(struct flosse_http *h) {
-  /* Keep a small store for the next request; drop a big one. */
-  if (h->store_cap > 4096) flosse_http_free(h);
-  h->store_len = 0;
-  h->header_bytes = 0;
-  h->url = h->body = (struct flosse_http_span){0, 0};
-  h->nheaders = 0;
-  h->last_was_value = h->headers_done = h->done = h->started = 0;
-  h->expect_continue = 0;
-  h->status = 0;
-  h->error = NULL;
-  http_parser_pause(&h->parser, 0);
-}
-
 enum flosse_http_rc flosse_http_feed(struct flosse_http *h, const char *p, size_t len,
                                      size_t *used) {
   size_t n = http_parser_execute(&h->parser, &settings, p, len);
   *used = n;
-  if (!h->headers_done) {
-    h->header_bytes += n;
-    if (h->header_bytes > h->limits.max_header && !h->status)
-      fail(h, 431, "request header block too large");
-  }
   if (h->status) return FLOSSE_HTTP_ERROR;
   enum http_errno err = HTTP_PARSER_ERRNO(&h->parser);
   if (h->done) return FLOSSE_HTTP_DONE;

@@ -26,7 +26,6 @@ struct flosse_http {
   struct flosse_http_limits limits;
   char *store;            /* url, header names and values, body */
   size_t store_len, store_cap;
-  size_t header_bytes;    /* bytes fed before the headers completed */
   struct flosse_http_span url, body;
   struct flosse_http_header headers[FLOSSE_HTTP_MAX_HEADERS];
   int nheaders;
@@ -39,11 +38,9 @@ struct flosse_http {
 };
 
 void flosse_http_init(struct flosse_http *h, const struct flosse_http_limits *lim);
-/* Frees the store. */
+/* Frees the store. A connection reads each request with a fresh reader
+ * (http-parser keeps no state between messages that we need). */
 void flosse_http_free(struct flosse_http *h);
-/* Forgets the finished request, keeping the parser's connection state, so
- * the next request on a keep-alive connection can be fed. */
-void flosse_http_next(struct flosse_http *h);
 
 /* Feeds bytes. *used is set to how many were consumed: with
  * FLOSSE_HTTP_DONE the rest belong to the next (pipelined) request. */

@@ -141,27 +141,6 @@ static int srv_run(lua_State *L) {
   return 1;
 }
 
-static int srv_config(lua_State *L) {
-  struct lserver *ls = check_server(L);
-  struct flosse_config *cfg = &ls->srv->cfg;
-  lua_createtable(L, 0, 12);
-  lua_pushnumber(L, cfg->heartbeat);
-  lua_setfield(L, -2, "heartbeat");
-  lua_pushinteger(L, cfg->max_conns);
-  lua_setfield(L, -2, "max_connections");
-  lua_pushnumber(L, cfg->header_timeout);
-  lua_setfield(L, -2, "header_timeout");
-  lua_pushnumber(L, cfg->write_timeout);
-  lua_setfield(L, -2, "write_timeout");
-  lua_pushnumber(L, cfg->grace);
-  lua_setfield(L, -2, "grace");
-  lua_pushinteger(L, (lua_Integer)cfg->lua_memory);
-  lua_setfield(L, -2, "lua_memory");
-  lua_pushinteger(L, cfg->instruction_budget);
-  lua_setfield(L, -2, "instruction_budget");
-  return 1;
-}
-
 /* core.worker() -> the index of the worker running this code (0: the
  * main thread's), or nil outside a running server. */
 static int l_worker(lua_State *L) {
@@ -258,7 +237,7 @@ static int srv_tostring(lua_State *L) {
 
 int luaopen_flosse_core(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"addresses", srv_addresses}, {"run", srv_run}, {"stop", srv_stop}, {"config", srv_config},
+      {"addresses", srv_addresses}, {"run", srv_run}, {"stop", srv_stop},
       {"watch", srv_watch},
       {"start_workers", srv_start_workers},
       {"close", srv_close}, {NULL, NULL},

@@ -170,6 +170,15 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents) {
   }
 }
 
+/* Frees connections closed since the last turn (never inside their own callbacks). */
+static void free_closed(struct flosse_server *srv) {
+  while (!flosse_list_empty(&srv->freeq)) {
+    struct flosse_conn *c = flosse_container_of(srv->freeq.next, struct flosse_conn, qnode);
+    flosse_list_unlink(&c->qnode);
+    flosse_conn_free(c);
+  }
+}
+
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents) {
   (void)revents;
   struct flosse_server *srv = flosse_container_of(w, struct flosse_server, prepare);
@@ -187,11 +196,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents) {
     flosse_list_unlink(&c->wnode);
     flosse_conn_flush(c);
   }
-  while (!flosse_list_empty(&srv->freeq)) {
-    struct flosse_conn *c = flosse_container_of(srv->freeq.next, struct flosse_conn, qnode);
-    flosse_list_unlink(&c->qnode);
-    flosse_conn_free(c);
-  }
+  free_closed(srv);
   if (flosse_list_empty(&srv->runq)) ev_idle_stop(loop, &srv->idle);
   else ev_idle_start(loop, &srv->idle);
   if (srv->stopping && !srv->awaiting_workers && flosse_list_empty(&srv->conns))
@@ -203,11 +208,7 @@ static void close_all(struct flosse_server *srv) {
     struct flosse_conn *c = flosse_container_of(srv->conns.next, struct flosse_conn, node);
     flosse_conn_close(c, NULL);
   }
-  while (!flosse_list_empty(&srv->freeq)) {
-    struct flosse_conn *c = flosse_container_of(srv->freeq.next, struct flosse_conn, qnode);
-    flosse_list_unlink(&c->qnode);
-    flosse_conn_free(c);
-  }
+  free_closed(srv);
 }
 
 static void on_force_async(struct ev_loop *loop, ev_async *w, int revents) {

@@ -227,22 +227,24 @@ static void new_error_id(char out[13]) {
   snprintf(out, 13, "%012llx", (unsigned long long)(z & 0xffffffffffffULL));
 }
 
-static int json_string(struct flosse_buf *b, const char *s, size_t len) {
-  int rc = flosse_buf_append(b, "\"", 1);
-  size_t start = 0;
-  for (size_t i = 0; i < len; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if (ch >= 0x20 && ch != '"' && ch != '\\') continue;
-    rc |= flosse_buf_append(b, s + start, i - start);
-    if (ch == '"') rc |= flosse_buf_append(b, "\\\"", 2);
-    else if (ch == '\\') rc |= flosse_buf_append(b, "\\\\", 2);
-    else if (ch == '\n') rc |= flosse_buf_append(b, "\\n", 2);
-    else if (ch == '\t') rc |= flosse_buf_append(b, "\\t", 2);
-    else rc |= flosse_buf_printf(b, "\\u%04x", ch);
-    start = i + 1;
+/* Writes s as a JSON string into out (room for cap >= 10 bytes) and
+ * returns its length. A text too long for cap is cut, not dropped. */
+static size_t json_string(char *out, size_t cap, const char *s) {
+  size_t n = 0;
+  out[n++] = '"';
+  for (; *s && n + 8 < cap; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\') {
+      out[n++] = '\\';
+      out[n++] = (char)ch;
+    } else if (ch < 0x20) {
+      n += (size_t)snprintf(out + n, cap - n, "\\u%04x", ch);
+    } else {
+      out[n++] = (char)ch;
+    }
   }
-  rc |= flosse_buf_append(b, s + start, len - start);
-  return rc | flosse_buf_append(b, "\"", 1);
+  out[n++] = '"';
+  return n;
 }
 
 /* Moves a finished frame from scratch into c's output, as one chunk when
@@ -275,27 +277,12 @@ static void report_error(struct flosse_conn *c, const char *log_text, const char
   new_error_id(id);
   flosse_log(FLOSSE_LOG_ERROR, "error %s %s: %s", id, c && c->reqline ? c->reqline : "-", log_text);
   if (!c || c->state != FLOSSE_CONN_STREAMING) return;
-  struct flosse_buf json, *scratch = &c->srv->scratch;
+  struct flosse_buf *scratch = &c->srv->scratch;
   const char *msg = c->srv->cfg.debug ? client_text : "Internal server error";
-  flosse_buf_init(&json);
-  int rc = flosse_buf_append(&json, "{\"message\":", 11);
-  rc |= json_string(&json, msg, strlen(msg));
-  rc |= flosse_buf_printf(&json, ",\"error_id\":\"%s\"}", id);
-  struct iovec iov[64];
-  /* The JSON is short; flatten it for the framer. */
   char flat[2048];
-  size_t flen = 0;
-  int n = flosse_buf_iov(&json, iov, 64);
-  for (int i = 0; i < n && flen < sizeof flat; i++) {
-    size_t k = iov[i].iov_len < sizeof flat - flen ? iov[i].iov_len : sizeof flat - flen;
-    memcpy(flat + flen, iov[i].iov_base, k);
-    flen += k;
-  }
-  flosse_buf_free(&json);
-  if (rc != FLOSSE_OK || flen == sizeof flat) {
-    flen = (size_t)snprintf(flat, sizeof flat,
-                            "{\"message\":\"Internal server error\",\"error_id\":\"%s\"}", id);
-  }
+  size_t flen = (size_t)snprintf(flat, sizeof flat, "{\"message\":");
+  flen += json_string(flat + flen, sizeof flat - flen - 40, msg);
+  flen += (size_t)snprintf(flat + flen, sizeof flat - flen, ",\"error_id\":\"%s\"}", id);
   struct flosse_sse_event ev = {"error", 5, flat, flen, NULL, 0, -1};
   char err[64];
   if (flosse_sse_frame(scratch, &ev, err, sizeof err) != FLOSSE_OK) {
@@ -405,10 +392,7 @@ static void finish_response(struct flosse_conn *c, lua_State *T, int nres) {
     }
   }
   int bodyless = status == 204 || status == 304 || status < 200;
-  if (!bodyless) rc |= flosse_buf_printf(o, "Content-Length: %zu\r\n", blen);
-  if (!c->keep_alive) rc |= flosse_buf_append(o, "Connection: close\r\n", 19);
-  else if (c->http10) rc |= flosse_buf_append(o, "Connection: keep-alive\r\n", 24);
-  rc |= flosse_buf_append(o, "\r\n", 2);
+  rc |= flosse_conn_end_head(c, blen, !bodyless);
   if (body && !c->head && !bodyless) rc |= flosse_buf_append(o, body, blen);
   lua_pop(T, nres);
   if (rc != FLOSSE_OK) {

@@ -204,9 +204,12 @@ end
 -- settings.lua, at start-up and after every reload. listen holds what the
 -- core needs beyond the settings (a worker's handle, the shared port...).
 -- Returns srv, settings, or nil, exit status, message.
-local function build(dir, flags, listen)
-  local app, err = app_mod.load(dir)
-  if not app then return nil, 2, err end
+local function build(dir, flags, listen, app)
+  if not app then
+    local err
+    app, err = app_mod.load(dir)
+    if not app then return nil, 2, err end
+  end
   local s = app.settings
   local function apply_flags(settings)
     for k, v in pairs(flags) do settings[k] = v end
@@ -286,16 +289,15 @@ local function serve(args)
   if opts.help then io.stdout:write(SERVE_USAGE); return 0 end
   local dir = app_dir(opts.dir)
   if not dir then return 2 end
-  -- Settings first (for the number of workers), then this thread's server.
-  local probe, perr = app_mod.load(dir)
-  if not probe then say("%s", perr); return 2 end
-  local workers = opts.settings.workers or probe.settings.workers or cpu_count()
+  local app, aerr = app_mod.load(dir)
+  if not app then say("%s", aerr); return 2 end
+  local workers = opts.settings.workers or app.settings.workers or cpu_count()
   if math.type(workers) ~= "integer" or workers < 1 or workers > 256 then
     say("workers must be an integer from 1 to 256"); return 2
   end
   local srv, s_or_code, err = build(dir, opts.settings, {
     reuseport = workers > 1, connection_share = workers,
-  })
+  }, app)
   if not srv then say("%s", err); return s_or_code end
   local s = s_or_code
   core.set_log_level(s.log_level)
@@ -319,14 +321,23 @@ local function serve(args)
   return graceful and 0 or 1
 end
 
-local function run_check(args)
-  local dir
+-- The arguments of a command that takes at most one positional argument
+-- and --help. Returns "help", the argument (or nil), or false after saying why.
+local function one_argument(args, command, what)
+  local value
   for _, a in ipairs(args) do
-    if a == "-h" or a == "--help" then io.stdout:write(CHECK_USAGE); return 0 end
-    if a:sub(1, 1) == "-" then say("unknown option %s (see flosse check --help)", a); return 2 end
-    if dir then say("check takes one folder, got another: %s", a); return 2 end
-    dir = a
+    if a == "-h" or a == "--help" then return "help" end
+    if a:sub(1, 1) == "-" then say("unknown option %s (see flosse %s --help)", a, command); return false end
+    if value then say("%s takes one %s, got another: %s", command, what, a); return false end
+    value = a
   end
+  return nil, value
+end
+
+local function run_check(args)
+  local flag, dir = one_argument(args, "check", "folder")
+  if flag == "help" then io.stdout:write(CHECK_USAGE); return 0 end
+  if flag == false then return 2 end
   dir = app_dir(dir)
   if not dir then return 2 end
   local app, err = app_mod.load(dir)
@@ -338,13 +349,9 @@ local function run_check(args)
 end
 
 local function run_new(args)
-  local name
-  for _, a in ipairs(args) do
-    if a == "-h" or a == "--help" then io.stdout:write(NEW_USAGE); return 0 end
-    if a:sub(1, 1) == "-" then say("unknown option %s (see flosse new --help)", a); return 2 end
-    if name then say("new takes one name, got another: %s", a); return 2 end
-    name = a
-  end
+  local flag, name = one_argument(args, "new", "name")
+  if flag == "help" then io.stdout:write(NEW_USAGE); return 0 end
+  if flag == false then return 2 end
   local written, err = new.create(name)
   if not written then say("%s", err); return 2 end
   for _, path in ipairs(written) do io.stdout:write("wrote ", path, "\n") end
