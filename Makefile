@@ -31,7 +31,7 @@ LIBS = -L$(LIBEV_LIBDIR) -lev -L$(HTTP_PARSER_LIBDIR) -lhttp_parser -lm -lpthrea
 DEB_PACKAGES = lua5.4 liblua5.4-dev libev-dev lua-cjson lua-busted lua-socket \
   libhttp-parser-dev luarocks pkg-config gcc make curl valgrind
 
-.PHONY: all deps test-deps run test clean check
+.PHONY: all deps test-deps run test clean check bench bench-quick
 
 all: $(CORE_SO)
 
@@ -64,6 +64,16 @@ test: test-deps all
 	spec/run
 
 check: test
+
+# Benchmarks (not tests: `make test` never runs them). bench/run builds what it
+# needs, installs the peers (nginx + lua, nginx + nchan) and gnuplot when
+# missing, and writes bench/out/<time>/; the full run also rewrites
+# docs/benchmarks.md and docs/img/ (see docs/benchmarks.md).
+bench: deps
+	bench/run full
+
+bench-quick: deps
+	bench/run quick
 
 clean:
 	rm -rf build
