@@ -6,12 +6,12 @@
 #
 # SUBS is a comma-separated list of subscriber counts. It builds flosse and
 # bench/loadgen, installs nginx-light and libnginx-mod-nchan when nginx or the
-# nchan module is missing (apt-get, as root), and starts both servers with ONE
-# worker each:
-#   bin/flosse serve APP --port P --log-level warn --no-reload --heartbeat 0
-# where APP is a temp folder with urls.lua (sub/<str:name>/ -> flosse.relay_view{},
-# pub/<str:name>/ -> flosse.publish_view{}) and settings.lua (channel_history =
-# HISTORY, channel_backlog = 100000), and
+# nchan module is missing (apt-get, as root), and starts both servers with
+# WORKERS workers each (default 2):
+#   bin/flosse serve bench/app --port P --workers W --log-level warn --no-reload --heartbeat 0
+# (bench/app: sub/<str:name>/ -> flosse.relay_view{}, pub/<str:name>/ ->
+# flosse.publish_view{}; its settings.lua reads the channel history from
+# BENCH_HISTORY, set here to HISTORY, and sets channel_backlog = 100000), and
 #   nginx -p PREFIX -c PREFIX/nginx.conf -g 'daemon off;'
 # with bench/peers/nchan.conf filled in (subscriber and publisher locations,
 # nchan_message_buffer_length HISTORY). For every count N, every round and
@@ -20,6 +20,9 @@
 # --subscribe-only, started first; the last one publishes once its own
 # subscribers are established), EVENTS events POSTed at RATE a second. Each
 # figure in the table is the median over ROUNDS rounds.
+#
+# bench/run (make bench) runs the same measurement with the floor as a third
+# server, alongside the other benchmarks.
 #
 # Environment: FLOSSE_ROOT (the flosse tree to build and serve, default this
 # repository; e.g. a `git archive HEAD` export, then FLOSSE_REV names its
@@ -36,7 +39,7 @@ ROUNDS=${4:-3}
 CONN_RATE=${CONN_RATE:-2000}
 HISTORY=${HISTORY:-100}
 PUB_CONNS=${PUB_CONNS:-2}
-WORKERS=${WORKERS:-1}   # flosse --workers and nginx worker_processes alike
+WORKERS=${WORKERS:-2}   # flosse --workers and nginx worker_processes alike
 PER_PROC=9000
 
 case "$SUBS" in *[!0-9,]*|"") echo "usage: bench/fanout.sh [SUBS[,SUBS...] [EVENTS [RATE [ROUNDS]]]] (numbers)" >&2; exit 2 ;; esac
@@ -91,20 +94,8 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
 # --- servers ---------------------------------------------------------------------
-app=$work/app
-mkdir -p "$app"
-cat >"$app/urls.lua" <<'LUA'
--- bench/fanout.sh's app: a relay and a publish view, open to all.
-local flosse = require "flosse"
-local path = require("flosse.urls").path
-return {
-  path("sub/<str:name>/", flosse.relay_view{}),
-  path("pub/<str:name>/", flosse.publish_view{}),
-}
-LUA
-cat >"$app/settings.lua" <<LUA
-return { channel_history = $HISTORY, channel_backlog = 100000 }
-LUA
+app=$here/app   # bench/app: sub/<str:name>/ relay_view, pub/<str:name>/ publish_view
+export BENCH_HISTORY=$HISTORY
 
 cd "$root" || die "no $root"
 flosse_port=$(free_port)

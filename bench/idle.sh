@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/idle.sh: hold N idle SSE streams on flosse and report its memory and
-# CPU. A benchmark, not a test.
+# CPU. A benchmark, not a test. bench/run (make bench) measures the same RSS
+# side by side with nginx + lua, at several N, with heartbeats off.
 #
 #   bench/idle.sh [N [HOLD [HEARTBEAT]]]      defaults: 10000 60 15
 #
