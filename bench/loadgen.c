@@ -38,6 +38,65 @@
  * connections than one process may hold. Every phase is bounded in time:
  * the process exits by itself after at most N/R + S + SECONDS (plus the
  * closing), or at SIGINT / SIGTERM with the summary so far (aborted=1).
+ *
+ *   loadgen streams --host 127.0.0.1 --port P --path /bench/ten/ --conns C --duration D
+ *                   [--events N] [--close] [--rate R] [--max-pending M]
+ *                   [--connect-timeout S] [--timeout T] [--grace G]
+ *
+ * streams: C clients, each running finite SSE streams one after another: it
+ * sends "GET <path> HTTP/1.1" (Host, Accept: text/event-stream) and reads the
+ * whole response with the same parser; the server's view yields N events
+ * (default 10) and returns, so the body ends (chunked terminator,
+ * Content-Length, or the server closing a close-delimited body). Then the
+ * client starts its next stream on the same connection if HTTP/1.1 lets it;
+ * after a close-delimited body it connects anew, and after "Connection:
+ * close" or an HTTP/1.0 response it first waits for the server to close (at
+ * most 1 s; longer counts as a timeout). With --close every request says "Connection: close" and every
+ * stream gets a new connection; the client waits for the server's close
+ * before closing its own end, so that TIME_WAIT stays on the server's side
+ * and the client's ephemeral ports stay free. A failure of any kind (a connect
+ * error such as EADDRNOTAVAIL, a bad response, a closed connection) is
+ * counted, and the client starts over after a 10 ms back-off.
+ *
+ * Phases: clients start at up to R a second (default: all at once), at most
+ * M (default 512) of them not yet answered, so that a large C does not
+ * overflow the server's listen backlog. The measurement window of D seconds
+ * starts when every client's first stream has been answered (response head)
+ * or has failed, or at the latest C/R + S seconds after the start (S default
+ * 30). Streams run during the start already, but only streams whose body
+ * ENDED inside the window are counted, whenever they began. When the window
+ * ends, no new stream starts; streams in flight get G seconds (default 2) to
+ * finish, uncounted; those still running then count as timeouts. A stream
+ * running longer than T seconds (default 30: connect, request and response)
+ * counts as a timeout too. Then one line on stdout:
+ *
+ *   mode=streams conns=C duration_s=.. streams=.. streams_per_s=.. events=..
+ *   events_per_s=.. short_streams=.. connections_opened=.. errors=..
+ *   connect_errors=.. timeouts=.. http_errors=.. not_sse=.. parse_errors=..
+ *   closed_early=.. bytes=.. stream_p50_ms=.. stream_p99_ms=..
+ *   loadgen_cpu_s=.. aborted=0|1
+ *
+ *   duration_s    the window (D, or less when stopped by a signal)
+ *   streams       streams that ended properly inside the window with status
+ *                 200 and exactly N complete SSE events
+ *   events        complete SSE events in the streams that ended properly
+ *                 inside the window, short ones included: with no short
+ *                 stream, events == N x streams exactly
+ *   short_streams streams that ended properly in the window with another
+ *                 number of events than N
+ *   stream_p50_ms, stream_p99_ms  from the request's write to the body's end,
+ *                 over the counted streams
+ *   loadgen_cpu_s this process's user + system CPU seconds during the window
+ *                 (the loopback's softirq work is charged to no process)
+ *   closed_early  the server closed (EOF or reset) a connection with a stream
+ *                 in flight, including a kept-alive connection closed just as
+ *                 the next request went out
+ *   errors        connect_errors + timeouts + http_errors + not_sse +
+ *                 parse_errors + closed_early
+ * connections_opened, bytes and the error counters cover the whole run (start,
+ * window and grace); the other figures the window only. Progress goes to
+ * stderr ("loadgen: window of D s starts ..." when it starts). The process
+ * exits by itself after at most C/R + S + D + G seconds.
  */
 #include <errno.h>
 #include <ev.h>
@@ -99,14 +158,16 @@ struct sse {
   unsigned char state, blk, flen, dlen;
   char fname[7];
   char data[DATA_CAP];
+  unsigned int nev; /* complete events so far (streams: in this stream) */
 };
 
 static void fanout_event(struct sse *s); /* fanout mode: one complete event */
-static int fanout_mode;
+static int fanout_mode, streams_mode;
 
 static void sse_dispatch(struct sse *s) {
   if (s->blk & BLK_DATA) {
     st.events++;
+    s->nev++;
     if (fanout_mode) fanout_event(s);
   } else if (s->blk == BLK_COMMENT) st.heartbeats++;
   else if (s->blk) st.other_frames++;
@@ -163,13 +224,19 @@ static void sse_feed(struct sse *s, const char *p, size_t n) {
       if (c == ' ') break; /* one space after the colon is not part of the value */
       /* fall through */
     case S_DATA:
-      if (c == '\n') s->state = S_BOL;
-      else if (c == '\r') s->state = S_AFTER_CR;
-      else if (s->dlen < DATA_CAP - 1) s->data[s->dlen++] = c;
-      break;
     case S_SKIP:
-      if (c == '\n') s->state = S_BOL;
-      else if (c == '\r') s->state = S_AFTER_CR;
+      if (c == '\n') { s->state = S_BOL; break; }
+      if (c == '\r') { s->state = S_AFTER_CR; break; }
+      { /* the rest of the line at once; a data line's start is kept */
+        size_t j = i + 1;
+        while (j < n && p[j] != '\n' && p[j] != '\r') j++;
+        if (s->state == S_DATA && s->dlen < DATA_CAP - 1) {
+          size_t room = DATA_CAP - 1 - (size_t)s->dlen, take = j - i < room ? j - i : room;
+          memcpy(s->data + s->dlen, p + i, take);
+          s->dlen = (unsigned char)(s->dlen + take);
+        }
+        i = j - 1; /* the loop's i++ lands on the line end (or ends the buffer) */
+      }
       break;
     }
   }
@@ -182,7 +249,8 @@ static void sse_feed(struct sse *s, const char *p, size_t n) {
 enum { BODY_CLOSE, BODY_LENGTH, BODY_CHUNKED };
 enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER_BOL,
        CH_TRAILER_LINE, CH_TRAILER_LF };
-enum { C_DONE, C_CONNECTING, C_SENDING, C_HEAD, C_BODY, C_PUB_IDLE }; /* zeroed: done */
+enum { C_DONE, C_CONNECTING, C_SENDING, C_HEAD, C_BODY, C_PUB_IDLE,
+       C_DRAIN /* streams: the response ended; waiting for the server to close */ }; /* zeroed: done */
 
 struct conn {
   ev_io io;
@@ -194,6 +262,9 @@ struct conn {
   unsigned char chunked, has_length, sse_type, pending;
   unsigned char digits;       /* a chunk-size digit was seen */
   unsigned char is_pub;       /* fanout: a publisher connection */
+  unsigned char hdr_close;    /* the response said Connection: close, or was HTTP/1.0 */
+  unsigned char reused;       /* streams: the connection carried an earlier stream */
+  unsigned char busy;         /* streams: a stream is in flight */
   int status;
   unsigned int got;           /* fanout: distinct events this subscriber received */
   unsigned int last_n;        /* fanout: the sequence number of its latest event */
@@ -203,6 +274,8 @@ struct conn {
   unsigned int head_bytes;
   unsigned long long left;    /* chunk or Content-Length bytes to go */
   size_t sent;
+  double t_begin;             /* streams: the stream's start (or the back-off's or drain's end) */
+  double t_req;               /* streams: when its request went out */
   struct sse sse;
   char line[LINE_CAP];
 };
@@ -228,12 +301,19 @@ static struct {
   long events, pub_conns;
   double pub_rate, quiet, start_timeout;
   int subscribe_only;
+  /* streams */
+  double duration, timeout, grace;
+  int close;
 } opt = { NULL, "127.0.0.1", NULL, "/", 0, -1, 2000, 30, 512,
-          NULL, NULL, 100, 2, 50, 5, 120, 0 };
+          NULL, NULL, 100, 2, 50, 5, 120, 0,
+          -1, 30, 2, 0 };
 
 static void start_hold(void);
 static void pub_head_done(struct conn *c);
 static void pub_response_done(struct conn *c);
+static void stream_done(struct conn *c);
+static void stream_closed(struct conn *c, int err);
+static void client_failed(struct conn *c);
 
 /* A connection stops counting as pending once it is answered or failed. */
 static void settle(struct conn *c) {
@@ -250,12 +330,17 @@ static void conn_close(struct conn *c) {
   c->fd = -1;
   c->state = C_DONE;
   settle(c);
+  if (streams_mode) client_failed(c); /* only failures close through here */
 }
 
 /* The body ended: the server finished the response. */
 static void body_ended(struct conn *c) {
   if (c->is_pub) {
     pub_response_done(c);
+    return;
+  }
+  if (streams_mode) {
+    stream_done(c);
     return;
   }
   st.ended_by_server++;
@@ -284,6 +369,7 @@ static int head_line(struct conn *c, char *line, size_t len) {
         sscanf(line + 9, "%3d", &st_code) != 1 || st_code < 100)
       return parse_error(c, "bad status line");
     c->status = st_code;
+    if (line[7] == '0') c->hdr_close = 1; /* HTTP/1.0: no keep-alive assumed */
     return 0;
   }
   char *colon = memchr(line, ':', len);
@@ -302,6 +388,8 @@ static int head_line(struct conn *c, char *line, size_t len) {
     c->left = n;
   } else if (strcasecmp(line, "content-type") == 0) {
     if (ieq_prefix(v, "text/event-stream")) c->sse_type = 1;
+  } else if (strcasecmp(line, "connection") == 0) {
+    if (strcasestr(v, "close")) c->hdr_close = 1;
   }
   return 0;
 }
@@ -341,17 +429,22 @@ static void head_done(struct conn *c) {
 static size_t head_feed(struct conn *c, const char *p, size_t n) {
   size_t i = 0;
   while (i < n && c->state == C_HEAD) {
-    char ch = p[i++];
-    if (++c->head_bytes > HEAD_MAX) {
+    /* up to the next LF at once: the line's start is kept, its length counted */
+    const char *nl = memchr(p + i, '\n', n - i);
+    size_t end = nl ? (size_t)(nl - p) : n, seg = end - i;
+    if (c->head_bytes + seg + (nl != NULL) > HEAD_MAX) {
       parse_error(c, "response head too large");
       return n;
     }
-    if (ch != '\n') {
-      if (c->linelen < LINE_CAP - 1) c->line[c->linelen] = ch;
-      c->linelen++;
-      if (c->linelen >= LINE_CAP - 1) c->linelen = LINE_CAP - 1; /* keep the start only */
-      continue;
+    c->head_bytes += (unsigned int)(seg + (nl != NULL));
+    if (c->linelen < LINE_CAP - 1) {
+      size_t room = LINE_CAP - 1 - (size_t)c->linelen, take = seg < room ? seg : room;
+      memcpy(c->line + c->linelen, p + i, take);
+      c->linelen = (unsigned short)(c->linelen + take); /* at most LINE_CAP - 1: keep the start only */
     }
+    i = end;
+    if (!nl) break;
+    i++; /* the LF */
     size_t len = c->linelen;
     c->linelen = 0;
     if (len && c->line[len - 1] == '\r') len--;
@@ -463,6 +556,10 @@ static void pub_closed(struct conn *c, int err);
 static void server_closed(struct conn *c, int err) {
   if (c->is_pub) {
     pub_closed(c, err);
+    return;
+  }
+  if (streams_mode) {
+    stream_closed(c, err);
     return;
   }
   if (c->state == C_BODY && c->body == BODY_CLOSE && !err) {
@@ -869,11 +966,331 @@ static void fanout_start(void) {
   ev_timer_start(loop, &pub_timer);
 }
 
-/* ------------------------------------------------------------------------ */
-/* Phases                                                                    */
-
 static ev_timer pace_timer, deadline_timer, hold_timer;
 static ev_signal sigint_w, sigterm_w;
+
+/* ------------------------------------------------------------------------ */
+/* streams: clients that each run finite SSE streams, one after another      */
+
+#define BACKOFF 0.010   /* seconds before a client starts over after a failure */
+#define DRAIN_MAX 1.0   /* seconds to wait for the server's close after the response */
+#define SWEEP_TICK 0.1  /* seconds between checks for stalled streams */
+
+static struct {
+  long long streams, events, short_streams, opened, closed_early;
+  long busy;              /* streams in flight */
+  int win;                /* 0 starting, 1 window, 2 grace, 3 done */
+  double t_win, t_win_end; /* the window: [t_win, t_win_end) */
+  double cpu_win, cpu_s;  /* CPU seconds at the window's start; in the window */
+} ss;
+static long *ring, ring_head, ring_len; /* clients waiting out their back-off, in order */
+static ev_timer backoff_timer, sweep_timer, window_timer;
+static int said_short, said_drain;
+
+static double cpu_now(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) < 0) return 0;
+  return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+         ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Watches c's socket for exactly `events`, touching libev (and epoll) only on a change. */
+static void watch(struct conn *c, int events) {
+  if (ev_is_active(&c->io) && (c->io.events & (EV_READ | EV_WRITE)) == events) return;
+  ev_io_stop(loop, &c->io);
+  ev_io_set(&c->io, c->fd, events);
+  ev_io_start(loop, &c->io);
+}
+
+static void set_busy(struct conn *c, int on) {
+  if (c->busy == on) return;
+  c->busy = (unsigned char)on;
+  ss.busy += on ? 1 : -1;
+}
+
+/* A fresh response parser for the next stream. */
+static void stream_reset(struct conn *c) {
+  c->head_line = 0;
+  c->linelen = 0;
+  c->head_bytes = 0;
+  c->status = 0;
+  c->chunked = 0;
+  c->has_length = 0;
+  c->sse_type = 0;
+  c->digits = 0;
+  c->hdr_close = 0;
+  c->left = 0;
+  c->chstate = CH_SIZE;
+  c->body = BODY_CLOSE;
+  c->sent = 0;
+  c->sse.state = S_BOL;
+  c->sse.blk = 0;
+  c->sse.flen = 0;
+  c->sse.dlen = 0;
+  c->sse.nev = 0;
+}
+
+static void grace_check(void) {
+  if (ss.win == 2 && ss.busy == 0) finish();
+}
+
+static void backoff_push(struct conn *c) {
+  c->t_begin = ev_now(loop) + BACKOFF;
+  ring[(ring_head + ring_len) % nconns] = (long)(c - conns);
+  ring_len++;
+  if (!ev_is_active(&backoff_timer)) {
+    ev_timer_set(&backoff_timer, BACKOFF, 0.);
+    ev_timer_start(loop, &backoff_timer);
+  }
+}
+
+static void client_connect(struct conn *c);
+
+/* The stream failed and its connection is closed (conn_close counted why). */
+static void client_failed(struct conn *c) {
+  set_busy(c, 0);
+  settle(c);
+  if (ss.win < 2) backoff_push(c);
+  else grace_check();
+}
+
+static void client_close_ok(struct conn *c) {
+  if (c->state == C_DONE) return;
+  ev_io_stop(loop, &c->io);
+  close(c->fd);
+  c->fd = -1;
+  c->state = C_DONE;
+}
+
+/* The connection is closed without a failure: on to the next stream, if any. */
+static void client_next(struct conn *c) {
+  if (ss.win < 2) client_connect(c);
+  else grace_check();
+}
+
+/* Writes the request (from the start or where EAGAIN left it). */
+static void stream_send(struct conn *c) {
+  while (c->sent < request_len) {
+    ssize_t n = send(c->fd, request + c->sent, request_len - c->sent, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) { /* connecting, or a full buffer */
+        watch(c, EV_WRITE);
+        return;
+      }
+      if (c->reused) {
+        ss.closed_early++;
+        note_once(&said_closed, "the server closed a kept-alive connection (send: %s)", strerror(errno));
+      } else {
+        st.connect_errors++;
+        note_once(&said_connect, "connect: %s", strerror(errno));
+      }
+      conn_close(c);
+      return;
+    }
+    if (c->state == C_CONNECTING) {
+      c->state = C_SENDING;
+      ss.opened++;
+    }
+    c->sent += (size_t)n;
+  }
+  c->state = C_HEAD;
+  watch(c, EV_READ);
+}
+
+static void stream_io(struct ev_loop *l, ev_io *w, int revents) {
+  (void)l;
+  struct conn *c = w->data;
+  if (c->state == C_CONNECTING || c->state == C_SENDING) {
+    if (revents & EV_WRITE) stream_send(c); /* a connect error shows in send's errno */
+  } else if (revents & EV_READ) {
+    on_read(c);
+  }
+}
+
+/* A new connection and its first request. The request goes out at once:
+ * on loopback the handshake is usually done when connect() returns. */
+static void client_connect(struct conn *c) {
+  stream_reset(c);
+  c->reused = 0;
+  set_busy(c, 1);
+  c->t_begin = c->t_req = ev_now(loop);
+  int fd = socket(addr->ai_family, addr->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, addr->ai_protocol);
+  if (fd < 0) {
+    st.connect_errors++;
+    note_once(&said_connect, "socket: %s", strerror(errno));
+    client_failed(c);
+    return;
+  }
+  int rc;
+  do rc = connect(fd, addr->ai_addr, addr->ai_addrlen);
+  while (rc < 0 && errno == EINTR);
+  if (rc < 0 && errno != EINPROGRESS) { /* EADDRNOTAVAIL: out of ephemeral ports */
+    st.connect_errors++;
+    note_once(&said_connect, "connect: %s", strerror(errno));
+    close(fd);
+    client_failed(c);
+    return;
+  }
+  c->fd = fd;
+  c->state = C_CONNECTING;
+  ev_io_init(&c->io, stream_io, fd, EV_READ);
+  c->io.data = c;
+  stream_send(c);
+}
+
+/* The next stream on the same (kept-alive) connection. */
+static void stream_request(struct conn *c) {
+  stream_reset(c);
+  c->reused = 1;
+  set_busy(c, 1);
+  c->t_begin = c->t_req = ev_now(loop);
+  c->state = C_SENDING;
+  stream_send(c);
+}
+
+/* The body ended properly (status 200, text/event-stream). */
+static void stream_done(struct conn *c) {
+  double now = ev_now(loop);
+  unsigned int nev = c->sse.nev;
+  if (nev != (unsigned long)opt.events)
+    note_once(&said_short, "a stream ended after %u events, not %ld", nev, opt.events);
+  if (ss.win == 1 && now < ss.t_win_end) {
+    if (nev == (unsigned long)opt.events) {
+      ss.streams++;
+      hist_add((long long)((now - c->t_req) * 1e9));
+    } else {
+      ss.short_streams++;
+    }
+    ss.events += nev;
+  }
+  set_busy(c, 0);
+  if (c->body == BODY_CLOSE) { /* it ended with the server's close */
+    client_close_ok(c);
+    client_next(c);
+    return;
+  }
+  if (opt.close || c->hdr_close) { /* let the server close first: its side keeps the TIME_WAIT */
+    c->state = C_DRAIN;
+    c->t_begin = now;
+    return;
+  }
+  if (ss.win < 2) {
+    stream_request(c);
+  } else {
+    client_close_ok(c);
+    grace_check();
+  }
+}
+
+/* The server closed the connection (EOF or reset). */
+static void stream_closed(struct conn *c, int err) {
+  if (c->state == C_DRAIN) {
+    client_close_ok(c);
+    client_next(c);
+    return;
+  }
+  if (c->state == C_BODY && c->body == BODY_CLOSE && !err) {
+    stream_done(c);
+    return;
+  }
+  ss.closed_early++;
+  note_once(&said_closed, "the server closed a connection mid-stream (%s, %s)",
+            err ? strerror(err) : "EOF",
+            c->state == C_BODY ? "in the body" : c->head_bytes ? "in the response head"
+            : c->reused ? "before any response byte, on a kept-alive connection" : "before any response byte");
+  conn_close(c);
+}
+
+static void on_backoff(struct ev_loop *l, ev_timer *w, int revents) {
+  (void)l; (void)w; (void)revents;
+  double now = ev_now(loop);
+  while (ring_len) {
+    struct conn *c = &conns[ring[ring_head]];
+    if (c->t_begin > now + 1e-4) break;
+    ring_head = (ring_head + 1) % nconns;
+    ring_len--;
+    if (ss.win < 2) client_connect(c);
+  }
+  if (ring_len) {
+    double d = conns[ring[ring_head]].t_begin - now;
+    ev_timer_set(&backoff_timer, d > 1e-4 ? d : 1e-4, 0.);
+    ev_timer_start(loop, &backoff_timer);
+  }
+  grace_check();
+}
+
+/* Stalled streams, and servers that do not close after "Connection: close". */
+static void on_sweep(struct ev_loop *l, ev_timer *w, int revents) {
+  (void)l; (void)w; (void)revents;
+  double now = ev_now(loop);
+  for (long i = 0; i < st.opened; i++) {
+    struct conn *c = &conns[i];
+    if (c->busy && c->state != C_DONE && now - c->t_begin > opt.timeout) {
+      st.timeouts++;
+      note_once(&said_timeout, "a stream took longer than %g s (connect, request and response)", opt.timeout);
+      conn_close(c);
+    } else if (c->state == C_DRAIN && now - c->t_begin > DRAIN_MAX) {
+      st.timeouts++;
+      note_once(&said_drain, "the server did not close the connection within %g s of a response"
+                " that said it would (Connection: close)", DRAIN_MAX);
+      client_close_ok(c);
+      client_next(c);
+    }
+  }
+  grace_check();
+}
+
+static void on_window(struct ev_loop *l, ev_timer *w, int revents) {
+  (void)l; (void)revents;
+  if (ss.win == 1) { /* the window ends; the grace begins */
+    ss.win = 2;
+    ss.cpu_s = cpu_now() - ss.cpu_win;
+    fprintf(stderr, "loadgen: window ended: %lld streams, %lld events; waiting up to %g s for %ld in flight\n",
+            ss.streams, ss.events, opt.grace, ss.busy);
+    fflush(stderr);
+    ev_timer_set(w, opt.grace, 0.);
+    ev_timer_start(loop, w);
+    grace_check();
+    return;
+  }
+  for (long i = 0; i < st.opened; i++) /* the grace ended: what still runs has stalled */
+    if (conns[i].busy) {
+      st.timeouts++;
+      note_once(&said_timeout, "streams still in flight %g s after the window", opt.grace);
+    }
+  finish();
+}
+
+static void window_start(void) {
+  if (ss.win != 0) return;
+  phase = 1;
+  ss.win = 1;
+  ss.t_win = ev_now(loop);
+  ss.t_win_end = ss.t_win + opt.duration;
+  ss.cpu_win = cpu_now();
+  ev_timer_stop(loop, &deadline_timer);
+  fprintf(stderr, "loadgen: window of %g s starts after %.2f s (%ld clients started, %ld not answered yet,"
+          " %lld connections, errors=%ld)\n", opt.duration, ss.t_win - t_start, st.opened, pending, ss.opened,
+          st.connect_errors + st.timeouts + st.http_errors + st.not_sse + st.parse_errors + (long)ss.closed_early);
+  fflush(stderr);
+  ev_timer_init(&window_timer, on_window, opt.duration, 0.);
+  ev_timer_start(loop, &window_timer);
+}
+
+/* The pacer starts client i: its first stream. */
+static void client_start(struct conn *c) {
+  memset(c, 0, sizeof *c);
+  c->fd = -1;
+  c->state = C_DONE;
+  st.opened++;
+  c->pending = 1; /* until its first response head, or a failure */
+  pending++;
+  client_connect(c);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Phases                                                                    */
 
 static void finish(void) {
   if (phase == 2) return;
@@ -894,6 +1311,10 @@ static void on_hold_end(struct ev_loop *l, ev_timer *w, int revents) {
 
 static void start_hold(void) {
   if (phase != 0) return;
+  if (streams_mode) { /* every client answered (or failed) once */
+    window_start();
+    return;
+  }
   phase = 1;
   ev_timer_stop(loop, &pace_timer);
   ev_timer_stop(loop, &deadline_timer);
@@ -919,8 +1340,10 @@ static void on_pace(struct ev_loop *l, ev_timer *w, int revents) {
   (void)l; (void)revents;
   double due = (ev_now(loop) - t_start) * opt.rate + 1;
   long want = due >= (double)nconns ? nconns : (long)due;
-  for (int k = 0; k < OPENS_PER_TICK && st.opened < want && pending < opt.max_pending; k++)
-    conn_open(&conns[st.opened]);
+  for (int k = 0; k < OPENS_PER_TICK && st.opened < want && pending < opt.max_pending; k++) {
+    if (streams_mode) client_start(&conns[st.opened]);
+    else conn_open(&conns[st.opened]);
+  }
   if (st.opened == nconns) {
     ev_timer_stop(loop, w);
     if (pending == 0) start_hold();
@@ -930,6 +1353,12 @@ static void on_pace(struct ev_loop *l, ev_timer *w, int revents) {
 static void on_deadline(struct ev_loop *l, ev_timer *w, int revents) {
   (void)l; (void)w; (void)revents;
   if (phase != 0) return;
+  if (streams_mode) { /* late clients go on starting (and time out by themselves) */
+    fprintf(stderr, "loadgen: %ld clients not answered once by the deadline; the window starts anyway\n",
+            pending + (nconns - st.opened));
+    window_start();
+    return;
+  }
   for (long i = 0; i < st.opened; i++) {
     struct conn *c = &conns[i];
     if (c->pending) {
@@ -982,7 +1411,18 @@ static void usage(const char *msg) {
           "  --subscribe-only     no publisher: another process publishes\n"
           "  --start-timeout S    subscribe-only: wait S seconds for the first event (default 120)\n"
           "  --quiet S            stop S seconds after the last delivery (or publish) (default 5)\n"
-          "  --hist FILE          write the latency histogram (\"<us> <count>\" lines) to FILE\n");
+          "  --hist FILE          write the latency histogram (\"<us> <count>\" lines) to FILE\n"
+          "\n"
+          "       loadgen streams --port P --path P --conns C --duration D [--events N] [--close]\n"
+          "                       [--timeout T] [--grace G]\n"
+          "  (--host, --rate, --max-pending and --connect-timeout as above; --rate: no limit by default)\n"
+          "  --conns C            clients, each running finite streams one after another\n"
+          "  --duration D         seconds of measurement, once every client was answered once\n"
+          "  --events N           events each stream must have to count as complete (default 10)\n"
+          "  --close              \"Connection: close\": a new connection for every stream\n"
+          "                       (default: keep-alive, as long as the server keeps it)\n"
+          "  --timeout T          a stream running longer is a timeout (default 30)\n"
+          "  --grace G            seconds for streams in flight after the window (default 2)\n");
   exit(2);
 }
 
@@ -1003,13 +1443,17 @@ static void parse_args(int argc, char **argv) {
   if (strcmp(opt.mode, "-h") == 0 || strcmp(opt.mode, "--help") == 0) usage(NULL);
   if (strcmp(opt.mode, "fanout") == 0) {
     fanout_mode = 1;
+  } else if (strcmp(opt.mode, "streams") == 0) {
+    streams_mode = 1;
   } else if (strcmp(opt.mode, "idle") != 0) {
-    fprintf(stderr, "loadgen: mode %s is not implemented (idle and fanout are)\n", opt.mode);
+    fprintf(stderr, "loadgen: mode %s is not implemented (idle, fanout and streams are)\n", opt.mode);
     exit(2);
   }
+  int rate_set = 0, events_set = 0;
   for (int i = 2; i < argc; i++) {
     const char *a = argv[i];
     if (fanout_mode && strcmp(a, "--subscribe-only") == 0) { opt.subscribe_only = 1; continue; }
+    if (streams_mode && strcmp(a, "--close") == 0) { opt.close = 1; continue; }
     if (i + 1 >= argc) usage("every option takes a value");
     const char *v = argv[++i];
     if (strcmp(a, "--host") == 0) opt.host = v;
@@ -1017,7 +1461,7 @@ static void parse_args(int argc, char **argv) {
     else if (strcmp(a, "--path") == 0) opt.path = v;
     else if (strcmp(a, "--conns") == 0) opt.conns = (long)num(a, v, 1, 10000000);
     else if (strcmp(a, "--hold") == 0) opt.hold = num(a, v, 0, 86400);
-    else if (strcmp(a, "--rate") == 0) opt.rate = num(a, v, 1, 1e7);
+    else if (strcmp(a, "--rate") == 0) { opt.rate = num(a, v, 1, 1e7); rate_set = 1; }
     else if (strcmp(a, "--max-pending") == 0) opt.max_pending = (long)num(a, v, 1, 1e7);
     else if (strcmp(a, "--connect-timeout") == 0) opt.connect_timeout = num(a, v, 0, 86400);
     else if (fanout_mode && strcmp(a, "--pub-path") == 0) opt.pub_path = v;
@@ -1027,6 +1471,10 @@ static void parse_args(int argc, char **argv) {
     else if (fanout_mode && strcmp(a, "--quiet") == 0) opt.quiet = num(a, v, 0.1, 3600);
     else if (fanout_mode && strcmp(a, "--start-timeout") == 0) opt.start_timeout = num(a, v, 1, 86400);
     else if (fanout_mode && strcmp(a, "--hist") == 0) opt.hist_file = v;
+    else if (streams_mode && strcmp(a, "--events") == 0) { opt.events = (long)num(a, v, 0, 1000000); events_set = 1; }
+    else if (streams_mode && strcmp(a, "--duration") == 0) opt.duration = num(a, v, 0.001, 86400);
+    else if (streams_mode && strcmp(a, "--timeout") == 0) opt.timeout = num(a, v, 0.01, 86400);
+    else if (streams_mode && strcmp(a, "--grace") == 0) opt.grace = num(a, v, 0, 3600);
     else {
       fprintf(stderr, "loadgen: unknown option %s\n", a);
       usage(NULL);
@@ -1034,7 +1482,10 @@ static void parse_args(int argc, char **argv) {
   }
   if (!opt.port) usage("--port is required");
   if (opt.conns <= 0) usage("--conns is required");
-  if (!fanout_mode && opt.hold < 0) usage("--hold is required");
+  if (!fanout_mode && !streams_mode && opt.hold < 0) usage("--hold is required");
+  if (streams_mode && opt.duration < 0) usage("--duration is required");
+  if (streams_mode && !rate_set) opt.rate = 1e7; /* all at once, but at most --max-pending unanswered */
+  if (streams_mode && !events_set) opt.events = 10;
   if (fanout_mode && !opt.subscribe_only && !opt.pub_path) usage("--pub-path or --subscribe-only is required");
   if (opt.pub_path && (opt.pub_path[0] != '/' || strpbrk(opt.pub_path, " \r\n")))
     usage("--pub-path must start with / and hold no space or line end");
@@ -1075,9 +1526,9 @@ int main(int argc, char **argv) {
     return 2;
   }
   int n = snprintf(request, sizeof request,
-                   strchr(opt.host, ':') ? "GET %s HTTP/1.1\r\nHost: [%s]:%s\r\nAccept: text/event-stream\r\n\r\n"
-                                         : "GET %s HTTP/1.1\r\nHost: %s:%s\r\nAccept: text/event-stream\r\n\r\n",
-                   opt.path, opt.host, opt.port);
+                   strchr(opt.host, ':') ? "GET %s HTTP/1.1\r\nHost: [%s]:%s\r\nAccept: text/event-stream\r\n%s\r\n"
+                                         : "GET %s HTTP/1.1\r\nHost: %s:%s\r\nAccept: text/event-stream\r\n%s\r\n",
+                   opt.path, opt.host, opt.port, opt.close ? "Connection: close\r\n" : "");
   if (n < 0 || (size_t)n >= sizeof request) { fprintf(stderr, "loadgen: request too long\n"); return 2; }
   request_len = (size_t)n;
 
@@ -1100,6 +1551,11 @@ int main(int argc, char **argv) {
       pubs[k].is_pub = 1;
     }
   }
+  if (streams_mode) {
+    hist = calloc(HIST_N, sizeof *hist);
+    ring = calloc((size_t)nconns, sizeof *ring);
+    if (!hist || !ring) { perror("loadgen: calloc"); return 1; }
+  }
 
   loop = ev_default_loop(EVFLAG_AUTO);
   if (!loop) { fprintf(stderr, "loadgen: cannot start libev\n"); return 1; }
@@ -1116,9 +1572,39 @@ int main(int argc, char **argv) {
   ev_timer_start(loop, &pace_timer);
   ev_timer_init(&deadline_timer, on_deadline, (double)nconns / opt.rate + opt.connect_timeout, 0.);
   ev_timer_start(loop, &deadline_timer);
+  if (streams_mode) {
+    ev_timer_init(&backoff_timer, on_backoff, BACKOFF, 0.);
+    ev_timer_init(&sweep_timer, on_sweep, SWEEP_TICK, SWEEP_TICK);
+    ev_timer_start(loop, &sweep_timer);
+  }
 
   ev_run(loop, 0);
   if (phase != 2) finish(); /* nothing left to watch (cannot happen while a timer runs) */
+
+  if (streams_mode) {
+    double dur = 0;
+    if (ss.win == 1) { /* stopped by a signal inside the window */
+      dur = t_end - ss.t_win;
+      ss.cpu_s = cpu_now() - ss.cpu_win;
+    } else if (ss.win >= 2) {
+      dur = opt.duration;
+    }
+    ss.win = 3;
+    for (long i = 0; i < st.opened; i++) client_close_ok(&conns[i]);
+    long long errors = st.connect_errors + st.timeouts + st.http_errors + st.not_sse + st.parse_errors +
+                       ss.closed_early;
+    printf("mode=streams conns=%ld duration_s=%.3f streams=%lld streams_per_s=%.1f events=%lld"
+           " events_per_s=%.1f short_streams=%lld connections_opened=%lld errors=%lld connect_errors=%ld"
+           " timeouts=%ld http_errors=%ld not_sse=%ld parse_errors=%ld closed_early=%lld bytes=%lld"
+           " stream_p50_ms=%.3f stream_p99_ms=%.3f loadgen_cpu_s=%.3f aborted=%d\n",
+           nconns, dur, ss.streams, dur > 0 ? (double)ss.streams / dur : 0, ss.events,
+           dur > 0 ? (double)ss.events / dur : 0, ss.short_streams, ss.opened, errors, st.connect_errors,
+           st.timeouts, st.http_errors, st.not_sse, st.parse_errors, ss.closed_early, st.bytes,
+           hist_pct(0.50) / 1000.0, hist_pct(0.99) / 1000.0, ss.cpu_s, aborted);
+    fflush(stdout);
+    freeaddrinfo(addr);
+    return 0;
+  }
 
   for (long i = 0; i < st.opened; i++) {
     struct conn *c = &conns[i];
