@@ -25,6 +25,7 @@ enum flosse_wait {
   FLOSSE_WAIT_SLEEP,     /* sleep_timer will resume it */
   FLOSSE_WAIT_DRAIN,     /* output above the high-water mark */
   FLOSSE_WAIT_CHANNEL,   /* a subscription will wake it */
+  FLOSSE_WAIT_RELAY,     /* for good: the core relays `relay` with no Lua */
 };
 
 struct flosse_conn {
@@ -51,6 +52,8 @@ struct flosse_conn {
   int keep_alive, chunked, http10, head;
   int over_budget;           /* the instruction hook stopped the view */
   struct flosse_list subs;   /* its channel subscriptions (struct flosse_sub) */
+  struct flosse_sub *relay;  /* the one relayed in C (FLOSSE_WAIT_RELAY) */
+  int relay_full;            /* relaying paused above the high-water mark */
   const char *drop_reason;   /* set: close it at its next turn */
   char *reqline;             /* "GET /path" for log lines */
   /* for the access line */

@@ -306,6 +306,7 @@ void flosse_stream_release(struct flosse_conn *c) {
     set_conn_of(L, T, NULL);
     ev_timer_stop(c->srv->loop, &c->sleep_timer);
     c->wait = FLOSSE_WAIT_NONE;
+    c->relay = NULL;
     /* Runs the view's pending to-be-closed variables. */
     int st = flosse_closethread(T, L);
     if (st != LUA_OK && (was == LUA_OK || was == LUA_YIELD)) {
