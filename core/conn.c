@@ -64,7 +64,7 @@ struct flosse_conn *flosse_conn_new(struct flosse_server *srv, int fd,
   c->srv = srv;
   c->fd = fd;
   c->state = FLOSSE_CONN_READING;
-  c->thread_ref = c->onclose_ref = LUA_NOREF;
+  c->thread_ref = c->onclose_ref = c->onclose_arg_ref = LUA_NOREF;
   flosse_buf_init(&c->out);
   format_remote(c->remote, sizeof c->remote, sa);
   flosse_list_init(&c->qnode);

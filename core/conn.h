@@ -48,7 +48,7 @@ struct flosse_conn {
   char *pending;             /* bytes read past the current request */
   size_t pending_len;
   lua_State *T;              /* the request's thread, anchored by thread_ref */
-  int thread_ref, onclose_ref;
+  int thread_ref, onclose_ref, onclose_arg_ref;
   int keep_alive, chunked, http10, head;
   int over_budget;           /* the instruction hook stopped the view */
   struct flosse_list subs;   /* its channel subscriptions (struct flosse_sub) */

@@ -309,24 +309,37 @@ void flosse_server_unpost(struct flosse_server *srv, struct flosse_conn *c) {
   for (size_t i = 0; i < srv->ninbox; i++)
     if (srv->inbox[i].conn == c) srv->inbox[i].conn = NULL;
   pthread_mutex_unlock(&srv->inbox_lock);
+  /* The batch in hand is only touched by this (the loop's) thread. */
+  for (size_t i = 0; i < srv->nwork; i++)
+    if (srv->inbox_work[i].conn == c) srv->inbox_work[i].conn = NULL;
 }
 
+/* Takes the whole inbox in one swap, so a publish to thousands of this
+ * worker's streams costs the two threads one lock each, not one per post. */
 static void on_inbox_async(struct ev_loop *loop, ev_async *w, int revents) {
   (void)loop;
   (void)revents;
   struct flosse_server *srv = flosse_container_of(w, struct flosse_server, inbox_async);
   for (;;) {
     pthread_mutex_lock(&srv->inbox_lock);
-    if (!srv->ninbox) {
-      pthread_mutex_unlock(&srv->inbox_lock);
-      return;
-    }
-    struct flosse_post p = srv->inbox[--srv->ninbox];
+    struct flosse_post *batch = srv->inbox;
+    size_t n = srv->ninbox, cap = srv->inbox_cap;
+    srv->inbox = srv->inbox_work;
+    srv->inbox_cap = srv->work_cap;
+    srv->ninbox = 0;
     pthread_mutex_unlock(&srv->inbox_lock);
-    /* Posts for a connection that closed were cleared by flosse_server_unpost. */
-    if (!p.conn) continue;
-    if (p.drop) flosse_conn_drop(p.conn);
-    else flosse_conn_wake(p.conn);
+    srv->inbox_work = batch;
+    srv->work_cap = cap;
+    if (!n) return;
+    srv->nwork = n;
+    for (size_t i = 0; i < srv->nwork; i++) {
+      struct flosse_post p = batch[i];
+      /* Posts for a connection that closed were cleared by flosse_server_unpost. */
+      if (!p.conn) continue;
+      if (p.drop) flosse_conn_drop(p.conn);
+      else flosse_conn_wake(p.conn);
+    }
+    srv->nwork = 0;
   }
 }
 
@@ -536,5 +549,7 @@ void flosse_server_free(struct flosse_server *srv) {
   flosse_buf_free(&srv->scratch);
   free(srv->inbox);
   srv->inbox = NULL;
+  free(srv->inbox_work);
+  srv->inbox_work = NULL;
   if (srv->worker) ev_loop_destroy(srv->loop);
 }

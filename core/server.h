@@ -105,6 +105,8 @@ struct flosse_server {
   pthread_mutex_t inbox_lock;
   struct flosse_post *inbox;
   size_t ninbox, inbox_cap;
+  struct flosse_post *inbox_work; /* the batch being handled (loop thread only) */
+  size_t nwork, work_cap;
 };
 
 /* The server the calling thread runs (NULL outside flosse_server_run). */
