@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "lalloc.h"
 #include "sse.h"
 
 #if LUA_VERSION_RELEASE_NUM >= 50406
@@ -252,7 +253,10 @@ static size_t json_string(char *out, size_t cap, const char *s) {
 static void send_frame(struct flosse_conn *c, struct flosse_buf *frame) {
   struct iovec iov[16];
   int rc = FLOSSE_OK;
-  if (c->chunked) rc |= flosse_buf_printf(&c->out, "%zx\r\n", frame->len);
+  if (c->chunked) {
+    char head[20];
+    rc |= flosse_buf_append(&c->out, head, flosse_chunk_head(head, frame->len));
+  }
   while (frame->len) {
     int n = flosse_buf_iov(frame, iov, 16);
     size_t moved = 0;
@@ -552,9 +556,9 @@ void flosse_stream_resume(struct flosse_conn *c, int nargs) {
     c->wait = FLOSSE_WAIT_NONE;
     if (srv->cfg.instruction_budget > 0)
       lua_sethook(T, budget_hook, LUA_MASKCOUNT, (int)srv->cfg.instruction_budget);
-    srv->memcap.enforce = 1;
+    flosse_lalloc_enforce(srv->lalloc, 1);
     int st = lua_resume(T, L, nargs, &nres);
-    srv->memcap.enforce = 0;
+    flosse_lalloc_enforce(srv->lalloc, 0);
     nargs = 0;
     if (st == LUA_YIELD && c->over_budget) {
       lua_pop(T, nres);
