@@ -48,6 +48,7 @@ build = {
             "core/sse.c",
             "core/http.c",
             "core/tq.c",
+            "core/lalloc.c",
             "core/watch.c",
             "core/channel.c",
             "core/conn.c",

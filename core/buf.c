@@ -5,9 +5,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Every burst of events allocates a FLOSSE_SEG_MIN segment and a small
+ * entry array and frees both once written; each thread keeps a few of each
+ * for the next burst. Off under AddressSanitizer, which must see every
+ * free. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CACHE_MAX 0
+#else
+#define CACHE_MAX 64
+#endif
+#define SMALL_ENTS 4
+
+static __thread void *seg_cache[CACHE_MAX + 1], *ents_cache[CACHE_MAX + 1];
+static __thread int nseg_cache, nents_cache;
+
+void flosse_buf_thread_done(void) {
+  while (nseg_cache) free(seg_cache[--nseg_cache]);
+  while (nents_cache) free(ents_cache[--nents_cache]);
+}
+
 struct flosse_seg *flosse_seg_new(size_t cap) {
   if (cap > UINT32_MAX - sizeof(struct flosse_seg)) return NULL;
-  struct flosse_seg *seg = malloc(sizeof *seg + cap);
+  struct flosse_seg *seg;
+  if (cap == FLOSSE_SEG_MIN && nseg_cache) {
+    seg = seg_cache[--nseg_cache];
+    seg->refs = 1;
+    seg->len = 0;
+    return seg;
+  }
+  seg = malloc(sizeof *seg + cap);
   if (!seg) return NULL;
   seg->refs = 1;
   seg->len = 0;
@@ -20,14 +46,22 @@ struct flosse_seg *flosse_seg_new(size_t cap) {
 void flosse_seg_retain(struct flosse_seg *seg) { __atomic_add_fetch(&seg->refs, 1, __ATOMIC_RELAXED); }
 
 void flosse_seg_release(struct flosse_seg *seg) {
-  if (seg && __atomic_sub_fetch(&seg->refs, 1, __ATOMIC_ACQ_REL) == 0) free(seg);
+  if (seg && __atomic_sub_fetch(&seg->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+    if (seg->cap == FLOSSE_SEG_MIN && nseg_cache < CACHE_MAX) seg_cache[nseg_cache++] = seg;
+    else free(seg);
+  }
+}
+
+static void ents_free(struct flosse_bufent *e, uint32_t cap) {
+  if (e && cap == SMALL_ENTS && nents_cache < CACHE_MAX) ents_cache[nents_cache++] = e;
+  else free(e);
 }
 
 void flosse_buf_init(struct flosse_buf *b) { memset(b, 0, sizeof *b); }
 
 void flosse_buf_free(struct flosse_buf *b) {
   for (uint32_t i = 0; i < b->n; i++) flosse_seg_release(b->ents[b->head + i].seg);
-  free(b->ents);
+  ents_free(b->ents, b->cap);
   flosse_buf_init(b);
 }
 
@@ -40,8 +74,19 @@ static int buf_reserve_ent(struct flosse_buf *b) {
     b->head = 0;
     if (b->n < b->cap) return FLOSSE_OK;
   }
-  uint32_t ncap = b->cap ? b->cap * 2 : 4;
-  struct flosse_bufent *e = realloc(b->ents, ncap * sizeof *e);
+  uint32_t ncap = b->cap ? b->cap * 2 : SMALL_ENTS;
+  struct flosse_bufent *e;
+  if (!b->cap && nents_cache) {
+    e = ents_cache[--nents_cache];
+  } else if (b->cap == SMALL_ENTS) {
+    e = malloc(ncap * sizeof *e); /* cached arrays are exactly SMALL_ENTS long */
+    if (e) {
+      memcpy(e, b->ents, b->cap * sizeof *e);
+      ents_free(b->ents, b->cap);
+    }
+  } else {
+    e = realloc(b->ents, ncap * sizeof *e);
+  }
   if (!e) return FLOSSE_ERR;
   b->ents = e;
   b->cap = ncap;
@@ -140,7 +185,7 @@ void flosse_buf_consume(struct flosse_buf *b, size_t n) {
   }
   if (b->n == 0) {
     /* An idle connection keeps no segments and no entry array. */
-    free(b->ents);
+    ents_free(b->ents, b->cap);
     b->ents = NULL;
     b->head = b->cap = 0;
   }

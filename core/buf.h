@@ -36,6 +36,10 @@ struct flosse_buf {
   uint64_t total;        /* bytes ever queued (for the access log) */
 };
 
+/* Frees the calling thread's cache of segments and entry arrays (a thread
+ * calls it before it ends). */
+void flosse_buf_thread_done(void);
+
 /* Allocates a segment with room for cap bytes and one reference.
  * Returns NULL when out of memory. */
 struct flosse_seg *flosse_seg_new(size_t cap);

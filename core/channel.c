@@ -342,6 +342,15 @@ struct flosse_msg *flosse_sub_pop(struct flosse_sub *s) {
   return m;
 }
 
+size_t flosse_sub_take(struct flosse_sub *s, struct flosse_msg **out, size_t max) {
+  size_t n = 0;
+  LOCK();
+  while (n < max && s->qlen) out[n++] = pop_locked(s);
+  if (!s->qlen && s->conn) s->waiting = 1;
+  UNLOCK();
+  return n;
+}
+
 int flosse_sub_wait(struct flosse_sub *s) {
   LOCK();
   int must_wait = s->conn && s->qlen == 0;

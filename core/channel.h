@@ -88,6 +88,10 @@ void flosse_sub_init(struct flosse_sub *s, struct flosse_conn *conn, struct flos
                      int nchans, const char *last_event_id, double now);
 /* Takes the oldest queued message (the caller owns a reference), or NULL. */
 struct flosse_msg *flosse_sub_pop(struct flosse_sub *s);
+/* Takes up to max queued messages into out (the caller owns a reference to
+ * each); when that empties the queue, marks the subscription as waiting, in
+ * the same critical section, so the next publish wakes it. */
+size_t flosse_sub_take(struct flosse_sub *s, struct flosse_msg **out, size_t max);
 /* Marks the subscription as waiting if nothing is queued (atomically with
  * publishers); returns 1 if the stream must wait. */
 int flosse_sub_wait(struct flosse_sub *s);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "stream.h"
 
 #define READ_CHUNK 16384
@@ -63,7 +64,7 @@ struct flosse_conn *flosse_conn_new(struct flosse_server *srv, int fd,
   c->srv = srv;
   c->fd = fd;
   c->state = FLOSSE_CONN_READING;
-  c->thread_ref = c->onclose_ref = LUA_NOREF;
+  c->thread_ref = c->onclose_ref = c->onclose_arg_ref = LUA_NOREF;
   flosse_buf_init(&c->out);
   format_remote(c->remote, sizeof c->remote, sa);
   flosse_list_init(&c->qnode);
@@ -155,6 +156,8 @@ void flosse_conn_flush(struct flosse_conn *c) {
   }
   if (c->wait == FLOSSE_WAIT_DRAIN && c->out.len <= c->srv->cfg.low_water) {
     c->wait = FLOSSE_WAIT_NONE;
+    flosse_conn_want_run(c);
+  } else if (c->wait == FLOSSE_WAIT_RELAY && c->relay_full && c->out.len <= c->srv->cfg.low_water) {
     flosse_conn_want_run(c);
   }
 }
@@ -322,9 +325,47 @@ void flosse_conn_request_done(struct flosse_conn *c) {
   if (c->pending_len) flosse_conn_want_run(c);
 }
 
+/* Moves what the relayed subscription has queued to the output queue:
+ * messages were framed at publish time, so no Lua runs and nothing is
+ * copied. Pauses above the high-water mark (the subscription's backlog
+ * fills meanwhile); the flush that gets below the low-water mark resumes. */
+static void relay(struct flosse_conn *c) {
+  enum { BATCH = 64 };
+  struct flosse_msg *ms[BATCH];
+  size_t n, queued = 0;
+  int failed = 0;
+  c->relay_full = 0;
+  do {
+    if (c->out.len > c->srv->cfg.high_water) {
+      c->relay_full = 1;
+      break;
+    }
+    n = flosse_sub_take(c->relay, ms, BATCH);
+    for (size_t i = 0; i < n; i++) {
+      struct flosse_msg *m = ms[i];
+      if (!failed)
+        failed = (c->chunked ? flosse_buf_append_seg(&c->out, m->seg)
+                             : flosse_buf_append_range(&c->out, m->seg, m->frame_off, m->frame_len)) !=
+                 FLOSSE_OK;
+      flosse_msg_unref(m);
+    }
+    queued += n;
+  } while (n == BATCH && !failed);
+  if (failed) {
+    flosse_conn_close(c, "out of memory");
+    return;
+  }
+  c->events += queued;
+  if (queued) flosse_conn_stream_wrote(c);
+}
+
 void flosse_conn_run(struct flosse_conn *c) {
   if (c->drop_reason) {
     flosse_conn_close(c, c->drop_reason);
+    return;
+  }
+  if (c->wait == FLOSSE_WAIT_RELAY) {
+    relay(c);
     return;
   }
   if (c->T) {
@@ -387,6 +428,10 @@ void flosse_conn_on_write_timeout(struct flosse_tq *tq, struct flosse_tq_node *n
 }
 
 void flosse_conn_wake(struct flosse_conn *c) {
+  if (c->wait == FLOSSE_WAIT_RELAY) {
+    flosse_conn_want_run(c);
+    return;
+  }
   if (c->wait != FLOSSE_WAIT_CHANNEL) return;
   c->wait = FLOSSE_WAIT_NONE;
   flosse_conn_want_run(c);

@@ -25,6 +25,7 @@ enum flosse_wait {
   FLOSSE_WAIT_SLEEP,     /* sleep_timer will resume it */
   FLOSSE_WAIT_DRAIN,     /* output above the high-water mark */
   FLOSSE_WAIT_CHANNEL,   /* a subscription will wake it */
+  FLOSSE_WAIT_RELAY,     /* for good: the core relays `relay` with no Lua */
 };
 
 struct flosse_conn {
@@ -47,10 +48,12 @@ struct flosse_conn {
   char *pending;             /* bytes read past the current request */
   size_t pending_len;
   lua_State *T;              /* the request's thread, anchored by thread_ref */
-  int thread_ref, onclose_ref;
+  int thread_ref, onclose_ref, onclose_arg_ref;
   int keep_alive, chunked, http10, head;
   int over_budget;           /* the instruction hook stopped the view */
   struct flosse_list subs;   /* its channel subscriptions (struct flosse_sub) */
+  struct flosse_sub *relay;  /* the one relayed in C (FLOSSE_WAIT_RELAY) */
+  int relay_full;            /* relaying paused above the high-water mark */
   const char *drop_reason;   /* set: close it at its next turn */
   char *reqline;             /* "GET /path" for log lines */
   /* for the access line */

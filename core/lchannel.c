@@ -166,6 +166,24 @@ static int sub_wait(lua_State *L) {
   return lua_yield(L, 1);
 }
 
+/* sub:relay(): hands the rest of the stream to the core, which moves each
+ * message to the connection as it comes, with no Lua in between. It does
+ * not return: the stream ends when the client leaves or the server stops. */
+static int sub_relay(lua_State *L) {
+  struct flosse_sub *s = check_sub(L);
+  if (!s->conn) return luaL_error(L, "the subscription has ended");
+  struct flosse_conn *c = flosse_stream_conn_of(L);
+  if (c != s->conn) return luaL_error(L, "a subscription can only be relayed by its own view");
+  if (c->state != FLOSSE_CONN_STREAMING)
+    return luaL_error(L, "relay needs a started stream (call it from an sse_stream view)");
+  if (!lua_isyieldable(L)) return luaL_error(L, "cannot relay here (inside a C call or metamethod)");
+  c->relay = s;
+  c->wait = FLOSSE_WAIT_RELAY;
+  flosse_conn_want_run(c); /* what is queued already (a replay) goes out now */
+  lua_pushlightuserdata(L, (void *)&flosse_wait_key);
+  return lua_yield(L, 1);
+}
+
 static int sub_close(lua_State *L) {
   struct lsub *u = luaL_checkudata(L, 1, SUB_MT);
   flosse_sub_close(u->s);
@@ -197,7 +215,8 @@ void flosse_lchannel_register(lua_State *L) {
   static const luaL_Reg msg_meta[] = {
       {"__gc", msg_gc}, {"__index", msg_index}, {"__tostring", msg_tostring}, {NULL, NULL}};
   static const luaL_Reg sub_methods[] = {
-      {"poll", sub_poll}, {"wait", sub_wait}, {"close", sub_close}, {NULL, NULL}};
+      {"poll", sub_poll}, {"wait", sub_wait}, {"relay", sub_relay}, {"close", sub_close},
+      {NULL, NULL}};
   static const luaL_Reg sub_meta[] = {
       {"__gc", sub_close}, {"__close", sub_close}, {"__tostring", sub_tostring}, {NULL, NULL}};
   static const luaL_Reg fns[] = {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "lalloc.h"
 #include "stream.h"
 #include "worker.h"
 
@@ -309,24 +310,37 @@ void flosse_server_unpost(struct flosse_server *srv, struct flosse_conn *c) {
   for (size_t i = 0; i < srv->ninbox; i++)
     if (srv->inbox[i].conn == c) srv->inbox[i].conn = NULL;
   pthread_mutex_unlock(&srv->inbox_lock);
+  /* The batch in hand is only touched by this (the loop's) thread. */
+  for (size_t i = 0; i < srv->nwork; i++)
+    if (srv->inbox_work[i].conn == c) srv->inbox_work[i].conn = NULL;
 }
 
+/* Takes the whole inbox in one swap, so a publish to thousands of this
+ * worker's streams costs the two threads one lock each, not one per post. */
 static void on_inbox_async(struct ev_loop *loop, ev_async *w, int revents) {
   (void)loop;
   (void)revents;
   struct flosse_server *srv = flosse_container_of(w, struct flosse_server, inbox_async);
   for (;;) {
     pthread_mutex_lock(&srv->inbox_lock);
-    if (!srv->ninbox) {
-      pthread_mutex_unlock(&srv->inbox_lock);
-      return;
-    }
-    struct flosse_post p = srv->inbox[--srv->ninbox];
+    struct flosse_post *batch = srv->inbox;
+    size_t n = srv->ninbox, cap = srv->inbox_cap;
+    srv->inbox = srv->inbox_work;
+    srv->inbox_cap = srv->work_cap;
+    srv->ninbox = 0;
     pthread_mutex_unlock(&srv->inbox_lock);
-    /* Posts for a connection that closed were cleared by flosse_server_unpost. */
-    if (!p.conn) continue;
-    if (p.drop) flosse_conn_drop(p.conn);
-    else flosse_conn_wake(p.conn);
+    srv->inbox_work = batch;
+    srv->work_cap = cap;
+    if (!n) return;
+    srv->nwork = n;
+    for (size_t i = 0; i < srv->nwork; i++) {
+      struct flosse_post p = batch[i];
+      /* Posts for a connection that closed were cleared by flosse_server_unpost. */
+      if (!p.conn) continue;
+      if (p.drop) flosse_conn_drop(p.conn);
+      else flosse_conn_wake(p.conn);
+    }
+    srv->nwork = 0;
   }
 }
 
@@ -428,31 +442,17 @@ int flosse_server_listen(struct flosse_server *srv, const char *host, int port, 
   return FLOSSE_OK;
 }
 
-static void *memcap_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  struct flosse_memcap *m = ud;
-  size_t old = ptr ? osize : 0; /* without ptr, osize is a type tag */
-  if (nsize > old && m->enforce && m->used - old + nsize > m->limit) return NULL;
-  void *p = m->old(m->old_ud, ptr, osize, nsize);
-  if (p || nsize == 0) m->used = m->used - old + nsize;
-  return p;
-}
-
 int flosse_server_run(struct flosse_server *srv, lua_State *L) {
   struct flosse_config *cfg = &srv->cfg;
+  srv->lalloc = flosse_lalloc_of(L);
+  if (!srv->lalloc) luaL_error(L, "out of memory");
+  flosse_lalloc_limit(srv->lalloc, cfg->lua_memory);
   srv->L = L;
   srv->running = 1;
   srv->stopping = srv->forced = 0;
   flosse_current_server = srv;
   flosse_tq_init(&srv->header_tq, srv->loop, cfg->header_timeout, flosse_conn_on_header_timeout);
   flosse_tq_init(&srv->write_tq, srv->loop, cfg->write_timeout, flosse_conn_on_write_timeout);
-  if (cfg->lua_memory > 0) {
-    struct flosse_memcap *m = &srv->memcap;
-    m->old = lua_getallocf(L, &m->old_ud);
-    m->used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
-    m->limit = cfg->lua_memory;
-    m->enforce = 0;
-    lua_setallocf(L, memcap_alloc, m);
-  }
   ev_prepare_start(srv->loop, &srv->prepare);
   ev_async_start(srv->loop, &srv->stop_async);
   ev_async_start(srv->loop, &srv->force_async);
@@ -492,7 +492,7 @@ int flosse_server_run(struct flosse_server *srv, lua_State *L) {
   flosse_tq_stop(&srv->write_tq);
   for (int i = 0; i < srv->nhbq; i++) flosse_tq_stop(&srv->hbq[i]);
   srv->nhbq = 0;
-  if (cfg->lua_memory > 0) lua_setallocf(L, srv->memcap.old, srv->memcap.old_ud);
+  flosse_lalloc_limit(srv->lalloc, 0);
   srv->running = 0;
   if (srv->nworkers) {
     /* The workers drain on their own, within their grace period. */
@@ -536,5 +536,7 @@ void flosse_server_free(struct flosse_server *srv) {
   flosse_buf_free(&srv->scratch);
   free(srv->inbox);
   srv->inbox = NULL;
+  free(srv->inbox_work);
+  srv->inbox_work = NULL;
   if (srv->worker) ev_loop_destroy(srv->loop);
 }

@@ -45,15 +45,6 @@ struct flosse_config {
   size_t lua_memory;    /* bytes the Lua state may hold; 0: no cap */
 };
 
-/* Caps the Lua state's memory by wrapping its allocator. The cap is only
- * enforced while a request thread runs, so the core's own bookkeeping
- * outside views never fails on it. */
-struct flosse_memcap {
-  lua_Alloc old;
-  void *old_ud;
-  size_t used, limit;
-  int enforce;
-};
 
 struct flosse_conn;
 struct flosse_worker;
@@ -83,7 +74,7 @@ struct flosse_server {
   struct flosse_tq hbq[FLOSSE_MAX_HBQ];
   int nhbq;
   long nconns;
-  struct flosse_memcap memcap;
+  struct flosse_lalloc *lalloc; /* the state's allocator: pool and memory cap */
   struct flosse_list conns;   /* every open connection */
   struct flosse_list runq;    /* views (or parsers) with work to do */
   struct flosse_list writeq;  /* connections with output to send */
@@ -105,6 +96,8 @@ struct flosse_server {
   pthread_mutex_t inbox_lock;
   struct flosse_post *inbox;
   size_t ninbox, inbox_cap;
+  struct flosse_post *inbox_work; /* the batch being handled (loop thread only) */
+  size_t nwork, work_cap;
 };
 
 /* The server the calling thread runs (NULL outside flosse_server_run). */

@@ -53,3 +53,16 @@ int flosse_sse_comment(struct flosse_buf *out, const char *text, size_t len) {
   if (append_field(out, ":", 1, text, len) != FLOSSE_OK) return FLOSSE_ERR;
   return flosse_buf_append(out, "\n", 1);
 }
+
+size_t flosse_chunk_head(char *out, size_t len) {
+  char tmp[16];
+  size_t n = 0;
+  do {
+    tmp[n++] = "0123456789abcdef"[len & 15];
+    len >>= 4;
+  } while (len);
+  for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+  out[n] = '\r';
+  out[n + 1] = '\n';
+  return n + 2;
+}

@@ -29,4 +29,8 @@ int flosse_sse_frame(struct flosse_buf *out, const struct flosse_sse_event *ev,
 /* Appends a comment frame (": text\n\n"); text must be a single line. */
 int flosse_sse_comment(struct flosse_buf *out, const char *text, size_t len);
 
+/* Writes "<hex len>\r\n" (an HTTP chunk's head) to out (room for 20
+ * bytes); returns its length. */
+size_t flosse_chunk_head(char *out, size_t len);
+
 #endif

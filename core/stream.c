@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "lalloc.h"
 #include "sse.h"
 
 #if LUA_VERSION_RELEASE_NUM >= 50406
@@ -252,7 +253,10 @@ static size_t json_string(char *out, size_t cap, const char *s) {
 static void send_frame(struct flosse_conn *c, struct flosse_buf *frame) {
   struct iovec iov[16];
   int rc = FLOSSE_OK;
-  if (c->chunked) rc |= flosse_buf_printf(&c->out, "%zx\r\n", frame->len);
+  if (c->chunked) {
+    char head[20];
+    rc |= flosse_buf_append(&c->out, head, flosse_chunk_head(head, frame->len));
+  }
   while (frame->len) {
     int n = flosse_buf_iov(frame, iov, 16);
     size_t moved = 0;
@@ -306,6 +310,7 @@ void flosse_stream_release(struct flosse_conn *c) {
     set_conn_of(L, T, NULL);
     ev_timer_stop(c->srv->loop, &c->sleep_timer);
     c->wait = FLOSSE_WAIT_NONE;
+    c->relay = NULL;
     /* Runs the view's pending to-be-closed variables. */
     int st = flosse_closethread(T, L);
     if (st != LUA_OK && (was == LUA_OK || was == LUA_YIELD)) {
@@ -320,7 +325,10 @@ void flosse_stream_release(struct flosse_conn *c) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->onclose_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, c->onclose_ref);
     c->onclose_ref = LUA_NOREF;
-    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->onclose_arg_ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, c->onclose_arg_ref);
+    c->onclose_arg_ref = LUA_NOREF;
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
       const char *m = lua_tostring(L, -1);
       flosse_log(FLOSSE_LOG_ERROR, "on_close handler of %s failed: %s", c->reqline ? c->reqline : "a view",
                  m ? m : "(not a string)");
@@ -330,16 +338,20 @@ void flosse_stream_release(struct flosse_conn *c) {
 }
 
 /* A request that failed before anything was sent gets a 500. */
-static void fail_request(struct flosse_conn *c, const char *why) {
-  char id[13], body[128];
-  report_error(c, why, why, id);
+static void fail_request_as(struct flosse_conn *c, const char *log_text, const char *client_text) {
+  char id[13], body[640];
+  report_error(c, log_text, client_text, id);
   flosse_stream_release(c);
   if (c->state == FLOSSE_CONN_CLOSED) return;
-  int n = snprintf(body, sizeof body, "Internal Server Error (error id %s)\n", id);
+  int n = c->srv->cfg.debug
+              ? snprintf(body, sizeof body, "Internal Server Error: %.500s (error id %s)\n", client_text, id)
+              : snprintf(body, sizeof body, "Internal Server Error (error id %s)\n", id);
   c->state = FLOSSE_CONN_HANDLING;
   flosse_conn_respond(c, 500, "text/plain; charset=utf-8", body, (size_t)n);
   flosse_conn_request_done(c);
 }
+
+static void fail_request(struct flosse_conn *c, const char *why) { fail_request_as(c, why, why); }
 
 static int header_name_ok(const char *s, size_t len) {
   if (len == 0) return 0;
@@ -491,6 +503,50 @@ static void stop_over_budget(struct flosse_conn *c) {
   }
 }
 
+/* describe_error(err, T) -> message, traceback (a __tostring may raise,
+ * so this runs under lua_pcall). */
+static int describe_error(lua_State *L) {
+  lua_State *T = lua_touserdata(L, 2);
+  if (lua_type(L, 1) == LUA_TSTRING) {
+    lua_pushvalue(L, 1);
+  } else {
+    const char *tname = luaL_typename(L, 1);
+    lua_pushfstring(L, "(error object is a %s) %s", tname, luaL_tolstring(L, 1, NULL));
+    lua_remove(L, -2);
+  }
+  luaL_traceback(L, T, lua_tostring(L, -1), 0);
+  return 2;
+}
+
+/* The view (or a permission, or the dispatcher) raised. Nothing in Lua
+ * catches it: a pcall frame there would hold a C call's stack reserve in
+ * every suspended stream. The dead thread keeps its frames, so the
+ * traceback is taken here. */
+static void view_failed(struct flosse_conn *c, lua_State *T) {
+  lua_State *L = c->srv->L;
+  int top = lua_gettop(L);
+  char msg[512];
+  const char *log_text = msg;
+  snprintf(msg, sizeof msg, "a view raised an error that cannot be described");
+  if (lua_checkstack(L, 8)) {
+    lua_pushcfunction(L, describe_error);
+    lua_xmove(T, L, 1);
+    lua_pushlightuserdata(L, T);
+    if (lua_pcall(L, 2, 2, 0) == LUA_OK) {
+      snprintf(msg, sizeof msg, "%s", lua_tostring(L, -2));
+      log_text = lua_tostring(L, -1);
+    }
+  }
+  if (c->state == FLOSSE_CONN_STREAMING) {
+    char id[13];
+    report_error(c, log_text, msg, id);
+    if (c->state != FLOSSE_CONN_CLOSED) end_stream(c);
+  } else {
+    fail_request_as(c, log_text, msg);
+  }
+  lua_settop(L, top);
+}
+
 void flosse_stream_resume(struct flosse_conn *c, int nargs) {
   struct flosse_server *srv = c->srv;
   lua_State *T = c->T, *L = srv->L;
@@ -500,9 +556,9 @@ void flosse_stream_resume(struct flosse_conn *c, int nargs) {
     c->wait = FLOSSE_WAIT_NONE;
     if (srv->cfg.instruction_budget > 0)
       lua_sethook(T, budget_hook, LUA_MASKCOUNT, (int)srv->cfg.instruction_budget);
-    srv->memcap.enforce = 1;
+    flosse_lalloc_enforce(srv->lalloc, 1);
     int st = lua_resume(T, L, nargs, &nres);
-    srv->memcap.enforce = 0;
+    flosse_lalloc_enforce(srv->lalloc, 0);
     nargs = 0;
     if (st == LUA_YIELD && c->over_budget) {
       lua_pop(T, nres);
@@ -535,17 +591,7 @@ void flosse_stream_resume(struct flosse_conn *c, int nargs) {
       }
       return;
     }
-    /* The dispatcher catches the view's errors; this one escaped it. */
-    const char *m = lua_tostring(T, -1);
-    char msg[512];
-    snprintf(msg, sizeof msg, "%s", m ? m : "(error object is not a string)");
-    if (c->state == FLOSSE_CONN_STREAMING) {
-      char id[13];
-      report_error(c, msg, msg, id);
-      if (c->state != FLOSSE_CONN_CLOSED) end_stream(c);
-    } else {
-      fail_request(c, msg);
-    }
+    view_failed(c, T);
     return;
   }
 }
@@ -698,11 +744,17 @@ static int l_report_error(lua_State *T) {
   return 1;
 }
 
+/* core.on_close(fn [, arg]): fn(arg) runs once the request ends. The
+ * argument saves a closure per request (the dispatcher passes the request). */
 static int l_on_close(lua_State *T) {
   luaL_checktype(T, 1, LUA_TFUNCTION);
   struct flosse_conn *c = check_conn(T, "on_close");
-  lua_settop(T, 1);
-  if (c->onclose_ref != LUA_NOREF) luaL_unref(T, LUA_REGISTRYINDEX, c->onclose_ref);
+  lua_settop(T, 2);
+  if (c->onclose_ref != LUA_NOREF) {
+    luaL_unref(T, LUA_REGISTRYINDEX, c->onclose_ref);
+    luaL_unref(T, LUA_REGISTRYINDEX, c->onclose_arg_ref);
+  }
+  c->onclose_arg_ref = luaL_ref(T, LUA_REGISTRYINDEX); /* LUA_REFNIL for nil */
   c->onclose_ref = luaL_ref(T, LUA_REGISTRYINDEX);
   return 0;
 }

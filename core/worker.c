@@ -1,5 +1,6 @@
 #include "worker.h"
 
+
 #include <errno.h>
 #include <lauxlib.h>
 #include <lualib.h>
@@ -8,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "buf.h"
+#include "lalloc.h"
 
 #include "server.h"
 
@@ -41,7 +45,7 @@ static void *worker_main(void *arg) {
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL);
-  lua_State *L = luaL_newstate();
+  lua_State *L = flosse_lalloc_newstate();
   if (!L) {
     set_state(w, -1, "out of memory");
     return NULL;
@@ -66,7 +70,8 @@ static void *worker_main(void *arg) {
       set_state(w, -1, m);
     }
   }
-  lua_close(L);
+  flosse_lalloc_close_state(L);
+  flosse_buf_thread_done();
   set_state(w, 2, NULL);
   return NULL;
 }

@@ -684,6 +684,67 @@ end)
 
 ------------------------------------------------------------------------------
 
+describe("#e2e channels: a relay subscriber that stops reading", function()
+  local server, port
+
+  setup(function()
+    server = e2e.start(APP, { args = { "--write-timeout", "600" } })
+    port = server.port
+  end)
+
+  teardown(function()
+    if server then server:cleanup() end
+  end)
+
+  -- relay_view moves messages to the connection in C (no Lua per event):
+  -- the same backlog rule must hold there.
+  it("is dropped and closed while two relay readers get every event, in order", function()
+    local ch = uniq("relayslow")
+    local SIZE, MAX_EVENTS = 10240, 3000
+    local target = "/relay/" .. ch .. "/"
+    local stuck = open(port, target)
+    local readers = { open(port, target), open(port, target) }
+    for _, c in ipairs(readers) do c.no_raw = true end
+    local probe = probe_until(port, ch, 3)
+    for _, c in ipairs(readers) do
+      local deadline = e2e.now() + e2e.TEST_TIMEOUT
+      while c.got[#c.got] ~= probe do
+        assert(e2e.now() < deadline, "a relay reader did not get the probe")
+        wait_frames(c, #c.got + 1, 1)
+      end
+      c.got = {}
+    end
+    local ids, dropped_at, rounds_after = {}, nil, 0
+    while rounds_after < 3 do
+      assert(#ids < MAX_EVENTS, "the stuck relay subscriber was not dropped after " .. #ids .. " events")
+      local r = pub(port, ch, "big", "size=" .. SIZE .. "&n=10")
+      for i, id in ipairs(r.ids) do
+        ids[#ids + 1] = id
+        if dropped_at then assert.equal(2, r.counts[i], "delivered after the drop") end
+        if not dropped_at and r.counts[i] == 2 then dropped_at = #ids end
+      end
+      assert(wait_frames(readers, #ids, 20), "a relay reader did not get every event: "
+        .. #readers[1].got .. ", " .. #readers[2].got .. " of " .. #ids)
+      if dropped_at then rounds_after = rounds_after + 1 end
+    end
+    for n, c in ipairs(readers) do
+      local got = {}
+      for i, f in ipairs(c.got) do
+        local data, id = f:match("^event: big\ndata: (x+)\nid: (%d+)$")
+        assert(data and #data == SIZE, "reader " .. n .. " frame " .. i .. " malformed: " .. f:sub(1, 80))
+        got[i] = id
+      end
+      assert.same(ids, got, "reader " .. n .. ": every event, in order")
+    end
+    local _, how = stuck:read_until_close(30)
+    assert.are_not.equal("timeout", how, "the stuck relay subscriber's connection is still open")
+    stuck:close()
+    for _, c in ipairs(readers) do c:close() end
+  end)
+end)
+
+------------------------------------------------------------------------------
+
 describe("#e2e channels: fan-out", function()
   local server
 

@@ -58,9 +58,9 @@ function channels.relay_view(opts)
     permission_classes = opts.permission_classes, retry = opts.retry, heartbeat = opts.heartbeat,
   }, function(request)
     local name = fixed or request.params.name
-    for event in channels.subscribe(name, { last_event_id = request.last_event_id }) do
-      coroutine.yield(event)
-    end
+    -- No per-event Lua here: the core moves each message to the connection
+    -- (the loop form, for event in flosse.subscribe(...), resumes the view).
+    core.subscribe(name, request.last_event_id):relay()
   end)
 end
 

@@ -7,7 +7,27 @@
 local request = {}
 
 local Request = { __name = "flosse.Request" }
-Request.__index = Request
+
+-- Fields made on first read and then kept (query, cookies: parsed once).
+local lazy = {
+  query_string = function() return "" end,
+  body = function() return "" end,
+  query = function(self) return request.parse_query(self.query_string) end,
+  cookies = function(self) return request.parse_cookies(self.headers["cookie"]) end,
+  last_event_id = function(self) return self.headers["last-event-id"] end,
+  _close_handlers = function() return {} end,
+}
+local KEEP = { query = true, cookies = true, _close_handlers = true }
+
+function Request.__index(self, k)
+  local method = Request[k]
+  if method ~= nil then return method end
+  local make = lazy[k]
+  if make == nil then return nil end
+  local v = make(self)
+  if KEEP[k] then rawset(self, k, v) end
+  return v
+end
 
 --- unquote(s, plus_is_space) -> string
 -- Percent-decodes s; with plus_is_space, "+" is a space (query strings only;
@@ -135,24 +155,21 @@ function request.new(raw)
   if type(raw.method) ~= "string" then error("flosse.request.new: raw.method must be a string", 2) end
   if type(raw.url) ~= "string" then error("flosse.request.new: raw.url must be a string", 2) end
   local path, qs = split_url(raw.url)
-  local headers = make_headers(raw.headers)
-  return setmetatable({
+  -- Seven fields, so that with the route the table keeps 8 hash slots: an
+  -- idle stream holds its request for as long as it lives. The rest is
+  -- made on first use (see Request.__index).
+  local req = setmetatable({
     method = raw.method,
     url = raw.url,
     version = raw.version,
     path = path,
-    query_string = qs or "",
-    query = request.parse_query(qs),
-    headers = headers,
-    cookies = request.parse_cookies(headers["cookie"]),
+    headers = make_headers(raw.headers),
     params = {},
-    user = nil,
-    last_event_id = headers["last-event-id"],
     remote_addr = raw.remote_addr,
-    body = raw.body or "",
-    _close_handlers = {},
-    _closed = false,
   }, Request)
+  if qs then req.query_string = qs end
+  if raw.body and raw.body ~= "" then req.body = raw.body end
+  return req
 end
 
 local function is_callable(fn)
@@ -183,18 +200,18 @@ function Request:run_close_handlers()
   local errors = {}
   if self._closed then return errors end
   self._closed = true
-  local handlers = self._close_handlers
-  for i = 1, #handlers do
+  local handlers = rawget(self, "_close_handlers") -- nil when none was added
+  self._close_handlers = nil
+  for i = 1, handlers and #handlers or 0 do
     local ok, err = pcall(handlers[i], self)
     if not ok then errors[#errors + 1] = tostring(err) end
   end
-  self._close_handlers = {}
   return errors
 end
 
 --- request:is_closed() -> boolean (true once the close handlers have run)
 function Request:is_closed()
-  return self._closed
+  return self._closed == true
 end
 
 request.Request = Request

@@ -1,13 +1,17 @@
 /* Unit tests of the pure parts of the C core (buffers, SSE framing, HTTP
- * reading), built with AddressSanitizer and UBSan by spec/run.
+ * reading, the Lua allocator), built with AddressSanitizer and UBSan by spec/run.
  * Prints TAP: one "ok N - ..." or "not ok N - ..." line per check. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <lauxlib.h>
+#include <lualib.h>
+
 #include "../../core/buf.h"
 #include "../../core/channel.h"
 #include "../../core/http.h"
+#include "../../core/lalloc.h"
 #include "../../core/sse.h"
 
 static int n_checks, n_failed;
@@ -278,11 +282,94 @@ static void test_channels(void) {
   flosse_channel_configure(&def);
 }
 
+
+/* Runs chunk in L; returns its integer result, or -1 with the error in err. */
+static long long run_lua(lua_State *L, const char *chunk, char *err, size_t errlen) {
+  if (luaL_dostring(L, chunk) != LUA_OK) {
+    snprintf(err, errlen, "%s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return -1;
+  }
+  long long v = (long long)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* A workload that makes, grows, shrinks and drops objects of every size:
+ * tables growing past the small classes, strings of 1 to 1,000 bytes. */
+static const char *CHURN =
+    "local keep, sum = {}, 0\n"
+    "for round = 1, 20 do\n"
+    "  for i = 1, 500 do\n"
+    "    local t = {}\n"
+    "    for k = 1, (i % 70) do t[k] = k; t['k' .. k] = ('x'):rep(k * 14) end\n"
+    "    keep[(i * 7 + round) % 300 + 1] = t\n"
+    "  end\n"
+    "  collectgarbage()\n"
+    "end\n"
+    "for _, t in pairs(keep) do for k = 1, #t do sum = sum + t[k] + #t['k' .. k] end end\n"
+    "return sum";
+
+static void test_lalloc(void) {
+  char err[256] = "", detail[512];
+  setenv("FLOSSE_LUA_POOL", "1", 1); /* on even under AddressSanitizer, for this test */
+  lua_State *L = flosse_lalloc_newstate();
+  luaL_openlibs(L);
+  long long want = 0;
+  {
+    /* the same workload on a state with the stock allocator */
+    lua_State *R = luaL_newstate();
+    luaL_openlibs(R);
+    want = run_lua(R, CHURN, err, sizeof err);
+    lua_close(R);
+  }
+  long long got = run_lua(L, CHURN, err, sizeof err);
+  snprintf(detail, sizeof detail, "got %lld, want %lld (%s)", got, want, err);
+  check(want > 0 && got == want, "lalloc: a pooled state computes what a stock one does", detail);
+  struct flosse_lalloc *a = flosse_lalloc_of(L);
+  size_t lua_count = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+  snprintf(detail, sizeof detail, "allocator %zu, Lua %zu", flosse_lalloc_used(a), lua_count);
+  check(flosse_lalloc_used(a) == lua_count, "lalloc: counts the bytes Lua counts", detail);
+
+  /* the cap: a view over it gets "not enough memory"; the state goes on */
+  flosse_lalloc_limit(a, flosse_lalloc_used(a) + 256 * 1024);
+  flosse_lalloc_enforce(a, 1);
+  long long r = run_lua(L, "local ok, e = pcall(function() local t = {} for i = 1, 1e6 do t[i] = i end end)\n"
+                           "return (not ok and tostring(e):find('not enough memory')) and 1 or 0",
+                        err, sizeof err);
+  flosse_lalloc_enforce(a, 0);
+  flosse_lalloc_limit(a, 0);
+  snprintf(detail, sizeof detail, "got %lld (%s)", r, err);
+  check(r == 1, "lalloc: over the cap, an allocation fails as a Lua memory error", detail);
+  got = run_lua(L, CHURN, err, sizeof err);
+  check(got == want, "lalloc: the state works after a memory error", err);
+  flosse_lalloc_close_state(L);
+
+  /* installed on a state that already holds objects (the interpreter's) */
+  lua_State *M = luaL_newstate();
+  luaL_openlibs(M);
+  run_lua(M, "old = {} for i = 1, 200 do old[i] = ('y'):rep(i) end return 0", err, sizeof err);
+  flosse_lalloc_of(M);
+  got = run_lua(M, "for i = 1, 200, 2 do old[i] = nil end\n"
+                   "for i = 201, 2000 do old[i] = ('z'):rep(i % 600) end\n"
+                   "collectgarbage() local n = 0 for _, v in pairs(old) do n = n + #v end return n",
+                err, sizeof err);
+  long long expect = 0;
+  for (int i = 2; i <= 200; i += 2) expect += i;
+  for (int i = 201; i <= 2000; i++) expect += i % 600;
+  snprintf(detail, sizeof detail, "got %lld, want %lld (%s)", got, expect, err);
+  check(got == expect, "lalloc: blocks from before the pool are freed and resized by the old allocator",
+        detail);
+  lua_close(M);
+  unsetenv("FLOSSE_LUA_POOL");
+}
+
 int main(void) {
   test_buf();
   test_sse();
   test_http();
   test_channels();
+  test_lalloc();
   printf("1..%d\n", n_checks);
   return n_failed ? 1 : 0;
 }
