@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "channel.h"
@@ -131,7 +132,11 @@ void flosse_conn_flush(struct flosse_conn *c) {
   struct iovec iov[IOV_BATCH];
   while (c->out.len > 0) {
     int n = flosse_buf_iov(&c->out, iov, IOV_BATCH);
-    ssize_t w = writev(c->fd, iov, n);
+    size_t want = 0;
+    for (int i = 0; i < n; i++) want += iov[i].iov_len;
+    /* sendmsg rather than writev: a socket needs no file-position lock. */
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -145,6 +150,11 @@ void flosse_conn_flush(struct flosse_conn *c) {
     }
     if (w > 0 && flosse_tq_member(&c->wr)) flosse_tq_touch(&c->srv->write_tq, &c->wr);
     flosse_buf_consume(&c->out, (size_t)w);
+    if ((size_t)w < want) { /* the socket is full: wait for EV_WRITE, not EAGAIN */
+      ev_io_start(c->srv->loop, &c->wio);
+      if (!flosse_tq_member(&c->wr)) flosse_tq_touch(&c->srv->write_tq, &c->wr);
+      break;
+    }
   }
   if (c->out.len == 0) {
     flosse_tq_remove(&c->wr);

@@ -246,6 +246,7 @@ int luaopen_flosse_core(lua_State *L) {
       {"__gc", srv_close}, {"__close", srv_close}, {"__tostring", srv_tostring},
       {NULL, NULL},
   };
+  flosse_stream_init_threads(L);
   if (luaL_newmetatable(L, SERVER_MT)) {
     luaL_setfuncs(L, meta, 0);
     luaL_newlib(L, methods);

@@ -25,41 +25,29 @@ const char flosse_wait_key = 'w';
 #define wait_key flosse_wait_key
 static const char encoder_key = 'j';
 
-/* Request threads are found through a registry table thread -> conn, so
- * that any other thread (the main one, a coroutine a view made itself)
- * maps to no connection. */
-static const char threads_key = 't';
-
+/* A request thread carries its connection in its extra space (LUA_EXTRASPACE,
+ * a pointer's worth). Every other thread holds NULL there: a new thread
+ * copies the main thread's, which flosse_stream_init_threads clears, so
+ * the main thread and any coroutine a view makes map to no connection. */
 static void set_conn_of(lua_State *L, lua_State *T, struct flosse_conn *c) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &threads_key);
-  if (lua_type(L, -1) != LUA_TTABLE) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &threads_key);
-  }
-  lua_pushthread(T);
-  lua_xmove(T, L, 1);
-  if (c) lua_pushlightuserdata(L, c);
-  else lua_pushnil(L);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
+  (void)L;
+  memcpy(lua_getextraspace(T), &c, sizeof c);
 }
 
 struct flosse_conn *flosse_stream_conn_of(lua_State *T);
 static struct flosse_conn *conn_of(lua_State *T) { return flosse_stream_conn_of(T); }
 
 struct flosse_conn *flosse_stream_conn_of(lua_State *T) {
-  lua_rawgetp(T, LUA_REGISTRYINDEX, &threads_key);
-  if (lua_type(T, -1) != LUA_TTABLE) {
-    lua_pop(T, 1);
-    return NULL;
-  }
-  lua_pushthread(T);
-  lua_rawget(T, -2);
-  struct flosse_conn *c = lua_touserdata(T, -1);
-  lua_pop(T, 2);
+  struct flosse_conn *c;
+  memcpy(&c, lua_getextraspace(T), sizeof c);
   return c && c->T == T ? c : NULL;
+}
+
+void flosse_stream_init_threads(lua_State *L) {
+  struct flosse_conn *none = NULL;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  memcpy(lua_getextraspace(lua_tothread(L, -1)), &none, sizeof none);
+  lua_pop(L, 1);
 }
 
 void flosse_stream_set_encoder(lua_State *L) {

@@ -49,4 +49,8 @@ void flosse_stream_register(lua_State *L);
 /* Remembers cjson.encode (on top of L) for data that is not a string. */
 void flosse_stream_set_encoder(lua_State *L);
 
+/* Clears the main thread's extra space, which every new thread copies
+ * (luaopen_flosse_core calls it before any request thread exists). */
+void flosse_stream_init_threads(lua_State *L);
+
 #endif
