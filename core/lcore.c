@@ -223,6 +223,8 @@ static int srv_close(lua_State *L) {
   flosse_server_free(ls->srv);
   luaL_unref(L, LUA_REGISTRYINDEX, ls->srv->dispatch_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, ls->srv->reload_ref);
+  while (ls->srv->nidle_threads)
+    luaL_unref(L, LUA_REGISTRYINDEX, ls->srv->idle_threads[--ls->srv->nidle_threads]);
   free(ls->srv);
   ls->srv = NULL;
   return 0;

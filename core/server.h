@@ -60,6 +60,9 @@ struct flosse_server {
   struct ev_loop *loop;
   lua_State *L;         /* the thread that called run(); only valid while running */
   int dispatch_ref;     /* the Lua function every request thread starts in */
+  int idle_threads[64]; /* registry refs of finished request threads, reset for reuse */
+  int nidle_threads;
+  lua_State *resuming;  /* the request thread inside lua_resume, if any */
   int reload_ref;       /* called on SIGHUP and on changes in the app folder */
   struct flosse_config cfg;
   struct flosse_listener listeners[FLOSSE_MAX_LISTENERS];

@@ -306,7 +306,17 @@ void flosse_stream_release(struct flosse_conn *c) {
       flosse_log(FLOSSE_LOG_ERROR, "error while closing %s: %s", c->reqline ? c->reqline : "a view",
                  m ? m : "(not a string)");
     }
-    luaL_unref(L, LUA_REGISTRYINDEX, c->thread_ref);
+    struct flosse_server *srv = c->srv;
+    /* A clean, reset thread serves the next request: no new lua_State, stack
+     * and registry slot per request. Never the one running right now. */
+    if (st == LUA_OK && T != srv->resuming && lua_status(T) == LUA_OK &&
+        srv->nidle_threads < (int)(sizeof srv->idle_threads / sizeof *srv->idle_threads)) {
+      lua_settop(T, 0);
+      lua_sethook(T, NULL, 0, 0);
+      srv->idle_threads[srv->nidle_threads++] = c->thread_ref;
+    } else {
+      luaL_unref(L, LUA_REGISTRYINDEX, c->thread_ref);
+    }
     c->thread_ref = LUA_NOREF;
   }
   if (c->onclose_ref != LUA_NOREF) {
@@ -545,7 +555,10 @@ void flosse_stream_resume(struct flosse_conn *c, int nargs) {
     if (srv->cfg.instruction_budget > 0)
       lua_sethook(T, budget_hook, LUA_MASKCOUNT, (int)srv->cfg.instruction_budget);
     flosse_lalloc_enforce(srv->lalloc, 1);
+    lua_State *outer = srv->resuming; /* a view may run another's on_close */
+    srv->resuming = T;
     int st = lua_resume(T, L, nargs, &nres);
+    srv->resuming = outer;
     flosse_lalloc_enforce(srv->lalloc, 0);
     nargs = 0;
     if (st == LUA_YIELD && c->over_budget) {
@@ -587,8 +600,17 @@ void flosse_stream_resume(struct flosse_conn *c, int nargs) {
 static int build_request(lua_State *L) {
   struct flosse_conn *c = lua_touserdata(L, 1);
   struct flosse_http *h = c->http;
-  lua_State *T = lua_newthread(L);
-  c->thread_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  struct flosse_server *srv = c->srv;
+  lua_State *T;
+  if (srv->nidle_threads) {
+    c->thread_ref = srv->idle_threads[--srv->nidle_threads];
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->thread_ref);
+    T = lua_tothread(L, -1);
+    lua_pop(L, 1);
+  } else {
+    T = lua_newthread(L);
+    c->thread_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   c->T = T;
   set_conn_of(L, T, c);
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->srv->dispatch_ref);
@@ -597,7 +619,10 @@ static int build_request(lua_State *L) {
   lua_setfield(L, -2, "method");
   lua_pushlstring(L, flosse_http_str(h, h->url), h->url.len);
   lua_setfield(L, -2, "url");
-  lua_pushfstring(L, "%d.%d", (int)h->parser.http_major, (int)h->parser.http_minor);
+  if (h->parser.http_major == 1 && h->parser.http_minor <= 1)
+    lua_pushstring(L, h->parser.http_minor ? "1.1" : "1.0");
+  else
+    lua_pushfstring(L, "%d.%d", (int)h->parser.http_major, (int)h->parser.http_minor);
   lua_setfield(L, -2, "version");
   lua_pushlstring(L, h->body.len ? flosse_http_str(h, h->body) : "", h->body.len);
   lua_setfield(L, -2, "body");
@@ -641,11 +666,13 @@ void flosse_stream_dispatch(struct flosse_conn *c) {
   free(c->reqline);
   size_t ulen = h->url.len > 200 ? 200 : h->url.len;
   const char *method = http_method_str((enum http_method)h->parser.method);
-  c->reqline = malloc(strlen(method) + ulen + 2);
+  size_t mlen = strlen(method);
+  c->reqline = malloc(mlen + ulen + 2);
   if (c->reqline) {
-    sprintf(c->reqline, "%s ", method);
-    memcpy(c->reqline + strlen(method) + 1, flosse_http_str(h, h->url), ulen);
-    c->reqline[strlen(method) + 1 + ulen] = '\0';
+    memcpy(c->reqline, method, mlen);
+    c->reqline[mlen] = ' ';
+    memcpy(c->reqline + mlen + 1, flosse_http_str(h, h->url), ulen);
+    c->reqline[mlen + 1 + ulen] = '\0';
   }
   lua_pushcfunction(L, build_request);
   lua_pushlightuserdata(L, c);

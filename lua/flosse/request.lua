@@ -136,6 +136,12 @@ end
 -- Splits a request target into the path and the query string; an
 -- absolute-form target ("http://host/p?q") loses its scheme and authority.
 local function split_url(url)
+  -- The common case, an origin-form target with nothing to unquote.
+  if url:byte(1) == 47 and not url:find("[#%%]") then
+    local q = url:find("?", 1, true)
+    if not q then return url, nil end
+    return url:sub(1, q - 1), url:sub(q + 1)
+  end
   url = url:gsub("#.*$", "")
   local rest = url:match("^%a[%w+.-]*://[^/?]*(.*)$")
   if rest then url = rest end
@@ -147,8 +153,10 @@ local function split_url(url)
   return path, qs
 end
 
---- new(raw) -> Request
-function request.new(raw)
+--- new(raw [, core_headers]) -> Request
+-- core_headers: raw.headers comes from the core (names already lowercased,
+-- the table is the request's own) and becomes request.headers as it is.
+function request.new(raw, core_headers)
   if type(raw) ~= "table" then
     error("flosse.request.new: expects the raw request table, got " .. type(raw), 2)
   end
@@ -163,7 +171,7 @@ function request.new(raw)
     url = raw.url,
     version = raw.version,
     path = path,
-    headers = make_headers(raw.headers),
+    headers = core_headers and setmetatable(raw.headers, headers_mt) or make_headers(raw.headers),
     params = {},
     remote_addr = raw.remote_addr,
   }, Request)

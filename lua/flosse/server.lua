@@ -41,6 +41,10 @@ end
 -- Runs the request's close handlers; the core calls it with the request
 -- once the request ends (one function for all requests: no closure each).
 local function close_request(req)
+  if rawget(req, "_close_handlers") == nil then -- none registered: nothing to run
+    req._closed = true
+    return
+  end
   for _, e in ipairs(req:run_close_handlers()) do
     core.report_error("on_close handler: " .. tostring(e))
   end
@@ -54,7 +58,7 @@ end
 function server.dispatcher(get_app)
   return function(raw)
     local app = get_app()
-    local req = request_mod.new(raw)
+    local req = request_mod.new(raw, true)
     local route, params = urls.resolve(app.urlpatterns, req.path)
     if not route then return text(404, "Not Found\n") end
     local view = flosse.as_view(route.view)
