@@ -47,12 +47,10 @@ const char *flosse_http_reason(int status) {
 }
 
 static void format_remote(char *out, size_t len, const struct sockaddr *sa) {
-  char ip[INET6_ADDRSTRLEN] = "?";
-  if (sa->sa_family == AF_INET)
-    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof ip);
-  else if (sa->sa_family == AF_INET6)
-    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof ip);
-  snprintf(out, len, "%s", ip);
+  const void *addr = sa->sa_family == AF_INET    ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+                     : sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                                                 : NULL;
+  if (!addr || !inet_ntop(sa->sa_family, addr, out, (socklen_t)len)) snprintf(out, len, "?");
 }
 
 struct flosse_conn *flosse_conn_new(struct flosse_server *srv, int fd,
@@ -253,12 +251,24 @@ static int keep_pending(struct flosse_conn *c, const char *p, size_t len) {
 static void feed(struct flosse_conn *c, const char *p, size_t len) {
   size_t used = 0;
   if (!c->http) {
-    c->http = malloc(sizeof *c->http);
+    struct flosse_server *srv = c->srv;
+    char *store = NULL;
+    size_t cap = 0;
+    if (srv->spare_http) { /* the last finished reader, store and all */
+      c->http = srv->spare_http;
+      srv->spare_http = NULL;
+      store = c->http->store;
+      cap = c->http->store_cap;
+    } else {
+      c->http = malloc(sizeof *c->http);
+    }
     if (!c->http) {
       flosse_conn_close(c, "out of memory");
       return;
     }
-    flosse_http_init(c->http, &c->srv->cfg.http);
+    flosse_http_init(c->http, &srv->cfg.http);
+    c->http->store = store;
+    c->http->store_cap = cap;
   }
   switch (flosse_http_feed(c->http, p, len, &used)) {
     case FLOSSE_HTTP_MORE:
@@ -394,8 +404,14 @@ void flosse_conn_run(struct flosse_conn *c) {
 
 void flosse_conn_http_release(struct flosse_conn *c) {
   if (!c->http) return;
-  flosse_http_free(c->http);
-  free(c->http);
+  /* One spare per worker spares a malloc and a store per request; a store
+   * grown by a big request is not kept. */
+  if (!c->srv->spare_http && c->http->store_cap <= 4096) {
+    c->srv->spare_http = c->http;
+  } else {
+    flosse_http_free(c->http);
+    free(c->http);
+  }
   c->http = NULL;
 }
 

@@ -63,6 +63,7 @@ struct flosse_server {
   int idle_threads[64]; /* registry refs of finished request threads, reset for reuse */
   int nidle_threads;
   lua_State *resuming;  /* the request thread inside lua_resume, if any */
+  struct flosse_http *spare_http; /* a finished request reader, kept for the next */
   int reload_ref;       /* called on SIGHUP and on changes in the app folder */
   struct flosse_config cfg;
   struct flosse_listener listeners[FLOSSE_MAX_LISTENERS];

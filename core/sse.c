@@ -66,3 +66,78 @@ size_t flosse_chunk_head(char *out, size_t len) {
   out[n + 1] = '\n';
   return n + 2;
 }
+
+static size_t dec_len(long long v) {
+  size_t n = 1;
+  while (v >= 10) {
+    v /= 10;
+    n++;
+  }
+  return n;
+}
+
+size_t flosse_sse_frame_len(const struct flosse_sse_event *ev) {
+  size_t n = 1; /* the blank line */
+  if (ev->event) n += 7 + ev->event_len + 1;
+  if (ev->data) {
+    size_t lines = 1;
+    const char *d = ev->data;
+    for (size_t i = 0; i < ev->data_len; i++) {
+      if (d[i] != '\n' && d[i] != '\r') continue;
+      if (d[i] == '\r' && i + 1 < ev->data_len && d[i + 1] == '\n') {
+        i++;
+        n--; /* a CRLF is one line break */
+      }
+      n--; /* the break itself is not written: each line gets its own "\n" */
+      lines++;
+    }
+    n += ev->data_len + lines * 7; /* "data: " and "\n" per line */
+  }
+  if (ev->id) n += 4 + ev->id_len + 1;
+  if (ev->retry >= 0) n += 7 + dec_len(ev->retry) + 1;
+  return n;
+}
+
+static char *put(char *p, const char *s, size_t n) {
+  memcpy(p, s, n);
+  return p + n;
+}
+
+size_t flosse_sse_frame_flat(char *dst, const struct flosse_sse_event *ev) {
+  char *p = dst;
+  if (ev->event) {
+    p = put(p, "event: ", 7);
+    p = put(p, ev->event, ev->event_len);
+    *p++ = '\n';
+  }
+  if (ev->data) {
+    const char *d = ev->data;
+    size_t start = 0, len = ev->data_len;
+    for (size_t i = 0; i < len; i++) {
+      if (d[i] != '\n' && d[i] != '\r') continue;
+      p = put(p, "data: ", 6);
+      p = put(p, d + start, i - start);
+      *p++ = '\n';
+      if (d[i] == '\r' && i + 1 < len && d[i + 1] == '\n') i++;
+      start = i + 1;
+    }
+    p = put(p, "data: ", 6);
+    p = put(p, d + start, len - start);
+    *p++ = '\n';
+  }
+  if (ev->id) {
+    p = put(p, "id: ", 4);
+    p = put(p, ev->id, ev->id_len);
+    *p++ = '\n';
+  }
+  if (ev->retry >= 0) {
+    p = put(p, "retry: ", 7);
+    size_t k = dec_len(ev->retry);
+    long long v = ev->retry;
+    for (size_t i = k; i-- > 0; v /= 10) p[i] = (char)('0' + v % 10);
+    p += k;
+    *p++ = '\n';
+  }
+  *p++ = '\n';
+  return (size_t)(p - dst);
+}

@@ -29,6 +29,12 @@ int flosse_sse_frame(struct flosse_buf *out, const struct flosse_sse_event *ev,
 /* Appends a comment frame (": text\n\n"); text must be a single line. */
 int flosse_sse_comment(struct flosse_buf *out, const char *text, size_t len);
 
+/* The length of ev's frame (ev must be valid: see flosse_sse_frame). */
+size_t flosse_sse_frame_len(const struct flosse_sse_event *ev);
+/* Writes ev's frame to dst, which has room for flosse_sse_frame_len(ev)
+ * bytes; returns that length. For small events: one copy, no buffer calls. */
+size_t flosse_sse_frame_flat(char *dst, const struct flosse_sse_event *ev);
+
 /* Writes "<hex len>\r\n" (an HTTP chunk's head) to out (room for 20
  * bytes); returns its length. */
 size_t flosse_chunk_head(char *out, size_t len);

@@ -428,6 +428,8 @@ static void end_stream(struct flosse_conn *c) {
   flosse_conn_request_done(c);
 }
 
+#define FLAT_FRAME_MAX 2048
+
 static void handle_event(struct flosse_conn *c, lua_State *T, int nres) {
   lua_State *L = c->srv->L;
   if (c->state != FLOSSE_CONN_STREAMING) {
@@ -458,8 +460,29 @@ static void handle_event(struct flosse_conn *c, lua_State *T, int nres) {
     return;
   }
   char err[256];
+  struct flosse_sse_event ev;
+  int rc = flosse_stream_event(L, base, nres, &ev, err, sizeof err);
+  size_t flen = rc == FLOSSE_OK ? flosse_sse_frame_len(&ev) : 0;
+  if (rc == FLOSSE_OK && flen <= FLAT_FRAME_MAX) {
+    /* Most events: the chunk built on the stack, one copy into the queue. */
+    char flat[FLAT_FRAME_MAX + 24];
+    size_t n = c->chunked ? flosse_chunk_head(flat, flen) : 0;
+    n += flosse_sse_frame_flat(flat + n, &ev);
+    if (c->chunked) {
+      flat[n++] = '\r';
+      flat[n++] = '\n';
+    }
+    lua_settop(L, base - 1);
+    c->events++;
+    if (flosse_buf_append(&c->out, flat, n) != FLOSSE_OK) {
+      flosse_conn_close(c, "out of memory");
+      return;
+    }
+    flosse_conn_stream_wrote(c);
+    return;
+  }
   struct flosse_buf *scratch = &c->srv->scratch;
-  int rc = flosse_stream_frame(L, base, nres, scratch, err, sizeof err);
+  if (rc == FLOSSE_OK) rc = flosse_sse_frame(scratch, &ev, err, sizeof err);
   lua_settop(L, base - 1);
   if (rc == FLOSSE_OK) {
     c->events++;

@@ -139,6 +139,50 @@ static const char *header(struct flosse_http *h, const char *name, char *out, si
   return NULL;
 }
 
+
+/* The stack framer (flosse_sse_frame_len / _flat) writes exactly what the
+ * buffer framer writes, for data with every kind of line break. */
+static void test_sse_flat(void) {
+  static const char *datas[] = {"", "a", "event 1", "a\nb", "a\rb", "a\r\nb", "\n", "\r\n", "\r",
+                                "x\n\ny", "x\r\r\ny\n", "\n\r\r\n\n", "tail\r"};
+  static const char *ids[] = {NULL, "", "7", "evt-12"};
+  static const char *names[] = {NULL, "tick", ""};
+  static const long long retries[] = {-1, 0, 9, 10, 5000, 123456789012LL};
+  int bad = 0, total = 0;
+  char detail[512] = "";
+  for (size_t d = 0; d < sizeof datas / sizeof *datas; d++)
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
+      for (size_t e = 0; e < sizeof names / sizeof *names; e++)
+        for (size_t r = 0; r < sizeof retries / sizeof *retries; r++) {
+          struct flosse_sse_event ev = {names[e], names[e] ? strlen(names[e]) : 0, datas[d],
+                                        strlen(datas[d]), ids[i], ids[i] ? strlen(ids[i]) : 0,
+                                        retries[r]};
+          struct flosse_buf b;
+          char err[64];
+          flosse_buf_init(&b);
+          flosse_sse_frame(&b, &ev, err, sizeof err);
+          char *want = flatten(&b);
+          char flat[256];
+          size_t len = flosse_sse_frame_len(&ev);
+          size_t n = flosse_sse_frame_flat(flat, &ev);
+          flat[n] = '\0';
+          total++;
+          if (len != n || n != b.len || strcmp(flat, want) != 0) {
+            if (!bad) snprintf(detail, sizeof detail, "data [%s]: len %zu, wrote %zu [%s], want %zu [%s]",
+                               datas[d], len, n, flat, b.len, want);
+            bad++;
+          }
+          free(want);
+          flosse_buf_free(&b);
+        }
+  check(bad == 0 && total > 800, "sse: the stack framer matches the buffer framer byte for byte", detail);
+  char head[20];
+  size_t n = flosse_chunk_head(head, 0x1a2f);
+  check(n == 6 && memcmp(head, "1a2f\r\n", 6) == 0, "sse: chunk head in lower-case hex", NULL);
+  n = flosse_chunk_head(head, 0);
+  check(n == 3 && memcmp(head, "0\r\n", 3) == 0, "sse: chunk head of 0", NULL);
+}
+
 static void test_http(void) {
   struct flosse_http h;
   size_t used;
@@ -367,6 +411,7 @@ static void test_lalloc(void) {
 int main(void) {
   test_buf();
   test_sse();
+  test_sse_flat();
   test_http();
   test_channels();
   test_lalloc();
