@@ -16,8 +16,9 @@ local lazy = {
   cookies = function(self) return request.parse_cookies(self.headers["cookie"]) end,
   last_event_id = function(self) return self.headers["last-event-id"] end,
   _close_handlers = function() return {} end,
+  params = function() return {} end,
 }
-local KEEP = { query = true, cookies = true, _close_handlers = true }
+local KEEP = { query = true, cookies = true, _close_handlers = true, params = true }
 
 function Request.__index(self, k)
   local method = Request[k]
@@ -163,16 +164,15 @@ function request.new(raw, core_headers)
   if type(raw.method) ~= "string" then error("flosse.request.new: raw.method must be a string", 2) end
   if type(raw.url) ~= "string" then error("flosse.request.new: raw.url must be a string", 2) end
   local path, qs = split_url(raw.url)
-  -- Seven fields, so that with the route the table keeps 8 hash slots: an
-  -- idle stream holds its request for as long as it lives. The rest is
-  -- made on first use (see Request.__index).
+  -- Six fields, so that with params and the route the table keeps 8 hash
+  -- slots: an idle stream holds its request for as long as it lives. The
+  -- rest is made on first use (see Request.__index).
   local req = setmetatable({
     method = raw.method,
     url = raw.url,
     version = raw.version,
     path = path,
     headers = core_headers and setmetatable(raw.headers, headers_mt) or make_headers(raw.headers),
-    params = {},
     remote_addr = raw.remote_addr,
   }, Request)
   if qs then req.query_string = qs end

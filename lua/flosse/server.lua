@@ -65,7 +65,7 @@ function server.dispatcher(get_app)
     if not view.methods[req.method] then
       return text(405, "Method Not Allowed\n", { Allow = allow_header(view.methods) })
     end
-    req.params = params
+    if next(params) ~= nil then req.params = params end -- else made on first use
     req.route = route
     core.on_close(close_request, req)
     req.user = auth.authenticate(app.settings.authentication_classes, req)
