@@ -376,7 +376,11 @@ static void relay(struct flosse_conn *c) {
     return;
   }
   c->events += queued;
-  if (queued) flosse_conn_stream_wrote(c);
+  if (!queued) return;
+  if (c->hbq) flosse_tq_touch(c->hbq, &c->hb);
+  /* Written now, not in the flush pass after every other subscriber has
+   * taken its messages: a fan-out's first writes leave sooner. */
+  if (!ev_is_active(&c->wio)) flosse_conn_flush(c);
 }
 
 void flosse_conn_run(struct flosse_conn *c) {
