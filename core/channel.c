@@ -172,48 +172,24 @@ static struct flosse_msg *make_msg(struct flosse_chan *ch, struct flosse_sse_eve
     ev->id_len = (size_t)snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)next_seq);
     ev->id = idbuf;
   }
-  struct flosse_buf frame;
-  flosse_buf_init(&frame);
-  if (flosse_sse_frame(&frame, ev, err, errlen) != FLOSSE_OK) {
-    flosse_buf_free(&frame);
-    return NULL;
-  }
+  if (flosse_sse_check(ev, err, errlen) != FLOSSE_OK) return NULL;
   size_t name_len = strlen(ch->name), ev_len = ev->event ? ev->event_len : 0;
   size_t data_len = ev->data ? ev->data_len : 0;
   struct flosse_msg *m = malloc(sizeof *m + name_len + ev->id_len + ev_len + data_len + 4);
-  char head[20];
-  int hl = snprintf(head, sizeof head, "%zx\r\n", frame.len);
-  struct flosse_seg *seg = flosse_seg_new((size_t)hl + frame.len + 2);
-  if (!m || !seg) {
+  uint32_t frame_off = 0, frame_len = 0;
+  struct flosse_seg *seg = m ? flosse_sse_chunk(ev, &frame_off, &frame_len) : NULL;
+  if (!seg) {
     free(m);
-    flosse_seg_release(seg);
-    flosse_buf_free(&frame);
     snprintf(err, errlen, "out of memory");
     return NULL;
   }
-  memcpy(seg->data, head, (size_t)hl);
-  struct iovec iov[64];
-  size_t off = (size_t)hl;
-  while (frame.len) {
-    int n = flosse_buf_iov(&frame, iov, 64);
-    size_t moved = 0;
-    for (int i = 0; i < n; i++) {
-      memcpy(seg->data + off, iov[i].iov_base, iov[i].iov_len);
-      off += iov[i].iov_len;
-      moved += iov[i].iov_len;
-    }
-    flosse_buf_consume(&frame, moved);
-  }
-  memcpy(seg->data + off, "\r\n", 2);
-  seg->len = (uint32_t)(off + 2);
-  flosse_buf_free(&frame);
 
   m->refs = 1;
   m->seq = next_seq++;
   m->time = now;
   m->seg = seg;
-  m->frame_off = (uint32_t)hl;
-  m->frame_len = (uint32_t)(off - (size_t)hl);
+  m->frame_off = frame_off;
+  m->frame_len = frame_len;
   char *p = m->strings;
 #define COPY(dst, src, len) do { memcpy(p, (src), (len)); p[len] = '\0'; dst = p; p += (len) + 1; } while (0)
   COPY(m->channel, ch->name, name_len);

@@ -345,6 +345,13 @@ void flosse_conn_request_done(struct flosse_conn *c) {
   if (c->pending_len) flosse_conn_want_run(c);
 }
 
+int flosse_conn_queue_msg(struct flosse_conn *c, struct flosse_msg *m) {
+  int rc = c->chunked ? flosse_buf_append_seg(&c->out, m->seg)
+                      : flosse_buf_append_range(&c->out, m->seg, m->frame_off, m->frame_len);
+  if (rc == FLOSSE_OK) c->events++;
+  return rc;
+}
+
 /* Moves what the relayed subscription has queued to the output queue:
  * messages were framed at publish time, so no Lua runs and nothing is
  * copied. Pauses above the high-water mark (the subscription's backlog
@@ -362,12 +369,8 @@ static void relay(struct flosse_conn *c) {
     }
     n = flosse_sub_take(c->relay, ms, BATCH);
     for (size_t i = 0; i < n; i++) {
-      struct flosse_msg *m = ms[i];
-      if (!failed)
-        failed = (c->chunked ? flosse_buf_append_seg(&c->out, m->seg)
-                             : flosse_buf_append_range(&c->out, m->seg, m->frame_off, m->frame_len)) !=
-                 FLOSSE_OK;
-      flosse_msg_unref(m);
+      if (!failed) failed = flosse_conn_queue_msg(c, ms[i]) != FLOSSE_OK;
+      flosse_msg_unref(ms[i]);
     }
     queued += n;
   } while (n == BATCH && !failed);
@@ -375,7 +378,6 @@ static void relay(struct flosse_conn *c) {
     flosse_conn_close(c, "out of memory");
     return;
   }
-  c->events += queued;
   if (!queued) return;
   if (c->hbq) flosse_tq_touch(c->hbq, &c->hb);
   /* Written now, not in the flush pass after every other subscriber has

@@ -97,6 +97,11 @@ void flosse_conn_http_release(struct flosse_conn *c);
 /* Called when the request thread finished: back to reading, or close. */
 void flosse_conn_request_done(struct flosse_conn *c);
 
+/* Queues a channel message, framed at publish time: the shared bytes, by
+ * reference (the whole chunk, or the bare frame for HTTP/1.0). */
+struct flosse_msg;
+int flosse_conn_queue_msg(struct flosse_conn *c, struct flosse_msg *m);
+
 /* Marks bytes just queued on a stream, for heartbeats and flushing. */
 void flosse_conn_stream_wrote(struct flosse_conn *c);
 

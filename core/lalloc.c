@@ -92,13 +92,13 @@ static void *small_alloc(struct flosse_lalloc *a, size_t k) {
   return p;
 }
 
+static size_t class_of(size_t n) { return (n + GRAIN - 1) / GRAIN - 1; }
+
 static void small_free(struct flosse_lalloc *a, void *p, size_t size) {
-  size_t k = (size + GRAIN - 1) / GRAIN - 1;
+  size_t k = class_of(size);
   *(void **)p = a->free[k];
   a->free[k] = p;
 }
-
-static size_t class_of(size_t n) { return (n + GRAIN - 1) / GRAIN - 1; }
 
 static void *pool_alloc(struct flosse_lalloc *a, void *ptr, size_t osize, size_t nsize) {
   if (!ptr) {

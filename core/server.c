@@ -91,7 +91,6 @@ void flosse_server_init(struct flosse_server *srv, int worker) {
   flosse_list_init(&srv->runq);
   flosse_list_init(&srv->writeq);
   flosse_list_init(&srv->freeq);
-  flosse_buf_init(&srv->scratch);
   ev_prepare_init(&srv->prepare, on_prepare);
   ev_idle_init(&srv->idle, on_idle);
   ev_signal_init(&srv->sigint, on_signal, SIGINT);
@@ -533,7 +532,6 @@ void flosse_server_free(struct flosse_server *srv) {
   }
   srv->nlisteners = 0;
   flosse_watch_stop(&srv->watch);
-  flosse_buf_free(&srv->scratch);
   free(srv->inbox);
   srv->inbox = NULL;
   free(srv->inbox_work);

@@ -83,7 +83,6 @@ struct flosse_server {
   struct flosse_list runq;    /* views (or parsers) with work to do */
   struct flosse_list writeq;  /* connections with output to send */
   struct flosse_list freeq;   /* closed connections, freed in prepare */
-  struct flosse_buf scratch;  /* one event's frame, before chunking */
   int running, stopping, forced;
   int awaiting_workers;  /* drained; the loop only waits for the workers now */
   int reuseport;        /* several workers share the port */

@@ -9,49 +9,48 @@ int flosse_sse_field_ok(const char *s, size_t len) {
   return 1;
 }
 
-static int append_field(struct flosse_buf *out, const char *name, size_t nlen,
-                        const char *v, size_t vlen) {
-  if (flosse_buf_append(out, name, nlen) != FLOSSE_OK) return FLOSSE_ERR;
-  if (flosse_buf_append(out, v, vlen) != FLOSSE_OK) return FLOSSE_ERR;
-  return flosse_buf_append(out, "\n", 1);
-}
-
-static int append_data(struct flosse_buf *out, const char *d, size_t len) {
-  size_t start = 0;
-  for (size_t i = 0; i < len; i++) {
-    if (d[i] != '\n' && d[i] != '\r') continue;
-    if (append_field(out, "data: ", 6, d + start, i - start) != FLOSSE_OK) return FLOSSE_ERR;
-    if (d[i] == '\r' && i + 1 < len && d[i + 1] == '\n') i++;
-    start = i + 1;
-  }
-  /* The last line, even when empty, so that "a\n" round-trips as "a\n". */
-  return append_field(out, "data: ", 6, d + start, len - start);
-}
-
 #define FAIL(...) do { snprintf(errbuf, errlen, __VA_ARGS__); return FLOSSE_ERR; } while (0)
 
-int flosse_sse_frame(struct flosse_buf *out, const struct flosse_sse_event *ev,
-                     char *errbuf, size_t errlen) {
+int flosse_sse_check(const struct flosse_sse_event *ev, char *errbuf, size_t errlen) {
   if (ev->event && !flosse_sse_field_ok(ev->event, ev->event_len))
     FAIL("event name contains CR, LF or NUL");
   if (ev->id && !flosse_sse_field_ok(ev->id, ev->id_len))
     FAIL("event id contains CR, LF or NUL");
-  if (ev->event && append_field(out, "event: ", 7, ev->event, ev->event_len) != FLOSSE_OK)
-    goto nomem;
-  if (ev->data && append_data(out, ev->data, ev->data_len) != FLOSSE_OK) goto nomem;
-  if (ev->id && append_field(out, "id: ", 4, ev->id, ev->id_len) != FLOSSE_OK) goto nomem;
-  if (ev->retry >= 0 && flosse_buf_printf(out, "retry: %lld\n", ev->retry) != FLOSSE_OK)
-    goto nomem;
-  if (flosse_buf_append(out, "\n", 1) != FLOSSE_OK) goto nomem;
   return FLOSSE_OK;
-nomem:
-  FAIL("out of memory");
+}
+
+struct flosse_seg *flosse_sse_chunk(const struct flosse_sse_event *ev, uint32_t *frame_off,
+                                    uint32_t *frame_len) {
+  size_t len = flosse_sse_frame_len(ev);
+  char head[20];
+  size_t hl = flosse_chunk_head(head, len);
+  struct flosse_seg *seg = flosse_seg_new(hl + len + 2);
+  if (!seg) return NULL;
+  memcpy(seg->data, head, hl);
+  flosse_sse_frame_flat(seg->data + hl, ev);
+  memcpy(seg->data + hl + len, "\r\n", 2);
+  seg->len = (uint32_t)(hl + len + 2);
+  *frame_off = (uint32_t)hl;
+  *frame_len = (uint32_t)len;
+  return seg;
+}
+
+int flosse_sse_frame(struct flosse_buf *out, const struct flosse_sse_event *ev,
+                     char *errbuf, size_t errlen) {
+  if (flosse_sse_check(ev, errbuf, errlen) != FLOSSE_OK) return FLOSSE_ERR;
+  uint32_t off, len;
+  struct flosse_seg *seg = flosse_sse_chunk(ev, &off, &len);
+  int rc = seg ? flosse_buf_append_range(out, seg, off, len) : FLOSSE_ERR;
+  flosse_seg_release(seg);
+  if (rc != FLOSSE_OK) FAIL("out of memory");
+  return FLOSSE_OK;
 }
 
 int flosse_sse_comment(struct flosse_buf *out, const char *text, size_t len) {
   if (!flosse_sse_field_ok(text, len)) return FLOSSE_ERR;
-  if (append_field(out, ":", 1, text, len) != FLOSSE_OK) return FLOSSE_ERR;
-  return flosse_buf_append(out, "\n", 1);
+  if (flosse_buf_append(out, ":", 1) != FLOSSE_OK) return FLOSSE_ERR;
+  if (flosse_buf_append(out, text, len) != FLOSSE_OK) return FLOSSE_ERR;
+  return flosse_buf_append(out, "\n\n", 2);
 }
 
 size_t flosse_chunk_head(char *out, size_t len) {

@@ -172,10 +172,7 @@ int flosse_stream_event(lua_State *L, int base, int n, struct flosse_sse_event *
     if (!get_data(L, base + 1, &ev->data, &ev->data_len, err, errlen)) goto fail;
     if (n == 3 && !get_text(L, base + 2, "id", &ev->id, &ev->id_len, err, errlen)) goto fail;
   }
-  if (ev->event && !flosse_sse_field_ok(ev->event, ev->event_len))
-    FAIL("event name contains CR, LF or NUL");
-  if (ev->id && !flosse_sse_field_ok(ev->id, ev->id_len)) FAIL("event id contains CR, LF or NUL");
-  return FLOSSE_OK;
+  return flosse_sse_check(ev, err, errlen);
 fail:
   return FLOSSE_ERR;
 }
@@ -236,30 +233,37 @@ static size_t json_string(char *out, size_t cap, const char *s) {
   return n;
 }
 
-/* Moves a finished frame from scratch into c's output, as one chunk when
- * the response is chunked. */
-static void send_frame(struct flosse_conn *c, struct flosse_buf *frame) {
-  struct iovec iov[16];
-  int rc = FLOSSE_OK;
-  if (c->chunked) {
-    char head[20];
-    rc |= flosse_buf_append(&c->out, head, flosse_chunk_head(head, frame->len));
-  }
-  while (frame->len) {
-    int n = flosse_buf_iov(frame, iov, 16);
-    size_t moved = 0;
-    for (int i = 0; i < n; i++) {
-      rc |= flosse_buf_append(&c->out, iov[i].iov_base, iov[i].iov_len);
-      moved += iov[i].iov_len;
+#define FLAT_FRAME_MAX 2048
+
+/* Queues a checked event on c's stream, as one chunk when the response is
+ * chunked. A small frame is built on the stack and copied once; a big one
+ * is built in a segment of its own and queued by reference. */
+static int queue_event(struct flosse_conn *c, const struct flosse_sse_event *ev) {
+  size_t flen = flosse_sse_frame_len(ev);
+  int rc;
+  if (flen <= FLAT_FRAME_MAX) {
+    char flat[FLAT_FRAME_MAX + 24];
+    size_t n = c->chunked ? flosse_chunk_head(flat, flen) : 0;
+    n += flosse_sse_frame_flat(flat + n, ev);
+    if (c->chunked) {
+      flat[n++] = '\r';
+      flat[n++] = '\n';
     }
-    flosse_buf_consume(frame, moved);
+    rc = flosse_buf_append(&c->out, flat, n);
+  } else {
+    uint32_t off, len;
+    struct flosse_seg *seg = flosse_sse_chunk(ev, &off, &len);
+    rc = !seg ? FLOSSE_ERR
+         : c->chunked ? flosse_buf_append_seg(&c->out, seg)
+                      : flosse_buf_append_range(&c->out, seg, off, len);
+    flosse_seg_release(seg);
   }
-  if (c->chunked) rc |= flosse_buf_append(&c->out, "\r\n", 2);
   if (rc != FLOSSE_OK) {
     flosse_conn_close(c, "out of memory");
-    return;
+    return FLOSSE_ERR;
   }
   flosse_conn_stream_wrote(c);
+  return FLOSSE_OK;
 }
 
 /* Logs an error with a new id and, on a running stream, sends the error
@@ -269,20 +273,13 @@ static void report_error(struct flosse_conn *c, const char *log_text, const char
   new_error_id(id);
   flosse_log(FLOSSE_LOG_ERROR, "error %s %s: %s", id, c && c->reqline ? c->reqline : "-", log_text);
   if (!c || c->state != FLOSSE_CONN_STREAMING) return;
-  struct flosse_buf *scratch = &c->srv->scratch;
   const char *msg = c->srv->cfg.debug ? client_text : "Internal server error";
   char flat[2048];
   size_t flen = (size_t)snprintf(flat, sizeof flat, "{\"message\":");
   flen += json_string(flat + flen, sizeof flat - flen - 40, msg);
   flen += (size_t)snprintf(flat + flen, sizeof flat - flen, ",\"error_id\":\"%s\"}", id);
   struct flosse_sse_event ev = {"error", 5, flat, flen, NULL, 0, -1};
-  char err[64];
-  if (flosse_sse_frame(scratch, &ev, err, sizeof err) != FLOSSE_OK) {
-    flosse_buf_consume(scratch, scratch->len);
-    flosse_conn_close(c, err);
-    return;
-  }
-  send_frame(c, scratch);
+  queue_event(c, &ev);
 }
 
 /* ---- the request thread --------------------------------------------------- */
@@ -428,8 +425,6 @@ static void end_stream(struct flosse_conn *c) {
   flosse_conn_request_done(c);
 }
 
-#define FLAT_FRAME_MAX 2048
-
 static void handle_event(struct flosse_conn *c, lua_State *T, int nres) {
   lua_State *L = c->srv->L;
   if (c->state != FLOSSE_CONN_STREAMING) {
@@ -447,49 +442,25 @@ static void handle_event(struct flosse_conn *c, lua_State *T, int nres) {
   lua_xmove(T, L, nres);
   struct flosse_msg *m = nres == 1 ? flosse_lchannel_testmsg(L, base) : NULL;
   if (m) {
-    /* Framed at publish time: queue the shared bytes, no copy. */
-    int rc = c->chunked ? flosse_buf_append_seg(&c->out, m->seg)
-                        : flosse_buf_append_range(&c->out, m->seg, m->frame_off, m->frame_len);
+    int rc = flosse_conn_queue_msg(c, m);
     lua_settop(L, base - 1);
     if (rc != FLOSSE_OK) {
       flosse_conn_close(c, "out of memory");
       return;
     }
-    c->events++;
     flosse_conn_stream_wrote(c);
     return;
   }
   char err[256];
   struct flosse_sse_event ev;
-  int rc = flosse_stream_event(L, base, nres, &ev, err, sizeof err);
-  size_t flen = rc == FLOSSE_OK ? flosse_sse_frame_len(&ev) : 0;
-  if (rc == FLOSSE_OK && flen <= FLAT_FRAME_MAX) {
-    /* Most events: the chunk built on the stack, one copy into the queue. */
-    char flat[FLAT_FRAME_MAX + 24];
-    size_t n = c->chunked ? flosse_chunk_head(flat, flen) : 0;
-    n += flosse_sse_frame_flat(flat + n, &ev);
-    if (c->chunked) {
-      flat[n++] = '\r';
-      flat[n++] = '\n';
-    }
-    lua_settop(L, base - 1);
-    c->events++;
-    if (flosse_buf_append(&c->out, flat, n) != FLOSSE_OK) {
-      flosse_conn_close(c, "out of memory");
-      return;
-    }
-    flosse_conn_stream_wrote(c);
-    return;
-  }
-  struct flosse_buf *scratch = &c->srv->scratch;
-  if (rc == FLOSSE_OK) rc = flosse_sse_frame(scratch, &ev, err, sizeof err);
-  lua_settop(L, base - 1);
+  int rc = flosse_stream_event(L, base, nres, &ev, err, sizeof err); /* checks ev */
   if (rc == FLOSSE_OK) {
     c->events++;
-    send_frame(c, scratch);
+    queue_event(c, &ev);
+    lua_settop(L, base - 1);
     return;
   }
-  flosse_buf_consume(scratch, scratch->len);
+  lua_settop(L, base - 1);
   char msg[320], id[13];
   snprintf(msg, sizeof msg, "cannot send what the view yielded: %s", err);
   report_error(c, msg, msg, id);
@@ -760,10 +731,7 @@ static int l_start_stream(lua_State *T) {
   if (rc != FLOSSE_OK) return luaL_error(T, "out of memory");
   if (retry >= 0) {
     struct flosse_sse_event ev = {NULL, 0, NULL, 0, NULL, 0, retry};
-    char err[64];
-    if (flosse_sse_frame(&c->srv->scratch, &ev, err, sizeof err) != FLOSSE_OK)
-      return luaL_error(T, "%s", err);
-    send_frame(c, &c->srv->scratch);
+    if (queue_event(c, &ev) != FLOSSE_OK) return luaL_error(T, "out of memory");
   }
   if (hb > 0) {
     c->hbq = flosse_server_hbq(c->srv, hb);
