@@ -1008,8 +1008,11 @@ static void set_busy(struct conn *c, int on) {
   ss.busy += on ? 1 : -1;
 }
 
-/* A fresh response parser for the next stream. */
-static void stream_reset(struct conn *c) {
+/* A fresh response parser for the next stream, which starts now. */
+static void stream_begin(struct conn *c, int reused) {
+  c->reused = (unsigned char)reused;
+  set_busy(c, 1);
+  c->t_begin = c->t_req = ev_now(loop);
   c->head_line = 0;
   c->linelen = 0;
   c->head_bytes = 0;
@@ -1111,10 +1114,7 @@ static void stream_io(struct ev_loop *l, ev_io *w, int revents) {
 /* A new connection and its first request. The request goes out at once:
  * on loopback the handshake is usually done when connect() returns. */
 static void client_connect(struct conn *c) {
-  stream_reset(c);
-  c->reused = 0;
-  set_busy(c, 1);
-  c->t_begin = c->t_req = ev_now(loop);
+  stream_begin(c, 0);
   int fd = socket(addr->ai_family, addr->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, addr->ai_protocol);
   if (fd < 0) {
     st.connect_errors++;
@@ -1141,10 +1141,7 @@ static void client_connect(struct conn *c) {
 
 /* The next stream on the same (kept-alive) connection. */
 static void stream_request(struct conn *c) {
-  stream_reset(c);
-  c->reused = 1;
-  set_busy(c, 1);
-  c->t_begin = c->t_req = ev_now(loop);
+  stream_begin(c, 1);
   c->state = C_SENDING;
   stream_send(c);
 }

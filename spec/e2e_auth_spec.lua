@@ -144,15 +144,7 @@ describe("#e2e authentication and permissions on the example app", function()
 end)
 
 describe("#e2e the API key comes from FLOSSE_API_KEY", function()
-  local server
-
-  setup(function()
-    server = e2e.start("scripts", { env = { FLOSSE_API_KEY = "spec-secret" } })
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, "scripts", { env = { FLOSSE_API_KEY = "spec-secret" } })
 
   it("accepts the configured key and refuses the demo one", function()
     local c, head = e2e.open_stream(server.port, "/sse/apikey/", { "X-API-Key: spec-secret" })
@@ -163,15 +155,7 @@ describe("#e2e the API key comes from FLOSSE_API_KEY", function()
 end)
 
 describe("#e2e permission classes on the fixture app", function()
-  local server
-
-  setup(function()
-    server = e2e.start("spec/fixtures/app")
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, "spec/fixtures/app")
 
   it("a permission may sleep (it runs in the view's coroutine)", function()
     local resp = e2e.get(server.port, "/slow-perm/")

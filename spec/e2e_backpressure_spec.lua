@@ -181,15 +181,7 @@ describe("#e2e backpressure: a client that never reads", function()
 end)
 
 describe("#e2e backpressure: --write-timeout 2", function()
-  local server
-
-  setup(function()
-    server = e2e.start(APP, { args = { "--write-timeout", "2" } })
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, APP, { args = { "--write-timeout", "2" } })
 
   it("drops a client that stopped reading: on_close runs, the log has its access line", function()
     local key = new_key()

@@ -731,15 +731,7 @@ end)
 ------------------------------------------------------------------------------
 
 describe("#e2e channels: fan-out", function()
-  local server
-
-  setup(function()
-    server = e2e.start(APP)
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, APP)
 
   it("1,000 subscribers on one channel all receive every one of 100 events", function()
     local N, M = 1000, 100

@@ -27,15 +27,7 @@ local function stream(port, target)
 end
 
 describe("#e2e error events without debug (example app)", function()
-  local server
-
-  setup(function()
-    server = e2e.start("scripts")
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, "scripts")
 
   it("a view that raises: one event, an error frame, then the stream ends", function()
     local chunks = stream(server.port, "/sse/boom/")
@@ -89,15 +81,7 @@ describe("#e2e error events without debug (example app)", function()
 end)
 
 describe("#e2e error events with debug = true (fixture app)", function()
-  local server
-
-  setup(function()
-    server = e2e.start("spec/fixtures/app")
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, "spec/fixtures/app")
 
   it("a view that raises sends the error text", function()
     local chunks = stream(server.port, "/boom/")

@@ -28,15 +28,7 @@ local function only_events_and_heartbeats(c)
 end
 
 describe("#e2e heartbeats with --heartbeat 1", function()
-  local server
-
-  setup(function()
-    server = e2e.start(APP, { args = { "--heartbeat", "1" } })
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, APP, { args = { "--heartbeat", "1" } })
 
   it("an idle (sleeping) stream gets ': heartbeat' frames, again and again", function()
     local c = open(server.port, "/sleepy/")
@@ -162,15 +154,7 @@ describe("#e2e heartbeats off with --heartbeat 0", function()
 end)
 
 describe("#e2e the heartbeat setting (settings.lua) without the flag", function()
-  local server
-
-  setup(function()
-    server = e2e.start(APP, { env = { FLOSSE_TEST_HEARTBEAT = "1" } })
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, APP, { env = { FLOSSE_TEST_HEARTBEAT = "1" } })
 
   it("heartbeat = 1 in settings gives an idle stream heartbeats", function()
     local c = open(server.port, "/sleepy/")
@@ -181,15 +165,7 @@ describe("#e2e the heartbeat setting (settings.lua) without the flag", function(
 end)
 
 describe("#e2e a view's heartbeat option beats --heartbeat 30", function()
-  local server
-
-  setup(function()
-    server = e2e.start(APP, { args = { "--heartbeat", "30" } })
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, APP, { args = { "--heartbeat", "30" } })
 
   it("sse_stream{heartbeat = 1} beats every second; an ordinary idle stream does not", function()
     local fast = open(server.port, "/hb1/")

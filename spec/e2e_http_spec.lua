@@ -6,15 +6,7 @@ local function content_length_ok(resp)
 end
 
 describe("#e2e HTTP on the example app", function()
-  local server
-
-  setup(function()
-    server = e2e.start("scripts")
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, "scripts")
 
   it("serves the page at / as text/html with an EventSource", function()
     local resp = e2e.get(server.port, "/")
@@ -149,15 +141,7 @@ describe("#e2e HTTP on the example app", function()
 end)
 
 describe("#e2e ordinary views on the fixture app", function()
-  local server
-
-  setup(function()
-    server = e2e.start("spec/fixtures/app")
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, "spec/fixtures/app")
 
   it("a view returning a string is 200 text/plain", function()
     local resp = e2e.get(server.port, "/plain/")

@@ -58,15 +58,7 @@ local function ticks_in_order(events)
 end
 
 describe("#e2e --max-connections 3", function()
-  local server
-
-  setup(function()
-    server = e2e.start(APP, { args = { "--max-connections", "3" } })
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, APP, { args = { "--max-connections", "3" } })
 
   it("the 4th connection gets 503 and is closed; the server serves again after one closes", function()
     local held = {}
@@ -106,15 +98,7 @@ describe("#e2e --max-connections 3", function()
 end)
 
 describe("#e2e request size limits (defaults)", function()
-  local server
-
-  setup(function()
-    server = e2e.start(APP)
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, APP)
 
   it("a 9 KiB request target gets 414 and the connection closes", function()
     local target = "/plain/?q=" .. string.rep("a", 9 * 1024)
@@ -128,15 +112,7 @@ describe("#e2e request size limits (defaults)", function()
 end)
 
 describe("#e2e --max-header-bytes 2048 --max-body-bytes 100", function()
-  local server
-
-  setup(function()
-    server = e2e.start(APP, { args = { "--max-header-bytes", "2048", "--max-body-bytes", "100" } })
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, APP, { args = { "--max-header-bytes", "2048", "--max-body-bytes", "100" } })
 
   it("one header over 2048 bytes gets 431 and the connection closes", function()
     local resp, closed = raw_request(server.port,
@@ -188,15 +164,7 @@ describe("#e2e --max-header-bytes 2048 --max-body-bytes 100", function()
 end)
 
 describe("#e2e --header-timeout 1 (slowloris)", function()
-  local server
-
-  setup(function()
-    server = e2e.start(APP, { args = { "--header-timeout", "1" } })
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, APP, { args = { "--header-timeout", "1" } })
 
   it("half a request line: 408, then the close; others are served meanwhile", function()
     local stream = open(server.port, "/ticker/?every=0.2")
@@ -289,15 +257,7 @@ local function misbehaving_next_to_ticker(port, target, timeout)
 end
 
 describe("#e2e --instruction-budget 1000000", function()
-  local server
-
-  setup(function()
-    server = e2e.start(APP, { args = { "--instruction-budget", "1000000" } })
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, APP, { args = { "--instruction-budget", "1000000" } })
 
   it("a view in an endless loop gets an error event about the budget; its stream ends", function()
     local err = misbehaving_next_to_ticker(server.port, "/spin/", 30)
@@ -324,15 +284,7 @@ describe("#e2e --instruction-budget 1000000", function()
 end)
 
 describe("#e2e --lua-memory 64", function()
-  local server
-
-  setup(function()
-    server = e2e.start(APP, { args = { "--lua-memory", "64" } })
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, APP, { args = { "--lua-memory", "64" } })
 
   it("a view that allocates without bound gets an error event; its stream ends; others go on", function()
     local key = new_key()

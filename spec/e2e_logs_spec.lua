@@ -46,15 +46,7 @@ local function boom(port)
 end
 
 describe("#e2e access log lines (example app)", function()
-  local server
-
-  setup(function()
-    server = e2e.start("scripts")
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, "scripts")
 
   it("a stream: method, path, status, duration, events=1 and its bytes", function()
     local resp = e2e.get(server.port, "/sse/styles/string/")
@@ -135,15 +127,7 @@ describe("#e2e access log lines (example app)", function()
 end)
 
 describe("#e2e access and error lines (fixture app)", function()
-  local server
-
-  setup(function()
-    server = e2e.start(APP)
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, APP)
 
   it("a stream the client left mid-way still gets its line, with the events sent", function()
     local c, head = e2e.open_stream(server.port, "/ticker/?every=0.1&key=left")

@@ -72,15 +72,7 @@ local function new_key()
 end
 
 describe("#e2e concurrent streams (fixture app)", function()
-  local server
-
-  setup(function()
-    server = e2e.start("spec/fixtures/app")
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, "spec/fixtures/app")
 
   it("two sleeping streams run concurrently: neither waits for the other", function()
     -- each: 5 events, 0.5 s apart (about 2 s in all)
@@ -139,15 +131,7 @@ describe("#e2e concurrent streams (fixture app)", function()
 end)
 
 describe("#e2e client disconnect (fixture app)", function()
-  local server
-
-  setup(function()
-    server = e2e.start("spec/fixtures/app")
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, "spec/fixtures/app")
 
   it("a stream that ends normally runs on_close and its <close> variable once", function()
     local key = new_key()
@@ -218,15 +202,7 @@ describe("#e2e client disconnect (fixture app)", function()
 end)
 
 describe("#e2e the quiet stream (example app)", function()
-  local server
-
-  setup(function()
-    server = e2e.start("scripts")
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, "scripts")
 
   it("sends its first event at once, then nothing (it sleeps an hour)", function()
     local c, head = e2e.open_stream(server.port, "/sse/quiet/")

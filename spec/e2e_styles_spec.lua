@@ -13,15 +13,7 @@ local function chunk(bytes)
 end
 
 describe("#e2e yield styles on the example app", function()
-  local server
-
-  setup(function()
-    server = e2e.start("scripts")
-  end)
-
-  teardown(function()
-    if server then server:cleanup() end
-  end)
+  local server = e2e.serve(setup, teardown, "scripts")
 
   -- GET target on a fresh connection; returns head, list of chunk data, raw
   -- bytes after the head (the whole chunked body, terminator included).

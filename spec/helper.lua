@@ -176,7 +176,7 @@ end
 -- in the background, stdout and stderr to a temp log, and waits (bounded) for
 -- "flosse: listening on http://127.0.0.1:PORT/". opts.env: name -> value|false.
 -- Returns a server { port, pid, logfile } or raises with the log.
-function e2e.start(dir, opts)
+local function start_into(server, dir, opts)
   opts = opts or {}
   local host = opts.host or "127.0.0.1"
   -- One worker unless a spec asks for more: several specs read a view's
@@ -191,10 +191,28 @@ function e2e.start(dir, opts)
   local pid = tonumber(p:read("l"))
   p:close()
   assert(pid, "could not start: " .. cmd)
-  local server = setmetatable({ pid = pid, logfile = logfile, cmd = cmd, host = host }, Server)
+  server.pid, server.logfile, server.cmd, server.host = pid, logfile, cmd, host
+  setmetatable(server, Server)
   servers[pid] = server
   local deadline = now() + (opts.timeout or e2e.TEST_TIMEOUT)
   return wait_listening(server, deadline)
+end
+
+function e2e.start(dir, opts)
+  return start_into({}, dir, opts)
+end
+
+-- e2e.serve(setup, teardown, dir, opts): the server of a describe block,
+-- started (as e2e.start) by the block's setup and cleaned up by its teardown.
+-- busted's hooks belong to the spec file, so the block hands them over:
+--   local server = e2e.serve(setup, teardown, APP, { args = { ... } })
+function e2e.serve(setup_hook, teardown_hook, dir, opts)
+  local server = setmetatable({}, Server)
+  setup_hook(function() start_into(server, dir, opts) end)
+  teardown_hook(function()
+    if server.pid then server:cleanup() end
+  end)
+  return server
 end
 
 -- Runs `flosse serve dir args...` in the foreground (for start-up failures),
