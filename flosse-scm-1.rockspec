@@ -45,6 +45,7 @@ build = {
       ["flosse.core"] = {
          sources = {
             "core/buf.c",
+            "core/rbuf.c",
             "core/sse.c",
             "core/http.c",
             "core/tq.c",

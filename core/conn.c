@@ -42,6 +42,7 @@ const char *flosse_http_reason(int status) {
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
     default: return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
   }
 }
@@ -85,7 +86,7 @@ struct flosse_conn *flosse_conn_new(struct flosse_server *srv, int fd,
 void flosse_conn_free(struct flosse_conn *c) {
   flosse_conn_http_release(c);
   flosse_buf_free(&c->out);
-  free(c->pending);
+  flosse_rbuf_free(&c->in);
   free(c->reqline);
   free(c);
 }
@@ -162,6 +163,7 @@ void flosse_conn_flush(struct flosse_conn *c) {
       return;
     }
   }
+  if (c->in_paused && c->out.len <= c->srv->cfg.low_water) flosse_conn_want_run(c);
   if (c->wait == FLOSSE_WAIT_DRAIN && c->out.len <= c->srv->cfg.low_water) {
     c->wait = FLOSSE_WAIT_NONE;
     flosse_conn_want_run(c);
@@ -233,23 +235,11 @@ void flosse_conn_log_access(struct flosse_conn *c) {
   c->req_start = 0;
 }
 
-static int keep_pending(struct flosse_conn *c, const char *p, size_t len) {
-  /* Pipelined bytes wait for the current answer; bound them like headers. */
-  if (c->pending_len + len > c->srv->cfg.http.max_header + c->srv->cfg.http.max_body) {
-    ev_io_stop(c->srv->loop, &c->rio);
-    return FLOSSE_ERR;
-  }
-  char *np = realloc(c->pending, c->pending_len + len);
-  if (!np) return FLOSSE_ERR;
-  memcpy(np + c->pending_len, p, len);
-  c->pending = np;
-  c->pending_len += len;
-  return FLOSSE_OK;
-}
-
-/* Feeds request bytes; dispatches a complete request. */
-static void feed(struct flosse_conn *c, const char *p, size_t len) {
-  size_t used = 0;
+/* Parses request bytes into the connection's reader (a fresh one per
+ * request). Returns what http-parser said, *used the bytes it took; a
+ * malformed request has been refused when it returns FLOSSE_HTTP_ERROR. */
+static enum flosse_http_rc parse(struct flosse_conn *c, const char *p, size_t len, size_t *used) {
+  *used = 0;
   if (!c->http) {
     struct flosse_server *srv = c->srv;
     char *store = NULL;
@@ -264,13 +254,14 @@ static void feed(struct flosse_conn *c, const char *p, size_t len) {
     }
     if (!c->http) {
       flosse_conn_close(c, "out of memory");
-      return;
+      return FLOSSE_HTTP_ERROR;
     }
     flosse_http_init(c->http, &srv->cfg.http);
     c->http->store = store;
     c->http->store_cap = cap;
   }
-  switch (flosse_http_feed(c->http, p, len, &used)) {
+  enum flosse_http_rc rc = flosse_http_feed(c->http, p, len, used);
+  switch (rc) {
     case FLOSSE_HTTP_MORE:
       if (c->http->expect_continue == 1 && c->http->headers_done) {
         /* curl and others wait for this before they send a body. */
@@ -278,18 +269,72 @@ static void feed(struct flosse_conn *c, const char *p, size_t len) {
         if (flosse_buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25) == FLOSSE_OK)
           flosse_conn_want_write(c);
       }
-      return;
+      break;
     case FLOSSE_HTTP_ERROR:
       flosse_conn_refuse(c, c->http->status, c->http->error);
-      return;
+      break;
     case FLOSSE_HTTP_DONE:
-      if (used < len && keep_pending(c, p + used, len - used) != FLOSSE_OK) {
-        flosse_conn_refuse(c, 431, "too many pipelined bytes");
-        return;
-      }
       flosse_tq_remove(&c->rd);
-      flosse_stream_dispatch(c);
+      break;
+  }
+  return rc;
+}
+
+/* The client half-closed and everything it sent has been answered. */
+static void finish_input(struct flosse_conn *c) {
+  c->keep_alive = 0;
+  c->state = FLOSSE_CONN_DRAINING;
+  flosse_tq_remove(&c->rd);
+  flosse_conn_want_write(c);
+}
+
+/* Answers the requests kept in c->in, oldest first, a few per turn. While
+ * the client does not read its answers, no more of its requests are
+ * parsed (nor read): output stays bounded whatever it pipelines. */
+static void parse_kept(struct flosse_conn *c) {
+  struct flosse_server *srv = c->srv;
+  for (int budget = 16; c->state == FLOSSE_CONN_READING && c->in.len; budget--) {
+    if (c->out.len > srv->cfg.high_water) {
+      c->in_paused = 1;
+      ev_io_stop(srv->loop, &c->rio);
       return;
+    }
+    if (budget == 0) {
+      flosse_conn_want_run(c); /* let everyone else have a turn */
+      return;
+    }
+    size_t used;
+    enum flosse_http_rc rc = parse(c, flosse_rbuf_data(&c->in), c->in.len, &used);
+    if (c->state == FLOSSE_CONN_CLOSED) return;
+    flosse_rbuf_consume(&c->in, used);
+    if (rc != FLOSSE_HTTP_DONE) return;
+    flosse_stream_dispatch(c);
+  }
+  if (c->in_paused) {
+    c->in_paused = 0;
+    if (c->state != FLOSSE_CONN_CLOSED && c->state != FLOSSE_CONN_DRAINING && !c->peer_closed)
+      ev_io_start(srv->loop, &c->rio);
+  }
+  if (c->state == FLOSSE_CONN_READING && c->peer_closed && !c->in.len) finish_input(c);
+}
+
+/* Bytes that came while a response runs: at most what one more request
+ * head may need is kept. The rest is dropped, and the connection closes
+ * once the response ends, but it is still read, so that the client
+ * leaving (EOF, a reset) is seen at once. */
+static void keep_input(struct flosse_conn *c, const char *p, size_t n) {
+  size_t limit = c->srv->cfg.http.max_header;
+  size_t room = c->in.len < limit ? limit - c->in.len : 0;
+  size_t keep = n < room ? n : room;
+  if (keep && flosse_rbuf_append(&c->in, p, keep) != FLOSSE_OK) {
+    flosse_conn_close(c, "out of memory");
+    return;
+  }
+  if (keep < n && !c->in_dropped) {
+    c->in_dropped = 1;
+    c->keep_alive = 0;
+    flosse_log(FLOSSE_LOG_WARN, "%s %s: more than max_header_bytes sent during the response; "
+               "dropped, the connection closes after it", c->remote, c->reqline ? c->reqline : "-");
   }
 }
 
@@ -305,22 +350,43 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents) {
     return;
   }
   if (n == 0) {
-    if (c->state == FLOSSE_CONN_HANDLING) {
-      /* A half-close after a request still deserves its answer. */
-      c->keep_alive = 0;
+    if (c->state == FLOSSE_CONN_HANDLING || (c->state == FLOSSE_CONN_READING && c->in.len)) {
+      /* A half-close after a request still deserves its answer, and
+       * pipelined requests theirs. */
+      c->peer_closed = 1;
       ev_io_stop(c->srv->loop, &c->rio);
+      if (c->state == FLOSSE_CONN_HANDLING && !c->in.len) c->keep_alive = 0;
       return;
     }
     /* The client went away; for a stream this is the usual end. */
     flosse_conn_close(c, NULL);
     return;
   }
-  if (c->state == FLOSSE_CONN_READING) {
-    feed(c, buf, (size_t)n);
-  } else if (c->state == FLOSSE_CONN_DRAINING) {
-    /* Answer is on its way and the connection closes after it. */
-  } else if (keep_pending(c, buf, (size_t)n) != FLOSSE_OK) {
-    flosse_log(FLOSSE_LOG_WARN, "%s: pipelined bytes over the limit; stopped reading", c->remote);
+  switch (c->state) {
+    case FLOSSE_CONN_READING:
+      if (!c->in.len && c->out.len <= c->srv->cfg.high_water) {
+        /* The usual case: straight from this read, only the rest is kept. */
+        size_t used;
+        if (parse(c, buf, (size_t)n, &used) != FLOSSE_HTTP_DONE) return;
+        if (used < (size_t)n && flosse_rbuf_append(&c->in, buf + used, (size_t)n - used) != FLOSSE_OK) {
+          flosse_conn_close(c, "out of memory");
+          return;
+        }
+        flosse_stream_dispatch(c);
+        return;
+      }
+      if (flosse_rbuf_append(&c->in, buf, (size_t)n) != FLOSSE_OK) {
+        flosse_conn_close(c, "out of memory");
+        return;
+      }
+      parse_kept(c);
+      return;
+    case FLOSSE_CONN_HANDLING:
+    case FLOSSE_CONN_STREAMING:
+      keep_input(c, buf, (size_t)n);
+      return;
+    default: /* draining: the answer is on its way and the connection closes after it */
+      return;
   }
 }
 
@@ -339,10 +405,14 @@ void flosse_conn_request_done(struct flosse_conn *c) {
   }
   c->state = FLOSSE_CONN_READING;
   flosse_tq_touch(&c->srv->header_tq, &c->rd);
-  if (!ev_is_active(&c->rio)) ev_io_start(c->srv->loop, &c->rio);
+  if (c->peer_closed && !c->in.len) {
+    finish_input(c);
+    return;
+  }
+  if (!ev_is_active(&c->rio) && !c->peer_closed && !c->in_paused) ev_io_start(c->srv->loop, &c->rio);
   /* Pipelined requests are parsed from the prepare watcher, not from here,
    * so a burst of them cannot recurse. */
-  if (c->pending_len) flosse_conn_want_run(c);
+  if (c->in.len) flosse_conn_want_run(c);
 }
 
 int flosse_conn_queue_msg(struct flosse_conn *c, struct flosse_msg *m) {
@@ -398,14 +468,7 @@ void flosse_conn_run(struct flosse_conn *c) {
     if (c->wait == FLOSSE_WAIT_NONE) flosse_stream_resume(c, 0);
     return;
   }
-  if (c->state == FLOSSE_CONN_READING && c->pending_len) {
-    char *p = c->pending;
-    size_t len = c->pending_len;
-    c->pending = NULL;
-    c->pending_len = 0;
-    feed(c, p, len);
-    free(p);
-  }
+  if (c->state == FLOSSE_CONN_READING) parse_kept(c);
 }
 
 void flosse_conn_http_release(struct flosse_conn *c) {
@@ -447,7 +510,7 @@ void flosse_conn_on_header_timeout(struct flosse_tq *tq, struct flosse_tq_node *
   (void)tq;
   struct flosse_conn *c = flosse_container_of(n, struct flosse_conn, rd);
   if (c->state != FLOSSE_CONN_READING) return;
-  if ((c->http && c->http->started) || c->pending_len)
+  if ((c->http && c->http->started) || c->in.len)
     flosse_conn_refuse(c, 408, "request headers not received in time");
   else
     flosse_conn_close(c, NULL); /* an idle connection: nothing to answer */

@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "http.h"
 #include "list.h"
+#include "rbuf.h"
 #include "server.h"
 #include "tq.h"
 
@@ -45,8 +46,10 @@ struct flosse_conn {
   struct flosse_http *http;  /* only while a request is being read: an idle
                                 stream keeps no parser state */
   struct flosse_buf out;
-  char *pending;             /* bytes read past the current request */
-  size_t pending_len;
+  struct flosse_rbuf in;     /* bytes read past the current request, oldest first */
+  int in_dropped;            /* bytes were dropped while a response ran: close after it */
+  int in_paused;             /* pipelined requests wait for the output to drain */
+  int peer_closed;           /* the client half-closed: answer what it sent, then close */
   lua_State *T;              /* the request's thread, anchored by thread_ref */
   int thread_ref, onclose_ref, onclose_arg_ref;
   int keep_alive, chunked, http10, head;

@@ -53,9 +53,23 @@ static int on_url(http_parser *p, const char *at, size_t len) {
   return store_append(h, at, len, 0);
 }
 
+/* Optional whitespace after a value is not part of it (RFC 9112 5.1);
+ * http-parser already skips it before. */
+static void trim_value(struct flosse_http *h) {
+  if (h->nheaders == 0) return;
+  struct flosse_http_span *v = &h->headers[h->nheaders - 1].value;
+  while (v->len && (h->store[v->off + v->len - 1] == ' ' || h->store[v->off + v->len - 1] == '\t'))
+    v->len--;
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len) {
   struct flosse_http *h = of(p);
+  /* http-parser built lenient takes a space as part of a name, so that
+   * "Content-Length : 5" would be honoured; RFC 9112 5.1 says 400. */
+  if (memchr(at, ' ', len) || memchr(at, '\t', len))
+    return fail(h, 400, "whitespace in a header name");
   if (h->last_was_value || h->nheaders == 0) {
+    trim_value(h);
     if (h->nheaders == FLOSSE_HTTP_MAX_HEADERS) return fail(h, 431, "too many headers");
     struct flosse_http_header *hd = &h->headers[h->nheaders++];
     hd->name.off = (uint32_t)h->store_len;
@@ -79,15 +93,40 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
   return store_append(h, at, len, 0);
 }
 
+static int is_header(const struct flosse_http *h, const struct flosse_http_header *hd,
+                     const char *name, size_t len) {
+  return hd->name.len == len && memcmp(h->store + hd->name.off, name, len) == 0;
+}
+
+/* Transfer-Encoding: only "chunked", once, is understood (RFC 9112 6.1);
+ * anything else would be a body taken raw, or a smuggling vector. */
+static int check_transfer_encoding(struct flosse_http *h) {
+  int n = 0, chunked_alone = 1;
+  for (int i = 0; i < h->nheaders; i++) {
+    const struct flosse_http_header *hd = &h->headers[i];
+    if (!is_header(h, hd, "transfer-encoding", 17)) continue;
+    n++;
+    if (hd->value.len != 7 || strncasecmp(h->store + hd->value.off, "chunked", 7) != 0)
+      chunked_alone = 0;
+  }
+  if (!n) return 0;
+  if (h->parser.http_minor == 0) return fail(h, 400, "Transfer-Encoding in an HTTP/1.0 request");
+  if (n > 1 || !chunked_alone) return fail(h, 501, "a Transfer-Encoding other than chunked");
+  return 0;
+}
+
 static int on_headers_complete(http_parser *p) {
   struct flosse_http *h = of(p);
   h->headers_done = 1;
+  trim_value(h);
+  if (p->http_major != 1 || p->http_minor > 1) return fail(h, 505, "an HTTP version other than 1.0 and 1.1");
+  if (check_transfer_encoding(h)) return -1;
   /* A declared body over the limit is refused before a byte of it is read. */
   if (p->content_length != ULLONG_MAX && p->content_length > h->limits.max_body)
     return fail(h, 413, "request body too large");
   for (int i = 0; i < h->nheaders; i++) {
     struct flosse_http_header *hd = &h->headers[i];
-    if (hd->name.len == 6 && memcmp(h->store + hd->name.off, "expect", 6) == 0 &&
+    if (is_header(h, hd, "expect", 6) &&
         hd->value.len == 12 && strncasecmp(h->store + hd->value.off, "100-continue", 12) == 0)
       h->expect_continue = 1;
   }
@@ -141,6 +180,10 @@ enum flosse_http_rc flosse_http_feed(struct flosse_http *h, const char *p, size_
   if (h->done) return FLOSSE_HTTP_DONE;
   if (err == HPE_HEADER_OVERFLOW) {
     fail(h, 431, "request header block too large");
+    return FLOSSE_HTTP_ERROR;
+  }
+  if (err == HPE_INVALID_TRANSFER_ENCODING) { /* a coding without chunked last */
+    fail(h, 501, "a Transfer-Encoding other than chunked");
     return FLOSSE_HTTP_ERROR;
   }
   if (err != HPE_OK) {

@@ -33,7 +33,7 @@ struct flosse_http {
   int headers_done, done;
   int started;            /* a byte of a request has been seen */
   int expect_continue;    /* the client waits for "100 Continue" before its body */
-  int status;             /* set with FLOSSE_HTTP_ERROR: 400, 413, 414 or 431 */
+  int status;             /* set with FLOSSE_HTTP_ERROR: 400, 413, 414, 431, 501 or 505 */
   const char *error;      /* a short reason for the log */
 };
 

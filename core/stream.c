@@ -648,7 +648,8 @@ void flosse_stream_dispatch(struct flosse_conn *c) {
   struct flosse_http *h = c->http;
   lua_State *L = c->srv->L;
   c->state = FLOSSE_CONN_HANDLING;
-  c->keep_alive = flosse_http_keep_alive(h);
+  /* A client that half-closed gets "Connection: close" on its last answer. */
+  c->keep_alive = flosse_http_keep_alive(h) && !(c->peer_closed && !c->in.len);
   c->http10 = h->parser.http_major == 1 && h->parser.http_minor == 0;
   c->chunked = !c->http10;
   c->head = h->parser.method == HTTP_HEAD;
