@@ -30,6 +30,13 @@ int flosse_channel_name_ok(const char *name, size_t len) {
   return len > 0 && len <= 200 && flosse_sse_field_ok(name, len);
 }
 
+size_t flosse_channel_count(void) {
+  LOCK();
+  size_t n = table_len;
+  UNLOCK();
+  return n;
+}
+
 static size_t hash(const char *s, size_t len) {
   size_t h = 1469598103934665603ULL; /* FNV-1a */
   for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;

@@ -64,6 +64,8 @@ const struct flosse_channel_config *flosse_channel_config(void);
 struct flosse_chan *flosse_channel_get(const char *name, size_t len);
 struct flosse_chan *flosse_channel_find(const char *name, size_t len);
 int flosse_channel_name_ok(const char *name, size_t len);
+/* How many channels the registry holds. */
+size_t flosse_channel_count(void);
 
 /* Makes a message of ev (an id is assigned when ev has none), keeps it in
  * the channel's history and queues it to every subscriber. Returns the

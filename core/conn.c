@@ -109,6 +109,7 @@ void flosse_conn_close(struct flosse_conn *c, const char *why) {
   flosse_server_unpost(srv, c);
   if (in_request) flosse_conn_log_access(c);
   srv->nconns--;
+  __atomic_sub_fetch(srv->conns_open, 1, __ATOMIC_RELAXED);
   close(c->fd);
   c->fd = -1;
   flosse_list_unlink(&c->node);

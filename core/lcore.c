@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "channel.h"
 #include "server.h"
 #include "stream.h"
 #include "worker.h"
@@ -95,16 +96,14 @@ static int l_listen(lua_State *L) {
   lua_getfield(L, 1, "reuseport");
   int reuseport = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  lua_Integer share = opt_int_field(L, 1, "connection_share", 1, 1);
   flosse_server_init(srv, worker != NULL);
   srv->worker = worker;
+  if (worker) srv->conns_open = &worker->main->conns_open_own;
   srv->reuseport = reuseport || worker != NULL;
   srv->cfg = cfg;
   ls->srv = srv;
   char err[256];
   int rc = flosse_server_listen(srv, host, (int)port, err, sizeof err);
-  /* The open-file limit is the process's: the workers share it. */
-  if (share > 1) srv->cfg.max_conns /= share;
   if (rc != FLOSSE_OK) {
     flosse_server_free(srv);
     free(srv);
@@ -147,6 +146,24 @@ static int l_worker(lua_State *L) {
   struct flosse_server *srv = flosse_current_server;
   if (!srv) return 0;
   lua_pushinteger(L, srv->worker ? srv->worker->index : 0);
+  return 1;
+}
+
+/* core.stats() -> { channels =, connections =, lua_bytes =, workers = }:
+ * the whole server's figures (every worker's), for monitoring and the
+ * soak benchmark. Outside a running server only channels is set. */
+static int l_stats(lua_State *L) {
+  struct flosse_server *srv = flosse_current_server;
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, (lua_Integer)flosse_channel_count());
+  lua_setfield(L, -2, "channels");
+  if (!srv) return 1;
+  lua_pushinteger(L, (lua_Integer)__atomic_load_n(srv->conns_open, __ATOMIC_RELAXED));
+  lua_setfield(L, -2, "connections");
+  lua_pushinteger(L, (lua_Integer)flosse_server_lua_bytes(srv));
+  lua_setfield(L, -2, "lua_bytes");
+  lua_pushinteger(L, flosse_server_main(srv)->nworkers + 1);
+  lua_setfield(L, -2, "workers");
   return 1;
 }
 
@@ -274,6 +291,8 @@ int luaopen_flosse_core(lua_State *L) {
   lua_setfield(L, -2, "set_log_level");
   lua_pushcfunction(L, l_log);
   lua_setfield(L, -2, "log");
+  lua_pushcfunction(L, l_stats);
+  lua_setfield(L, -2, "stats");
   lua_pushliteral(L, FLOSSE_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

@@ -75,6 +75,7 @@ void flosse_server_init(struct flosse_server *srv, int worker) {
   ev_async_init(&srv->worker_done_async, on_worker_done);
   srv->dispatch_ref = LUA_NOREF;
   srv->reload_ref = LUA_NOREF;
+  srv->conns_open = &srv->conns_open_own;
   srv->cfg.http.max_url = 8192;
   srv->cfg.http.max_header = 16384;
   srv->cfg.http.max_body = 1 << 20;
@@ -158,13 +159,17 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents) {
       }
       return;
     }
-    if (srv->nconns >= srv->cfg.max_conns) {
+    /* The cap is the server's, not a worker's: one count for them all. */
+    long open = __atomic_add_fetch(srv->conns_open, 1, __ATOMIC_RELAXED);
+    if (open > srv->cfg.max_conns) {
+      __atomic_sub_fetch(srv->conns_open, 1, __ATOMIC_RELAXED);
       flosse_log(FLOSSE_LOG_WARN, "refused a connection: %ld connections (--max-connections)",
-                 srv->nconns);
+                 open - 1);
       refuse_over_cap(fd);
       continue;
     }
-    flosse_conn_new(srv, fd, (struct sockaddr *)&sa); /* TCP_NODELAY: from the listener */
+    if (!flosse_conn_new(srv, fd, (struct sockaddr *)&sa)) /* TCP_NODELAY: from the listener */
+      __atomic_sub_fetch(srv->conns_open, 1, __ATOMIC_RELAXED);
   }
 }
 
@@ -339,6 +344,23 @@ static void on_inbox_async(struct ev_loop *loop, ev_async *w, int revents) {
     }
     srv->nwork = 0;
   }
+}
+
+struct flosse_server *flosse_server_main(struct flosse_server *srv) {
+  return srv->worker ? srv->worker->main : srv;
+}
+
+size_t flosse_server_lua_bytes(struct flosse_server *srv) {
+  struct flosse_server *main = flosse_server_main(srv);
+  size_t n = main->lalloc ? flosse_lalloc_used(main->lalloc) : 0;
+  pthread_mutex_lock(&main->wlock);
+  for (int i = 0; i < main->nworkers; i++) {
+    struct flosse_server *w = main->workers[i].srv;
+    /* Read without the worker's cooperation: a figure for monitoring. */
+    if (w && w->lalloc) n += flosse_lalloc_used(w->lalloc);
+  }
+  pthread_mutex_unlock(&main->wlock);
+  return n;
 }
 
 static int set_error(char *err, size_t errlen, const char *host, int port, const char *what) {

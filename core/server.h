@@ -77,7 +77,9 @@ struct flosse_server {
   struct flosse_tq header_tq, write_tq;
   struct flosse_tq hbq[FLOSSE_MAX_HBQ];
   int nhbq;
-  long nconns;
+  long nconns;          /* this worker's connections */
+  long *conns_open;     /* the whole server's, shared by its workers (atomic) */
+  long conns_open_own;  /* what conns_open points at on the main server */
   struct flosse_lalloc *lalloc; /* the state's allocator: pool and memory cap */
   struct flosse_list conns;   /* every open connection */
   struct flosse_list runq;    /* views (or parsers) with work to do */
@@ -102,6 +104,12 @@ struct flosse_server {
   struct flosse_post *inbox_work; /* the batch being handled (loop thread only) */
   size_t nwork, work_cap;
 };
+
+/* The server's main (first) worker: the one holding what the workers share. */
+struct flosse_server *flosse_server_main(struct flosse_server *srv);
+
+/* Bytes held by the Lua states of every worker of srv's server. */
+size_t flosse_server_lua_bytes(struct flosse_server *srv);
 
 /* The server the calling thread runs (NULL outside flosse_server_run). */
 extern __thread struct flosse_server *flosse_current_server;

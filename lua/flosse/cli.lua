@@ -266,7 +266,7 @@ local WORKER_BOOTSTRAP = 'local handle, index, spec = ...; return require("floss
 function cli.worker(handle, index, spec)
   local cfg = assert(load("return " .. spec, "=worker spec", "t", {}))()
   local srv, _, err = build(cfg.dir, cfg.flags, {
-    worker = handle, host = cfg.host, port = cfg.port, connection_share = cfg.workers,
+    worker = handle, host = cfg.host, port = cfg.port,
   })
   if not srv then error(("worker %d: %s"):format(index, err), 0) end
   srv:run()
@@ -296,7 +296,7 @@ local function serve(args)
     say("workers must be an integer from 1 to 256"); return 2
   end
   local srv, s_or_code, err = build(dir, opts.settings, {
-    reuseport = workers > 1, connection_share = workers,
+    reuseport = workers > 1,
   }, app)
   if not srv then say("%s", err); return s_or_code end
   local s = s_or_code
