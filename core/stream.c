@@ -623,20 +623,26 @@ static int build_request(lua_State *L) {
   lua_pushstring(L, c->remote);
   lua_setfield(L, -2, "remote_addr");
   lua_createtable(L, 0, h->nheaders);
+  char joined[FLOSSE_HTTP_MAX_HEADERS] = {0};
   for (int i = 0; i < h->nheaders; i++) {
     struct flosse_http_header *hd = &h->headers[i];
-    lua_pushlstring(L, flosse_http_str(h, hd->name), hd->name.len);
-    lua_pushvalue(L, -1);
-    if (lua_rawget(L, -3) == LUA_TSTRING) {
-      /* A repeated header: joined, as HTTP says it may be. */
-      int cookie = hd->name.len == 6 && memcmp(flosse_http_str(h, hd->name), "cookie", 6) == 0;
-      lua_pushstring(L, cookie ? "; " : ", ");
-      lua_pushlstring(L, flosse_http_str(h, hd->value), hd->value.len);
-      lua_concat(L, 3);
-    } else {
-      lua_pop(L, 1);
-      lua_pushlstring(L, hd->value.len ? flosse_http_str(h, hd->value) : "", hd->value.len);
+    if (joined[i]) continue;
+    const char *name = flosse_http_str(h, hd->name);
+    lua_pushlstring(L, name, hd->name.len);
+    /* A repeated header: its values joined once, in order, as HTTP says
+     * they may be (not one concatenation per repeat: that is quadratic). */
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, hd->value.len ? flosse_http_str(h, hd->value) : "", hd->value.len);
+    int cookie = hd->name.len == 6 && memcmp(name, "cookie", 6) == 0;
+    for (int j = i + 1; j < h->nheaders; j++) {
+      struct flosse_http_header *dj = &h->headers[j];
+      if (dj->name.len != hd->name.len || memcmp(flosse_http_str(h, dj->name), name, hd->name.len)) continue;
+      joined[j] = 1;
+      luaL_addstring(&b, cookie ? "; " : ", ");
+      luaL_addlstring(&b, dj->value.len ? flosse_http_str(h, dj->value) : "", dj->value.len);
     }
+    luaL_pushresult(&b);
     lua_rawset(L, -3);
   }
   lua_setfield(L, -2, "headers");

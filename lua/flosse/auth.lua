@@ -5,6 +5,8 @@
 -- permission checks, authenticate() runs in the view's coroutine: a token
 -- function may wait (a sleep, a channel, a Redis look-up).
 
+local request = require "flosse.request"
+
 local auth = {}
 
 --- anonymous() -> a new anonymous user table.
@@ -42,10 +44,15 @@ auth.normalize_user = normalize_user
 
 -- The token of "Authorization: <keyword> <token>" (keyword case-insensitive,
 -- spaces around the token trimmed), or nil.
+-- Linear in the header's length, whatever it holds (see request.trim).
 local function bearer_token(value, keyword)
   if type(value) ~= "string" then return nil end
-  local scheme, rest = value:match("^%s*(%S+)%s+(.-)%s*$")
-  if not scheme or scheme:lower() ~= keyword:lower() then return nil end
+  local first = value:find("%S")
+  if not first then return nil end
+  local gap = value:find("%s", first)
+  if not gap then return nil end
+  if value:sub(first, gap - 1):lower() ~= keyword:lower() then return nil end
+  local rest = request.trim(value:sub(gap))
   -- a token never holds spaces (a repeated header is joined with ", ")
   if rest == "" or rest:find("%s") then return nil end
   return rest
