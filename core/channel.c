@@ -14,20 +14,24 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct flosse_chan **table;
 static size_t table_cap, table_len;
 static uint64_t next_seq = 1;
-static struct flosse_channel_config config = {100, 0, 1000};
+static struct flosse_channel_config config = {100, 0, 1000, FLOSSE_CHANNEL_MAX_DEFAULT};
+/* Channels with history, oldest last publish first: the sweep frees from
+ * the front what has expired. */
+static struct flosse_list by_age = {&by_age, &by_age};
 
 void flosse_channel_configure(const struct flosse_channel_config *cfg) {
   LOCK();
   config = *cfg;
   if (config.history == 0) config.history = 1;
   if (config.backlog == 0) config.backlog = 1;
+  if (config.max_channels == 0) config.max_channels = 1;
   UNLOCK();
 }
 
 const struct flosse_channel_config *flosse_channel_config(void) { return &config; }
 
 int flosse_channel_name_ok(const char *name, size_t len) {
-  return len > 0 && len <= 200 && flosse_sse_field_ok(name, len);
+  return len > 0 && len <= FLOSSE_CHANNEL_NAME_MAX && flosse_sse_field_ok(name, len);
 }
 
 size_t flosse_channel_count(void) {
@@ -46,8 +50,15 @@ static size_t hash(const char *s, size_t len) {
 static struct flosse_chan *find_locked(const char *name, size_t len) {
   if (!table_cap) return NULL;
   for (struct flosse_chan *c = table[hash(name, len) & (table_cap - 1)]; c; c = c->next)
-    if (strlen(c->name) == len && memcmp(c->name, name, len) == 0) return c;
+    if (c->name_len == len && memcmp(c->name, name, len) == 0) return c;
   return NULL;
+}
+
+int flosse_channel_exists(const char *name, size_t len) {
+  LOCK();
+  int found = find_locked(name, len) != NULL;
+  UNLOCK();
+  return found;
 }
 
 static int grow_table(void) {
@@ -57,7 +68,7 @@ static int grow_table(void) {
   for (size_t i = 0; i < table_cap; i++) {
     for (struct flosse_chan *c = table[i], *next; c; c = next) {
       next = c->next;
-      size_t b = hash(c->name, strlen(c->name)) & (ncap - 1);
+      size_t b = hash(c->name, c->name_len) & (ncap - 1);
       c->next = nt[b];
       nt[b] = c;
     }
@@ -68,18 +79,10 @@ static int grow_table(void) {
   return FLOSSE_OK;
 }
 
-struct flosse_chan *flosse_channel_find(const char *name, size_t len) {
-  LOCK();
-  struct flosse_chan *c = find_locked(name, len);
-  UNLOCK();
-  return c;
-}
-
-static struct flosse_chan *get_locked(const char *name, size_t len) {
-  struct flosse_chan *c = find_locked(name, len);
-  if (c) return c;
+/* Makes a channel the caller checked is missing and may be made. */
+static struct flosse_chan *make_locked(const char *name, size_t len) {
   if (table_len + 1 > table_cap / 2 && grow_table() != FLOSSE_OK) return NULL;
-  c = calloc(1, sizeof *c);
+  struct flosse_chan *c = calloc(1, sizeof *c);
   if (!c) return NULL;
   c->name = malloc(len + 1);
   if (!c->name) {
@@ -88,7 +91,9 @@ static struct flosse_chan *get_locked(const char *name, size_t len) {
   }
   memcpy(c->name, name, len);
   c->name[len] = '\0';
+  c->name_len = len;
   flosse_list_init(&c->subs);
+  flosse_list_init(&c->age);
   size_t b = hash(name, len) & (table_cap - 1);
   c->next = table[b];
   table[b] = c;
@@ -96,11 +101,25 @@ static struct flosse_chan *get_locked(const char *name, size_t len) {
   return c;
 }
 
-struct flosse_chan *flosse_channel_get(const char *name, size_t len) {
-  LOCK();
-  struct flosse_chan *c = get_locked(name, len);
-  UNLOCK();
-  return c;
+static void hist_drop_oldest(struct flosse_chan *ch);
+
+/* Unlinks and frees a channel nobody is subscribed to, with what is left
+ * of its history. */
+static void free_locked(struct flosse_chan *ch) {
+  struct flosse_chan **pp = &table[hash(ch->name, ch->name_len) & (table_cap - 1)];
+  while (*pp != ch) pp = &(*pp)->next;
+  *pp = ch->next;
+  table_len--;
+  while (ch->hist_len) hist_drop_oldest(ch);
+  flosse_list_unlink(&ch->age);
+  free(ch->hist);
+  free(ch->name);
+  free(ch);
+}
+
+/* A channel with no history and no subscriber is not kept. */
+static void release_if_unused(struct flosse_chan *ch) {
+  if (ch->hist_len == 0 && flosse_list_empty(&ch->subs)) free_locked(ch);
 }
 
 void flosse_msg_ref(struct flosse_msg *m) { __atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED); }
@@ -120,6 +139,7 @@ static void hist_drop_oldest(struct flosse_chan *ch) {
   flosse_msg_unref(ch->hist[ch->hist_head]);
   ch->hist_head = (ch->hist_head + 1) % ch->hist_cap;
   ch->hist_len--;
+  if (!ch->hist_len) flosse_list_unlink(&ch->age);
 }
 
 /* Drops what is over the size or past the age limit. */
@@ -148,6 +168,9 @@ static int hist_push(struct flosse_chan *ch, struct flosse_msg *m, double now) {
   ch->hist[(ch->hist_head + ch->hist_len) % ch->hist_cap] = m;
   ch->hist_len++;
   flosse_msg_ref(m);
+  ch->last_publish = now;
+  flosse_list_unlink(&ch->age);
+  flosse_list_push(&by_age, &ch->age);
   hist_trim(ch, now);
   return FLOSSE_OK;
 }
@@ -180,7 +203,7 @@ static struct flosse_msg *make_msg(struct flosse_chan *ch, struct flosse_sse_eve
     ev->id = idbuf;
   }
   if (flosse_sse_check(ev, err, errlen) != FLOSSE_OK) return NULL;
-  size_t name_len = strlen(ch->name), ev_len = ev->event ? ev->event_len : 0;
+  size_t name_len = ch->name_len, ev_len = ev->event ? ev->event_len : 0;
   size_t data_len = ev->data ? ev->data_len : 0;
   struct flosse_msg *m = malloc(sizeof *m + name_len + ev->id_len + ev_len + data_len + 4);
   uint32_t frame_off = 0, frame_len = 0;
@@ -208,21 +231,46 @@ static struct flosse_msg *make_msg(struct flosse_chan *ch, struct flosse_sse_eve
   return m;
 }
 
-struct flosse_msg *flosse_channel_publish(struct flosse_chan *ch, struct flosse_sse_event *ev,
-                                          double now, size_t *delivered,
+struct flosse_msg *flosse_channel_publish(const char *name, size_t len,
+                                          struct flosse_sse_event *ev, double now,
+                                          size_t *delivered,
                                           void (*wake)(struct flosse_conn *c),
                                           void (*drop)(struct flosse_conn *c),
-                                          char *err, size_t errlen) {
-  LOCK();
-  struct flosse_msg *m = make_msg(ch, ev, now, err, errlen);
-  if (!m) {
-    UNLOCK();
+                                          enum flosse_chan_rc *rc, char *err, size_t errlen) {
+  *delivered = 0;
+  if (!flosse_channel_name_ok(name, len)) {
+    *rc = FLOSSE_CHAN_BAD_NAME;
+    snprintf(err, errlen, "a channel name is 1 to %d bytes without CR, LF or NUL", FLOSSE_CHANNEL_NAME_MAX);
     return NULL;
   }
-  if (hist_push(ch, m, now) != FLOSSE_OK) {
-    flosse_msg_unref(m);
+  LOCK();
+  struct flosse_chan *ch = find_locked(name, len);
+  int made = 0;
+  if (!ch) {
+    if (table_len >= config.max_channels) {
+      UNLOCK();
+      *rc = FLOSSE_CHAN_FULL;
+      snprintf(err, errlen, "too many channels (max_channels is %zu)", config.max_channels);
+      return NULL;
+    }
+    ch = make_locked(name, len);
+    made = 1;
+    if (!ch) {
+      UNLOCK();
+      *rc = FLOSSE_CHAN_NOMEM;
+      snprintf(err, errlen, "out of memory");
+      return NULL;
+    }
+  }
+  struct flosse_msg *m = make_msg(ch, ev, now, err, errlen);
+  if (!m || hist_push(ch, m, now) != FLOSSE_OK) {
+    *rc = m ? FLOSSE_CHAN_NOMEM : FLOSSE_CHAN_BAD_EVENT;
+    if (m) {
+      flosse_msg_unref(m);
+      snprintf(err, errlen, "out of memory");
+    }
+    if (made) release_if_unused(ch);
     UNLOCK();
-    snprintf(err, errlen, "out of memory");
     return NULL;
   }
   size_t n = 0;
@@ -243,10 +291,23 @@ struct flosse_msg *flosse_channel_publish(struct flosse_chan *ch, struct flosse_
     }
   }
   *delivered = n;
+  *rc = FLOSSE_CHAN_OK;
   /* The history and the queues hold it now; the caller gets a reference
    * of its own, since another worker may push it out of the history. */
   UNLOCK();
   return m;
+}
+
+void flosse_channel_sweep(double now) {
+  LOCK();
+  while (config.history_seconds > 0 && !flosse_list_empty(&by_age)) {
+    struct flosse_chan *ch = flosse_container_of(by_age.next, struct flosse_chan, age);
+    if (now - ch->last_publish <= config.history_seconds) break;
+    /* Its newest event has expired, so all of them have. */
+    while (ch->hist_len) hist_drop_oldest(ch); /* unlinks it from by_age */
+    release_if_unused(ch);
+  }
+  UNLOCK();
 }
 
 size_t flosse_sub_size(int nchans) {
@@ -258,14 +319,47 @@ static int cmp_seq(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-void flosse_sub_init(struct flosse_sub *s, struct flosse_conn *conn, struct flosse_chan **chans,
-                     int nchans, const char *last_event_id, double now) {
-  LOCK();
+enum flosse_chan_rc flosse_sub_init(struct flosse_sub *s, struct flosse_conn *conn,
+                                    const char *const *names, const size_t *lens, int nchans,
+                                    const char *last_event_id, double now) {
   memset(s, 0, flosse_sub_size(nchans));
+  flosse_list_init(&s->conn_link);
+  for (int i = 0; i < nchans; i++)
+    if (!flosse_channel_name_ok(names[i], lens[i])) return FLOSSE_CHAN_BAD_NAME;
+  LOCK();
+  /* A name given twice is one subscription to it (its events come once).
+   * All or nothing: count the channels to make before making any. */
+  struct flosse_chan *chans[64];
+  int uniq[64], nuniq = 0;
+  size_t missing = 0;
+  if (nchans > 64) nchans = 64;
+  for (int i = 0; i < nchans; i++) {
+    int dup = 0;
+    for (int k = 0; k < nuniq && !dup; k++)
+      dup = lens[uniq[k]] == lens[i] && memcmp(names[uniq[k]], names[i], lens[i]) == 0;
+    if (dup) continue;
+    uniq[nuniq++] = i;
+    if (!find_locked(names[i], lens[i])) missing++;
+  }
+  if (missing && table_len + missing > config.max_channels) {
+    UNLOCK();
+    return FLOSSE_CHAN_FULL;
+  }
+  for (int i = 0; i < nuniq; i++) {
+    const char *name = names[uniq[i]];
+    size_t len = lens[uniq[i]];
+    chans[i] = find_locked(name, len);
+    if (!chans[i]) chans[i] = make_locked(name, len);
+    if (!chans[i]) {
+      for (int k = 0; k < i; k++) release_if_unused(chans[k]);
+      UNLOCK();
+      return FLOSSE_CHAN_NOMEM;
+    }
+  }
+  nchans = nuniq;
   s->conn = conn;
   s->backlog = config.backlog;
   s->nrefs = nchans;
-  flosse_list_init(&s->conn_link);
   for (int i = 0; i < nchans; i++) hist_trim(chans[i], now);
   if (last_event_id) {
     /* Where the client stopped: an id still in a history, else a
@@ -308,6 +402,7 @@ void flosse_sub_init(struct flosse_sub *s, struct flosse_conn *conn, struct flos
     flosse_list_push(&chans[i]->subs, &s->refs[i].link);
   }
   UNLOCK();
+  return FLOSSE_CHAN_OK;
 }
 
 static struct flosse_msg *pop_locked(struct flosse_sub *s) {
@@ -347,6 +442,7 @@ void flosse_sub_close(struct flosse_sub *s) {
   for (int i = 0; i < s->nrefs; i++)
     if (s->refs[i].chan) {
       flosse_list_unlink(&s->refs[i].link);
+      release_if_unused(s->refs[i].chan);
       s->refs[i].chan = NULL;
     }
   while (s->qlen) flosse_msg_unref(pop_locked(s));

@@ -24,12 +24,18 @@ struct flosse_msg {
   char strings[];
 };
 
+/* A channel lives while it has a subscriber or history: the last
+ * subscriber leaving an empty channel frees it, and so does its history
+ * expiring (channel_history_seconds) once nobody is subscribed. */
 struct flosse_chan {
   char *name;
+  size_t name_len;
   struct flosse_chan *next;  /* hash chain */
   struct flosse_msg **hist;  /* ring: oldest at hist_head */
   size_t hist_cap, hist_head, hist_len;
   struct flosse_list subs;   /* struct flosse_subref.link */
+  struct flosse_list age;    /* in the age list (newest publish last) while it has history */
+  double last_publish;
 };
 
 struct flosse_sub;
@@ -55,39 +61,62 @@ struct flosse_channel_config {
   size_t history;            /* events kept per channel */
   double history_seconds;    /* 0: no age limit */
   size_t backlog;            /* queued events per subscription before it is dropped */
+  size_t max_channels;       /* channels the registry may hold */
+};
+
+#define FLOSSE_CHANNEL_NAME_MAX 200
+#define FLOSSE_CHANNEL_MAX_DEFAULT 100000
+
+/* Why a channel operation was refused. */
+enum flosse_chan_rc {
+  FLOSSE_CHAN_OK,
+  FLOSSE_CHAN_BAD_NAME,   /* not 1 to 200 bytes, or holds CR, LF or NUL */
+  FLOSSE_CHAN_FULL,       /* it would make more than max_channels */
+  FLOSSE_CHAN_BAD_EVENT,  /* the event cannot be framed (err says why) */
+  FLOSSE_CHAN_NOMEM,
 };
 
 void flosse_channel_configure(const struct flosse_channel_config *cfg);
 const struct flosse_channel_config *flosse_channel_config(void);
 
-/* Finds or makes the channel (name must be valid: see flosse_channel_name_ok). */
-struct flosse_chan *flosse_channel_get(const char *name, size_t len);
-struct flosse_chan *flosse_channel_find(const char *name, size_t len);
+/* 1 if name can be a channel's: 1 to 200 bytes without CR, LF or NUL. */
 int flosse_channel_name_ok(const char *name, size_t len);
 /* How many channels the registry holds. */
 size_t flosse_channel_count(void);
+/* 1 if the registry holds the channel (for tests and inspection). */
+int flosse_channel_exists(const char *name, size_t len);
 
 /* Makes a message of ev (an id is assigned when ev has none), keeps it in
- * the channel's history and queues it to every subscriber. Returns the
- * message with a reference for the caller (flosse_msg_unref it) and sets
- * *delivered, or NULL with err filled in. Runs under the channels' lock:
- * wake(conn) and drop(conn) (a subscriber over its backlog) must only
- * post work, never close a connection or take that lock. */
-struct flosse_msg *flosse_channel_publish(struct flosse_chan *ch, struct flosse_sse_event *ev,
-                                          double now, size_t *delivered,
+ * the named channel's history (making the channel if need be) and queues
+ * it to every subscriber. Returns the message with a reference for the
+ * caller (flosse_msg_unref it) and sets *delivered, or NULL with *rc and
+ * err saying why. Runs under the channels' lock: wake(conn) and drop(conn)
+ * (a subscriber over its backlog) must only post work, never close a
+ * connection or take that lock. */
+struct flosse_msg *flosse_channel_publish(const char *name, size_t len,
+                                          struct flosse_sse_event *ev, double now,
+                                          size_t *delivered,
                                           void (*wake)(struct flosse_conn *c),
                                           void (*drop)(struct flosse_conn *c),
-                                          char *err, size_t errlen);
+                                          enum flosse_chan_rc *rc, char *err, size_t errlen);
+
+/* Frees the channels whose whole history is older than history_seconds
+ * and that nobody is subscribed to; trims the histories of the others.
+ * Cheap when nothing expired (the main worker calls it every second). */
+void flosse_channel_sweep(double now);
 
 void flosse_msg_ref(struct flosse_msg *m);
 void flosse_msg_unref(struct flosse_msg *m);
 
 /* Initialises a subscription (memory from the caller, sized with
- * flosse_sub_size) to the channels, queuing what it missed after
- * last_event_id (NULL: live only). */
+ * flosse_sub_size) to the named channels (made if need be), queuing what it
+ * missed after last_event_id (NULL: live only). Returns FLOSSE_CHAN_OK, or
+ * why nothing was subscribed (nothing made either); either way the
+ * subscription can be closed. */
 size_t flosse_sub_size(int nchans);
-void flosse_sub_init(struct flosse_sub *s, struct flosse_conn *conn, struct flosse_chan **chans,
-                     int nchans, const char *last_event_id, double now);
+enum flosse_chan_rc flosse_sub_init(struct flosse_sub *s, struct flosse_conn *conn,
+                                    const char *const *names, const size_t *lens, int nchans,
+                                    const char *last_event_id, double now);
 /* Takes the oldest queued message (the caller owns a reference), or NULL. */
 struct flosse_msg *flosse_sub_pop(struct flosse_sub *s);
 /* Takes up to max queued messages into out (the caller owns a reference to

@@ -54,6 +54,11 @@ struct flosse_conn {
   int thread_ref, onclose_ref, onclose_arg_ref;
   int keep_alive, chunked, http10, head;
   int over_budget;           /* the instruction hook stopped the view */
+  int head_pending;          /* a started stream's head is written when its view
+                                first yields, waits or ends: until then a refusal
+                                can still answer with its own status */
+  long long head_retry;      /* the stream's retry frame (< 0: none) */
+  double head_heartbeat;     /* its heartbeat interval (0: none) */
   struct flosse_list subs;   /* its channel subscriptions (struct flosse_sub) */
   struct flosse_sub *relay;  /* the one relayed in C (FLOSSE_WAIT_RELAY) */
   int relay_full;            /* relaying paused above the high-water mark */

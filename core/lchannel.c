@@ -56,14 +56,15 @@ static int msg_tostring(lua_State *L) {
   return 1;
 }
 
-static struct flosse_chan *check_chan(lua_State *L, int idx) {
-  size_t len;
-  const char *name = luaL_checklstring(L, idx, &len);
-  luaL_argcheck(L, flosse_channel_name_ok(name, len), idx,
-                "a channel name is 1 to 200 bytes without CR, LF or NUL");
-  struct flosse_chan *ch = flosse_channel_get(name, len);
-  if (!ch) luaL_error(L, "out of memory");
-  return ch;
+#define BAD_NAME_TEXT "Bad channel name (1 to 200 bytes, no CR, LF or NUL)"
+#define FULL_TEXT "Too many channels"
+
+/* A channel refused: a bad name is the client's (400), a full registry the
+ * server's limit (503); both answer before a stream starts. */
+static int refuse(lua_State *L, enum flosse_chan_rc rc) {
+  if (rc == FLOSSE_CHAN_BAD_NAME) return flosse_stream_refuse(L, 400, BAD_NAME_TEXT);
+  if (rc == FLOSSE_CHAN_FULL) return flosse_stream_refuse(L, 503, FULL_TEXT " (max_channels)");
+  return luaL_error(L, "out of memory");
 }
 
 /* Finds the connection of the running request thread (stream.c keeps the map). */
@@ -81,9 +82,12 @@ static void drop(struct flosse_conn *c) {
   else flosse_server_post(c->srv, c, 1);
 }
 
-/* core.publish(name, ...) -> id, delivered | nil, message */
+/* core.publish(name, ...) -> id, delivered | nil, message
+ * A bad name or a full registry raises a refusal (400, 503). */
 static int l_publish(lua_State *L) {
-  struct flosse_chan *ch = check_chan(L, 1);
+  size_t name_len;
+  const char *name = luaL_checklstring(L, 1, &name_len);
+  if (!flosse_channel_name_ok(name, name_len)) return refuse(L, FLOSSE_CHAN_BAD_NAME);
   int n = lua_gettop(L) - 1;
   struct flosse_sse_event ev;
   char err[256];
@@ -95,9 +99,11 @@ static int l_publish(lua_State *L) {
     return 2;
   }
   size_t delivered = 0;
-  struct flosse_msg *m = flosse_channel_publish(ch, &ev, ev_time(), &delivered, wake, drop, err,
-                                                sizeof err);
+  enum flosse_chan_rc rc;
+  struct flosse_msg *m = flosse_channel_publish(name, name_len, &ev, ev_time(), &delivered, wake, drop,
+                                                &rc, err, sizeof err);
   lua_settop(L, top);
+  if (!m && rc != FLOSSE_CHAN_BAD_EVENT) return refuse(L, rc);
   if (!m) {
     luaL_pushfail(L);
     lua_pushstring(L, err);
@@ -120,27 +126,40 @@ static struct flosse_sub *check_sub(lua_State *L) {
  * Must run in a view: the subscription belongs to its stream and ends
  * with it. */
 static int l_subscribe(lua_State *L) {
-  struct flosse_chan *chans[64];
+  const char *names[64];
+  size_t lens[64];
   int n = 0;
   if (lua_type(L, 1) == LUA_TTABLE) {
     n = (int)luaL_len(L, 1);
     luaL_argcheck(L, n >= 1 && n <= 64, 1, "subscribe to 1 to 64 channels");
     for (int i = 0; i < n; i++) {
-      lua_geti(L, 1, i + 1);
-      chans[i] = check_chan(L, lua_gettop(L));
+      /* The table keeps each name alive while it is in use here. */
+      if (lua_geti(L, 1, i + 1) != LUA_TSTRING)
+        return luaL_argerror(L, 1, lua_pushfstring(L, "channel name %d is not a string", i + 1));
+      names[i] = lua_tolstring(L, -1, &lens[i]);
       lua_pop(L, 1);
     }
   } else {
-    chans[n++] = check_chan(L, 1);
+    names[n] = luaL_checklstring(L, 1, &lens[n]);
+    n++;
   }
   const char *last = luaL_optstring(L, 2, NULL);
   struct flosse_conn *c = flosse_stream_conn_of(L);
   if (!c) return luaL_error(L, "flosse.subscribe must be called from a view (in the request's own coroutine)");
   struct lsub *u = lua_newuserdatauv(L, sizeof *u + flosse_sub_size(n), 0);
   u->s = (struct flosse_sub *)(u + 1);
-  flosse_sub_init(u->s, c, chans, n, last, ev_time());
+  enum flosse_chan_rc rc = flosse_sub_init(u->s, c, names, lens, n, last, ev_time());
+  if (rc != FLOSSE_CHAN_OK) return refuse(L, rc); /* nothing was linked: the userdata is just memory */
   flosse_list_push(&c->subs, &u->s->conn_link);
   luaL_setmetatable(L, SUB_MT);
+  return 1;
+}
+
+/* core.channel_name_ok(name) -> boolean */
+static int l_name_ok(lua_State *L) {
+  size_t len;
+  const char *name = luaL_checklstring(L, 1, &len);
+  lua_pushboolean(L, flosse_channel_name_ok(name, len));
   return 1;
 }
 
@@ -197,7 +216,7 @@ static int sub_tostring(lua_State *L) {
   return 1;
 }
 
-/* core.configure_channels{ history =, history_seconds =, backlog = } */
+/* core.configure_channels{ history =, history_seconds =, backlog =, max_channels = } */
 static int l_configure(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   struct flosse_channel_config cfg = *flosse_channel_config();
@@ -207,6 +226,8 @@ static int l_configure(lua_State *L) {
   if (!lua_isnil(L, -1)) cfg.history_seconds = luaL_checknumber(L, -1);
   lua_getfield(L, 1, "backlog");
   if (!lua_isnil(L, -1)) cfg.backlog = (size_t)luaL_checkinteger(L, -1);
+  lua_getfield(L, 1, "max_channels");
+  if (!lua_isnil(L, -1)) cfg.max_channels = (size_t)luaL_checkinteger(L, -1);
   flosse_channel_configure(&cfg);
   return 0;
 }
@@ -221,6 +242,7 @@ void flosse_lchannel_register(lua_State *L) {
       {"__gc", sub_close}, {"__close", sub_close}, {"__tostring", sub_tostring}, {NULL, NULL}};
   static const luaL_Reg fns[] = {
       {"publish", l_publish}, {"subscribe", l_subscribe}, {"configure_channels", l_configure},
+      {"channel_name_ok", l_name_ok},
       {NULL, NULL}};
   if (luaL_newmetatable(L, MSG_MT)) luaL_setfuncs(L, msg_meta, 0);
   lua_pop(L, 1);

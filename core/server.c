@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "conn.h"
 #include "lalloc.h"
 #include "stream.h"
@@ -100,6 +101,15 @@ void flosse_server_init(struct flosse_server *srv, int worker) {
   flosse_watch_init(&srv->watch, srv->loop, on_watch_changed);
   ev_init(&srv->accept_backoff, NULL);
   ev_init(&srv->grace_timer, NULL);
+  ev_init(&srv->channel_sweep, NULL);
+}
+
+/* Channels are the process's: one sweep, on the main server, for all. */
+static void on_channel_sweep(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)loop;
+  (void)w;
+  (void)revents;
+  flosse_channel_sweep(ev_time());
 }
 
 struct flosse_tq *flosse_server_hbq(struct flosse_server *srv, double interval) {
@@ -480,6 +490,8 @@ int flosse_server_run(struct flosse_server *srv, lua_State *L) {
   ev_async_start(srv->loop, &srv->reload_async);
   ev_async_start(srv->loop, &srv->inbox_async);
   if (!srv->worker) { /* signals are the main thread's */
+    ev_timer_init(&srv->channel_sweep, on_channel_sweep, 1., 1.);
+    ev_timer_start(srv->loop, &srv->channel_sweep);
     ev_signal_start(srv->loop, &srv->sigint);
     ev_signal_start(srv->loop, &srv->sigterm);
     ev_signal_start(srv->loop, &srv->sighup);
@@ -509,6 +521,7 @@ int flosse_server_run(struct flosse_server *srv, lua_State *L) {
   flosse_watch_stop(&srv->watch);
   ev_timer_stop(srv->loop, &srv->grace_timer);
   ev_timer_stop(srv->loop, &srv->accept_backoff);
+  ev_timer_stop(srv->loop, &srv->channel_sweep);
   flosse_tq_stop(&srv->header_tq);
   flosse_tq_stop(&srv->write_tq);
   for (int i = 0; i < srv->nhbq; i++) flosse_tq_stop(&srv->hbq[i]);

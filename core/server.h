@@ -74,6 +74,7 @@ struct flosse_server {
   struct flosse_watch watch;
   ev_timer accept_backoff; /* re-enables accept after EMFILE */
   ev_timer grace_timer;    /* ends a graceful shutdown that takes too long */
+  ev_timer channel_sweep;  /* the main server's: frees channels whose history expired */
   struct flosse_tq header_tq, write_tq;
   struct flosse_tq hbq[FLOSSE_MAX_HBQ];
   int nhbq;

@@ -25,6 +25,12 @@ const char flosse_wait_key = 'w';
 #define wait_key flosse_wait_key
 static const char encoder_key = 'j';
 
+#define REFUSAL_MT "flosse.Refusal"
+struct refusal {
+  int status;
+  char text[240];
+};
+
 /* A request thread carries its connection in its extra space (LUA_EXTRASPACE,
  * a pointer's worth). Every other thread holds NULL there: a new thread
  * copies the main thread's, which flosse_stream_init_threads clears, so
@@ -238,7 +244,10 @@ static size_t json_string(char *out, size_t cap, const char *s) {
 /* Queues a checked event on c's stream, as one chunk when the response is
  * chunked. A small frame is built on the stack and copied once; a big one
  * is built in a segment of its own and queued by reference. */
+static int write_head(struct flosse_conn *c);
+
 static int queue_event(struct flosse_conn *c, const struct flosse_sse_event *ev) {
+  if (c->head_pending && write_head(c) != FLOSSE_OK) return FLOSSE_ERR;
   size_t flen = flosse_sse_frame_len(ev);
   int rc;
   if (flen <= FLAT_FRAME_MAX) {
@@ -266,20 +275,24 @@ static int queue_event(struct flosse_conn *c, const struct flosse_sse_event *ev)
   return FLOSSE_OK;
 }
 
-/* Logs an error with a new id and, on a running stream, sends the error
- * event: the text itself in debug mode, a generic one otherwise. */
-static void report_error(struct flosse_conn *c, const char *log_text, const char *client_text,
-                         char id[13]) {
-  new_error_id(id);
-  flosse_log(FLOSSE_LOG_ERROR, "error %s %s: %s", id, c && c->reqline ? c->reqline : "-", log_text);
+/* On a running stream, queues an error event with msg and the id. */
+static void queue_error_event(struct flosse_conn *c, const char *msg, const char id[13]) {
   if (!c || c->state != FLOSSE_CONN_STREAMING) return;
-  const char *msg = c->srv->cfg.debug ? client_text : "Internal server error";
   char flat[2048];
   size_t flen = (size_t)snprintf(flat, sizeof flat, "{\"message\":");
   flen += json_string(flat + flen, sizeof flat - flen - 40, msg);
   flen += (size_t)snprintf(flat + flen, sizeof flat - flen, ",\"error_id\":\"%s\"}", id);
   struct flosse_sse_event ev = {"error", 5, flat, flen, NULL, 0, -1};
   queue_event(c, &ev);
+}
+
+/* Logs an error with a new id and, on a running stream, sends the error
+ * event: the text itself in debug mode, a generic one otherwise. */
+static void report_error(struct flosse_conn *c, const char *log_text, const char *client_text,
+                         char id[13]) {
+  new_error_id(id);
+  flosse_log(FLOSSE_LOG_ERROR, "error %s %s: %s", id, c && c->reqline ? c->reqline : "-", log_text);
+  if (c) queue_error_event(c, c->srv->cfg.debug ? client_text : "Internal server error", id);
 }
 
 /* ---- the request thread --------------------------------------------------- */
@@ -347,6 +360,28 @@ static void fail_request_as(struct flosse_conn *c, const char *log_text, const c
 }
 
 static void fail_request(struct flosse_conn *c, const char *why) { fail_request_as(c, why, why); }
+
+/* A refusal before anything was sent: its status and text, one log line. */
+static void refuse_request(struct flosse_conn *c, int status, const char *text) {
+  char body[sizeof ((struct refusal *)0)->text + 1];
+  int n = snprintf(body, sizeof body, "%s\n", text); /* text lives on the thread: copy it first */
+  flosse_log(FLOSSE_LOG_WARN, "refused %s %s: %d %s", c->remote, c->reqline ? c->reqline : "-", status,
+             text);
+  c->head_pending = 0;
+  flosse_stream_release(c);
+  if (c->state == FLOSSE_CONN_CLOSED) return;
+  c->state = FLOSSE_CONN_HANDLING;
+  flosse_conn_respond(c, status, "text/plain; charset=utf-8", body, (size_t)n);
+  flosse_conn_request_done(c);
+}
+
+int flosse_stream_refuse(lua_State *L, int status, const char *text) {
+  struct refusal *r = lua_newuserdatauv(L, sizeof *r, 0);
+  r->status = status;
+  snprintf(r->text, sizeof r->text, "%s", text);
+  luaL_setmetatable(L, REFUSAL_MT);
+  return lua_error(L);
+}
 
 static int header_name_ok(const char *s, size_t len) {
   if (len == 0) return 0;
@@ -516,6 +551,21 @@ static int describe_error(lua_State *L) {
  * traceback is taken here. */
 static void view_failed(struct flosse_conn *c, lua_State *T) {
   lua_State *L = c->srv->L;
+  struct refusal *r = luaL_testudata(T, -1, REFUSAL_MT);
+  if (r && (c->state != FLOSSE_CONN_STREAMING || c->head_pending)) {
+    refuse_request(c, r->status, r->text);
+    return;
+  }
+  if (r) { /* the stream has begun: the refusal's text is its error event */
+    char id[13], text[sizeof r->text];
+    snprintf(text, sizeof text, "%s", r->text);
+    new_error_id(id);
+    flosse_log(FLOSSE_LOG_WARN, "refused %s %s: %d %s (error id %s)", c->remote,
+               c->reqline ? c->reqline : "-", r->status, text, id);
+    queue_error_event(c, text, id); /* a refusal's text is meant for the client */
+    if (c->state != FLOSSE_CONN_CLOSED) end_stream(c);
+    return;
+  }
   int top = lua_gettop(L);
   char msg[512];
   const char *log_text = msg;
@@ -555,6 +605,12 @@ void flosse_stream_resume(struct flosse_conn *c, int nargs) {
     srv->resuming = outer;
     flosse_lalloc_enforce(srv->lalloc, 0);
     nargs = 0;
+    if (c->head_pending && c->state == FLOSSE_CONN_STREAMING &&
+        !(st != LUA_OK && st != LUA_YIELD && luaL_testudata(T, -1, REFUSAL_MT)) &&
+        write_head(c) != FLOSSE_OK) {
+      flosse_conn_close(c, "out of memory");
+      return;
+    }
     if (st == LUA_YIELD && c->over_budget) {
       lua_pop(T, nres);
       stop_over_budget(c);
@@ -712,16 +768,9 @@ static int l_sleep(lua_State *T) {
   return lua_yield(T, 1);
 }
 
-static int l_start_stream(lua_State *T) {
-  long long retry = -1;
-  if (!lua_isnoneornil(T, 1)) {
-    char err[96];
-    if (!get_retry(T, 1, &retry, err, sizeof err)) return luaL_argerror(T, 1, err);
-  }
-  lua_Number hb = luaL_optnumber(T, 2, -1);
-  struct flosse_conn *c = check_conn(T, "start_stream");
-  if (c->state != FLOSSE_CONN_HANDLING) return luaL_error(T, "the stream has already started");
-  if (hb < 0) hb = c->srv->cfg.heartbeat;
+/* Writes a started stream's head, its retry frame, and arms its heartbeat. */
+static int write_head(struct flosse_conn *c) {
+  c->head_pending = 0;
   c->status = 200;
   struct flosse_buf *o = &c->out;
   int rc = flosse_buf_printf(o,
@@ -734,18 +783,49 @@ static int l_start_stream(lua_State *T) {
                              : c->keep_alive ? "Transfer-Encoding: chunked\r\n"
                                              : "Transfer-Encoding: chunked\r\nConnection: close\r\n");
   if (!c->chunked) c->keep_alive = 0;
-  c->state = FLOSSE_CONN_STREAMING;
-  if (rc != FLOSSE_OK) return luaL_error(T, "out of memory");
-  if (retry >= 0) {
-    struct flosse_sse_event ev = {NULL, 0, NULL, 0, NULL, 0, retry};
-    if (queue_event(c, &ev) != FLOSSE_OK) return luaL_error(T, "out of memory");
+  if (rc != FLOSSE_OK) return FLOSSE_ERR;
+  if (c->head_retry >= 0) {
+    struct flosse_sse_event ev = {NULL, 0, NULL, 0, NULL, 0, c->head_retry};
+    if (queue_event(c, &ev) != FLOSSE_OK) return FLOSSE_ERR;
   }
-  if (hb > 0) {
-    c->hbq = flosse_server_hbq(c->srv, hb);
+  if (c->head_heartbeat > 0) {
+    c->hbq = flosse_server_hbq(c->srv, c->head_heartbeat);
     if (c->hbq) flosse_tq_touch(c->hbq, &c->hb);
   }
   flosse_conn_want_write(c);
+  return FLOSSE_OK;
+}
+
+/* core.start_stream(retry, heartbeat): the request is a stream from now
+ * on; its head goes out when the view first yields, waits or ends. */
+static int l_start_stream(lua_State *T) {
+  long long retry = -1;
+  if (!lua_isnoneornil(T, 1)) {
+    char err[96];
+    if (!get_retry(T, 1, &retry, err, sizeof err)) return luaL_argerror(T, 1, err);
+  }
+  lua_Number hb = luaL_optnumber(T, 2, -1);
+  struct flosse_conn *c = check_conn(T, "start_stream");
+  if (c->state != FLOSSE_CONN_HANDLING) return luaL_error(T, "the stream has already started");
+  c->state = FLOSSE_CONN_STREAMING;
+  c->head_pending = 1;
+  c->head_retry = retry;
+  c->head_heartbeat = hb < 0 ? c->srv->cfg.heartbeat : hb;
   return 0;
+}
+
+/* core.refuse(status, text): see flosse_stream_refuse. */
+static int l_refuse(lua_State *L) {
+  lua_Integer status = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, status >= 400 && status <= 599, 1, "a refusal's status is 400 to 599");
+  const char *text = luaL_checkstring(L, 2);
+  return flosse_stream_refuse(L, (int)status, text);
+}
+
+static int refusal_tostring(lua_State *L) {
+  struct refusal *r = luaL_checkudata(L, 1, REFUSAL_MT);
+  lua_pushfstring(L, "refused (%d): %s", r->status, r->text);
+  return 1;
 }
 
 static int l_report_error(lua_State *T) {
@@ -811,11 +891,17 @@ void flosse_stream_register(lua_State *L) {
       {"sleep", l_sleep},
       {"start_stream", l_start_stream},
       {"report_error", l_report_error},
+      {"refuse", l_refuse},
       {"on_close", l_on_close},
       {"in_stream", l_in_stream},
       {"frame", l_frame},
       {NULL, NULL},
   };
+  if (luaL_newmetatable(L, REFUSAL_MT)) {
+    lua_pushcfunction(L, refusal_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
   luaL_setfuncs(L, fns, 0);
 }
 

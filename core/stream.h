@@ -42,8 +42,15 @@ struct flosse_msg *flosse_lchannel_testmsg(lua_State *L, int idx);
 /* Adds publish and subscribe to the table on top of L (core/lchannel.c). */
 void flosse_lchannel_register(lua_State *L);
 
-/* Adds sleep, start_stream, send_error, log_error, on_close and frame to
- * the table on top of L. */
+/* Raises a refusal: an error that answers the request with status and
+ * text (400 to 599) when it ends a request whose answer has not started
+ * (a stream's head is written when its view first yields, waits or ends),
+ * and becomes an error event with that text on a stream already going.
+ * Logged as one warning, never with a traceback. Does not return. */
+int flosse_stream_refuse(lua_State *L, int status, const char *text);
+
+/* Adds sleep, start_stream, report_error, refuse, on_close, in_stream and
+ * frame to the table on top of L. */
 void flosse_stream_register(lua_State *L);
 
 /* Remembers cjson.encode (on top of L) for data that is not a string. */

@@ -28,6 +28,7 @@ app.DEFAULTS = {
   channel_history = 100, -- events kept per channel for Last-Event-ID
   channel_history_seconds = 0, -- and no older than this; 0: no age limit
   channel_backlog = 1000, -- events a subscriber may fall behind before it is dropped
+  max_channels = 100000, -- channels the registry may hold (the whole server's)
 }
 
 local function file_exists(path)

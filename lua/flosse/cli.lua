@@ -33,6 +33,8 @@ options (each also a settings.lua key, with - written _; a flag wins):
   --header-timeout SECONDS   to receive a request's headers (default 10)
   --write-timeout SECONDS    drop a client whose socket takes nothing for this long (default 30)
   --max-body-bytes N         request bodies; larger gets 413 (default 1048576)
+  --max-channels N           channels the server may hold; a request that would make one more
+                             gets 503 (default 100000)
   --lua-memory MIB           cap on the Lua state's memory (default 1024)
   --instruction-budget N     VM instructions a view may run without yielding (default 100000000)
   --grace SECONDS            on SIGTERM/SIGINT, time to drain before exiting (default 5)
@@ -87,6 +89,7 @@ local VALUE_FLAGS = {
   ["--grace"] = { "grace", "number" },
   ["--log-level"] = { "log_level", "level" },
   ["--workers"] = { "workers", "integer" },
+  ["--max-channels"] = { "max_channels", "integer" },
 }
 
 -- Settings without a flag, checked the same way.
@@ -161,6 +164,7 @@ local function check_settings(s)
       return nil, ("settings.lua: %s must be a non-negative %s"):format(name, kind)
     end
   end
+  if s.max_channels < 1 then return nil, "max_channels (--max-channels) must be at least 1" end
   if not LEVELS[s.log_level] then
     return nil, "settings.lua: log_level must be error, warn, info or debug"
   end
@@ -197,6 +201,7 @@ local function configure_channels(settings)
     history = settings.channel_history,
     history_seconds = settings.channel_history_seconds,
     backlog = settings.channel_backlog,
+    max_channels = settings.max_channels,
   }
 end
 

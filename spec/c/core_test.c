@@ -12,6 +12,7 @@
 #include "../../core/channel.h"
 #include "../../core/http.h"
 #include "../../core/lalloc.h"
+#include "../../core/rbuf.h"
 #include "../../core/sse.h"
 
 static int n_checks, n_failed;
@@ -267,28 +268,131 @@ static void test_http(void) {
   flosse_http_free(&h);
 }
 
+/* RFC 9112's rules that http-parser (built lenient) leaves to us. */
+static void test_http_strict(void) {
+  struct flosse_http_limits limits = {8192, 16384, 1 << 20};
+  static const struct { const char *req; int status; const char *what; } cases[] = {
+      {"POST / HTTP/1.1\r\nContent-Length : 5\r\n\r\nhello", 400, "whitespace before a header's colon is a 400"},
+      {"GET / HTTP/1.1\r\nX A: 1\r\n\r\n", 400, "whitespace inside a header name is a 400"},
+      {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501,
+       "Transfer-Encoding gzip, chunked is a 501"},
+      {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "Transfer-Encoding gzip is a 501"},
+      {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+       501, "chunked twice is a 501"},
+      {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400,
+       "Transfer-Encoding in HTTP/1.0 is a 400"},
+      {"GET / HTTP/9.9\r\n\r\n", 505, "HTTP/9.9 is a 505"},
+      {"GET / HTTP/1.2\r\n\r\n", 505, "HTTP/1.2 is a 505"},
+      {"GET / HTTP/2.0\r\n\r\n", 505, "HTTP/2.0 in HTTP/1 syntax is a 505"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    struct flosse_http h;
+    size_t used;
+    flosse_http_init(&h, &limits);
+    enum flosse_http_rc rc = feed_str(&h, cases[i].req, &used);
+    char detail[128];
+    snprintf(detail, sizeof detail, "rc %d status %d (%s)", rc, h.status, h.error ? h.error : "-");
+    check(rc == FLOSSE_HTTP_ERROR && h.status == cases[i].status, cases[i].what, detail);
+    flosse_http_free(&h);
+  }
+  struct flosse_http h;
+  size_t used;
+  flosse_http_init(&h, &limits);
+  enum flosse_http_rc rc =
+      feed_str(&h, "POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\nX: a \t \r\n\r\n2\r\nhi\r\n0\r\n\r\n", &used);
+  check(rc == FLOSSE_HTTP_DONE && h.body.len == 2 && h.headers[1].value.len == 1,
+        "chunked alone (any case) is read; a value loses its trailing whitespace", NULL);
+  flosse_http_free(&h);
+}
+
+static void test_rbuf(void) {
+  struct flosse_rbuf r;
+  flosse_rbuf_init(&r);
+  check(flosse_rbuf_append(&r, "abc", 3) == FLOSSE_OK && flosse_rbuf_append(&r, "def", 3) == FLOSSE_OK &&
+            r.len == 6 && memcmp(flosse_rbuf_data(&r), "abcdef", 6) == 0,
+        "rbuf: appends keep arrival order", NULL);
+  flosse_rbuf_consume(&r, 2);
+  char big[5000];
+  memset(big, 'z', sizeof big);
+  flosse_rbuf_append(&r, big, sizeof big);
+  check(r.len == 4 + sizeof big && memcmp(flosse_rbuf_data(&r), "cdefzz", 6) == 0,
+        "rbuf: what is left stays in front of what comes", NULL);
+  flosse_rbuf_consume(&r, r.len);
+  check(r.len == 0 && r.p == NULL && r.cap == 0, "rbuf: an emptied buffer keeps no memory", NULL);
+  flosse_rbuf_free(&r);
+}
+
 static int woken, dropped;
 static void on_wake(struct flosse_conn *c) { (void)c; woken++; }
 static void on_drop(struct flosse_conn *c) { (void)c; dropped++; }
 
-static struct flosse_msg *publish_text(struct flosse_chan *ch, const char *data, const char *id,
+static struct flosse_msg *publish_text(const char *ch, const char *data, const char *id,
                                        double now, size_t *delivered) {
   struct flosse_sse_event ev = {NULL, 0, data, strlen(data), id, id ? strlen(id) : 0, -1};
   char err[128];
-  struct flosse_msg *m = flosse_channel_publish(ch, &ev, now, delivered, on_wake, on_drop, err, sizeof err);
+  enum flosse_chan_rc rc;
+  struct flosse_msg *m = flosse_channel_publish(ch, strlen(ch), &ev, now, delivered, on_wake, on_drop,
+                                                &rc, err, sizeof err);
   if (m) flosse_msg_unref(m); /* borrowed below, while the history holds it */
   return m;
 }
 
-static void test_channels(void) {
-  struct flosse_channel_config cfg = {3, 0, 2};
+/* The registry frees what nobody holds: a channel with no subscriber and
+ * no history left; max_channels caps it, all or nothing. */
+static void test_channel_registry(void) {
+  struct flosse_channel_config cfg = {3, 10, 8, 3};
   flosse_channel_configure(&cfg);
-  struct flosse_chan *a = flosse_channel_get("a", 1), *b = flosse_channel_get("b", 1);
-  check(a && b && flosse_channel_find("a", 1) == a && !flosse_channel_find("zz", 2),
-        "channels are found by name", NULL);
+  size_t base = flosse_channel_count(), n;
+  const char *names[] = {"r1", "r2", "r3", "r4"};
+  size_t lens[] = {2, 2, 2, 2};
+  int fake_conn;
+  struct flosse_sub *s = calloc(1, flosse_sub_size(4));
+  check(base == 0 && flosse_sub_init(s, (struct flosse_conn *)&fake_conn, names, lens, 4, NULL, 1.0) ==
+                         FLOSSE_CHAN_FULL && flosse_channel_count() == 0,
+        "registry: a subscription past max_channels is refused and makes nothing", NULL);
+  check(flosse_sub_init(s, (struct flosse_conn *)&fake_conn, names, lens, 3, NULL, 1.0) == FLOSSE_CHAN_OK &&
+            flosse_channel_count() == 3,
+        "registry: up to max_channels is fine", NULL);
+  check(!publish_text("r4", "x", NULL, 1.0, &n), "registry: a publish past max_channels is refused", NULL);
+  check(publish_text("r1", "x", NULL, 2.0, &n) && n == 1, "registry: a publish to a held channel goes", NULL);
+  flosse_sub_close(s);
+  check(flosse_channel_count() == 1 && flosse_channel_exists("r1", 2),
+        "registry: the last subscriber leaving frees channels without history", NULL);
+  flosse_channel_sweep(11.0);
+  check(flosse_channel_count() == 1, "registry: history younger than history_seconds is kept", NULL);
+  flosse_channel_sweep(12.5);
+  check(flosse_channel_count() == 0, "registry: expired history and no subscriber frees the channel", NULL);
+  const char *twice[] = {"d", "d"};
+  size_t tl[] = {1, 1};
+  check(flosse_sub_init(s, (struct flosse_conn *)&fake_conn, twice, tl, 2, NULL, 20.0) == FLOSSE_CHAN_OK &&
+            flosse_channel_count() == 1 && s->nrefs == 1,
+        "registry: a name given twice is one subscription", NULL);
+  publish_text("d", "once", NULL, 21.0, &n);
+  check(n == 1 && s->qlen == 1, "registry: ... and its events come once", NULL);
+  flosse_sub_close(s);
+  flosse_channel_sweep(40.0);
+  const char *bad[] = {"ok", "a\nb"};
+  size_t bl[] = {2, 3};
+  check(flosse_sub_init(s, (struct flosse_conn *)&fake_conn, bad, bl, 2, NULL, 41.0) == FLOSSE_CHAN_BAD_NAME &&
+            flosse_channel_count() == 0,
+        "registry: a bad name refuses the whole subscription", NULL);
+  char long_name[202];
+  memset(long_name, 'x', 201);
+  long_name[201] = 0;
+  check(!flosse_channel_name_ok(long_name, 201) && flosse_channel_name_ok(long_name, 200) &&
+            !flosse_channel_name_ok("a\0b", 3) && !flosse_channel_name_ok("a\rb", 3),
+        "registry: names are 1 to 200 bytes without CR, LF or NUL", NULL);
+  free(s);
+  struct flosse_channel_config def = {100, 0, 1000, FLOSSE_CHANNEL_MAX_DEFAULT};
+  flosse_channel_configure(&def);
+}
+
+static void test_channels(void) {
+  struct flosse_channel_config cfg = {3, 0, 2, FLOSSE_CHANNEL_MAX_DEFAULT};
+  flosse_channel_configure(&cfg);
   check(!flosse_channel_name_ok("x\ny", 3) && !flosse_channel_name_ok("", 0), "bad channel names", NULL);
   size_t n;
-  struct flosse_msg *m1 = publish_text(a, "one", NULL, 1.0, &n);
+  struct flosse_msg *m1 = publish_text("a", "one", NULL, 1.0, &n);
   char want[64];
   snprintf(want, sizeof want, "data: one\nid: %s\n\n", m1->id);
   check(m1 && n == 0 && m1->frame_len == strlen(want) &&
@@ -300,16 +404,20 @@ static void test_channels(void) {
             memcmp(m1->seg->data + m1->seg->len - 2, "\r\n", 2) == 0,
         "the shared segment is the whole chunk: size line, frame, CRLF", NULL);
   uint64_t first = m1->seq;
-  publish_text(b, "b1", NULL, 2.0, &n);
-  publish_text(a, "two", "custom", 3.0, &n);
-  publish_text(a, "three", NULL, 4.0, &n);
-  publish_text(a, "four", NULL, 5.0, &n); /* history 3: "one" falls out */
-  check(a->hist_len == 3, "history keeps the last N", NULL);
+  publish_text("b", "b1", NULL, 2.0, &n);
+  publish_text("a", "two", "custom", 3.0, &n);
+  publish_text("a", "three", NULL, 4.0, &n);
+  publish_text("a", "four", NULL, 5.0, &n); /* history 3: "one" falls out */
+  check(flosse_channel_exists("a", 1) && flosse_channel_exists("b", 1) && !flosse_channel_exists("zz", 2),
+        "channels are found by name", NULL);
 
-  struct flosse_chan *both[2] = {a, b};
+  const char *both[2] = {"a", "b"};
+  size_t both_len[2] = {1, 1};
   struct flosse_sub *s = calloc(1, flosse_sub_size(2));
   int fake_conn;
-  flosse_sub_init(s, (struct flosse_conn *)&fake_conn, both, 2, "custom", 6.0);
+  flosse_sub_init(s, (struct flosse_conn *)&fake_conn, both, both_len, 2, "custom", 6.0);
+  struct flosse_chan *a = s->refs[0].chan, *b = s->refs[1].chan;
+  check(a->hist_len == 3, "history keeps the last N", NULL);
   struct flosse_msg *r1 = flosse_sub_pop(s), *r2 = flosse_sub_pop(s), *r3 = flosse_sub_pop(s);
   check(r1 && r2 && !r3 && strcmp(r1->data, "three") == 0 && strcmp(r2->data, "four") == 0,
         "Last-Event-ID replays exactly what came after it", NULL);
@@ -318,7 +426,7 @@ static void test_channels(void) {
   struct flosse_sub *s2 = calloc(1, flosse_sub_size(2));
   char num[24];
   snprintf(num, sizeof num, "%llu", (unsigned long long)first);
-  flosse_sub_init(s2, (struct flosse_conn *)&fake_conn, both, 2, num, 6.0);
+  flosse_sub_init(s2, (struct flosse_conn *)&fake_conn, both, both_len, 2, num, 6.0);
   int replayed = 0;
   uint64_t last = 0;
   int ordered = 1;
@@ -333,19 +441,25 @@ static void test_channels(void) {
 
   s->waiting = 1;
   woken = dropped = 0;
-  publish_text(b, "live", NULL, 7.0, &n);
+  publish_text("b", "live", NULL, 7.0, &n);
   check(n == 1 && woken == 1 && s->qlen == 1, "a live event is queued and wakes the waiting stream", NULL);
-  publish_text(a, "x", NULL, 8.0, &n);
-  publish_text(a, "y", NULL, 9.0, &n); /* backlog 2: overflow */
+  publish_text("a", "x", NULL, 8.0, &n);
+  publish_text("a", "y", NULL, 9.0, &n); /* backlog 2: overflow */
   check(dropped == 1, "a subscriber over its backlog is dropped", NULL);
   struct flosse_msg *held = flosse_sub_pop(s);
   uint32_t refs = held->refs;
   flosse_sub_close(s);
   check(a->subs.next == &a->subs && b->subs.next == &b->subs, "closing unlinks from every channel", NULL);
+  check(flosse_channel_count() == 2, "channels with history outlive their subscribers", NULL);
   check(held->refs == refs, "closing drops only what the subscription held", NULL);
   flosse_msg_unref(held);
   free(s);
-  struct flosse_channel_config def = {100, 0, 1000};
+  /* Drop them: history_seconds set, everything old, nobody subscribed. */
+  struct flosse_channel_config expire = {100, 1, 1000, FLOSSE_CHANNEL_MAX_DEFAULT};
+  flosse_channel_configure(&expire);
+  flosse_channel_sweep(100.0);
+  check(flosse_channel_count() == 0, "expired channels are freed by the sweep", NULL);
+  struct flosse_channel_config def = {100, 0, 1000, FLOSSE_CHANNEL_MAX_DEFAULT};
   flosse_channel_configure(&def);
 }
 
@@ -436,7 +550,10 @@ int main(void) {
   test_sse();
   test_sse_flat();
   test_http();
+  test_http_strict();
+  test_rbuf();
   test_channels();
+  test_channel_registry();
   test_lalloc();
   printf("1..%d\n", n_checks);
   return n_failed ? 1 : 0;
