@@ -5,7 +5,7 @@
 -- permission checks, authenticate() runs in the view's coroutine: a token
 -- function may wait (a sleep, a channel, a Redis look-up).
 
-local request = require "flosse.request"
+local trim = require("flosse.request").trim
 
 local auth = {}
 
@@ -44,7 +44,7 @@ auth.normalize_user = normalize_user
 
 -- The token of "Authorization: <keyword> <token>" (keyword case-insensitive,
 -- spaces around the token trimmed), or nil.
--- Linear in the header's length, whatever it holds (see request.trim).
+-- Linear in the header's length, whatever it holds (see flosse.request.trim).
 local function bearer_token(value, keyword)
   if type(value) ~= "string" then return nil end
   local first = value:find("%S")
@@ -52,7 +52,7 @@ local function bearer_token(value, keyword)
   local gap = value:find("%s", first)
   if not gap then return nil end
   if value:sub(first, gap - 1):lower() ~= keyword:lower() then return nil end
-  local rest = request.trim(value:sub(gap))
+  local rest = trim(value:sub(gap))
   -- a token never holds spaces (a repeated header is joined with ", ")
   if rest == "" or rest:find("%s") then return nil end
   return rest
