@@ -830,5 +830,40 @@ function e2e.write_file(path, bytes)
   assert(f:close())
 end
 
+------------------------------------------------------------------------------
+-- Added for issue 10 (hostile clients).
+
+-- How many file descriptors a process holds (nil when it is gone).
+function e2e.fd_count(pid)
+  local p = io.popen("ls /proc/" .. tonumber(pid) .. "/fd 2>/dev/null | wc -l", "r")
+  local n = p and tonumber(p:read("l") or "")
+  if p then p:close() end
+  return n ~= 0 and n or nil
+end
+
+-- Sends raw bytes on a fresh connection and reads one response; returns it
+-- and whether the server then closed the connection.
+function e2e.raw_request(port, bytes)
+  local c = e2e.connect(port)
+  assert(c:send(bytes))
+  local resp, err = c:read_response()
+  assert(resp, "no response: " .. tostring(err))
+  local closed = c:wait_closed(e2e.TEST_TIMEOUT)
+  c:close()
+  return resp, closed
+end
+
+-- Polls f() (every 50 ms, bounded) until it returns a true value; returns it,
+-- or nil once the timeout passed.
+function e2e.eventually(f, timeout)
+  local deadline = now() + (timeout or e2e.TEST_TIMEOUT)
+  repeat
+    local v = f()
+    if v then return v end
+    socket.sleep(0.05)
+  until now() > deadline
+  return nil
+end
+
 package.loaded["e2e"] = e2e
 return e2e
