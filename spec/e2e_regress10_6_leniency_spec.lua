@@ -16,7 +16,8 @@ local CASES = {
   { "Transfer-Encoding: chunked, chunked", 501,
     "POST /publish/x/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n" },
   { "two Transfer-Encoding headers", 501,
-    "POST /publish/x/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" },
+    "POST /publish/x/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+      .. "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" },
   { "Transfer-Encoding with Content-Length", 400,
     "POST /publish/x/ HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" },
   { "Transfer-Encoding in an HTTP/1.0 request", 400,
@@ -40,7 +41,8 @@ describe("#e2e protocol leniency (issue 10)", function()
 
   it("reads chunked alone, in any case, and HTTP/1.0 and 1.1", function()
     local resp = e2e.raw_request(server.port,
-      "POST /publish/x/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+      "POST /publish/x/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n"
+        .. "2\r\nhi\r\n0\r\n\r\n")
     assert.equal(200, resp.status)
     assert.equal(200, e2e.raw_request(server.port, "GET /echo/1/ HTTP/1.0\r\n\r\n").status)
     assert.equal(200, e2e.get(server.port, "/echo/1/").status)
