@@ -160,7 +160,16 @@ void flosse_conn_flush(struct flosse_conn *c) {
     flosse_tq_remove(&c->wr);
     ev_io_stop(c->srv->loop, &c->wio);
     if (c->state == FLOSSE_CONN_DRAINING) {
-      flosse_conn_close(c, NULL);
+      if (c->linger == 1 && !c->peer_closed) {
+        /* Our FIN goes out after the answer; the client's bytes are read
+         * and dropped until its own FIN, bounded in time. */
+        c->linger = 2;
+        shutdown(c->fd, SHUT_WR);
+        flosse_tq_touch(&c->srv->linger_tq, &c->rd);
+        ev_io_start(c->srv->loop, &c->rio);
+      } else if (c->linger != 2) {
+        flosse_conn_close(c, NULL);
+      }
       return;
     }
   }
@@ -217,6 +226,7 @@ void flosse_conn_refuse(struct flosse_conn *c, int status, const char *why) {
              why ? why : flosse_http_reason(status));
   c->keep_alive = 0;
   c->head = 0;
+  c->linger = 1; /* the rest of a refused request may still be on its way */
   flosse_tq_remove(&c->rd);
   ev_io_stop(c->srv->loop, &c->rio);
   c->req_base = c->out.total;
@@ -334,6 +344,7 @@ static void keep_input(struct flosse_conn *c, const char *p, size_t n) {
   if (keep < n && !c->in_dropped) {
     c->in_dropped = 1;
     c->keep_alive = 0;
+    c->linger = 1;
     flosse_log(FLOSSE_LOG_WARN, "%s %s: more than max_header_bytes sent during the response; "
                "dropped, the connection closes after it", c->remote, c->reqline ? c->reqline : "-");
   }
@@ -386,7 +397,8 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents) {
     case FLOSSE_CONN_STREAMING:
       keep_input(c, buf, (size_t)n);
       return;
-    default: /* draining: the answer is on its way and the connection closes after it */
+    default: /* draining: the answer is on its way and the connection closes after it;
+                lingering: what the client still sends is dropped */
       return;
   }
 }
@@ -515,6 +527,11 @@ void flosse_conn_on_header_timeout(struct flosse_tq *tq, struct flosse_tq_node *
     flosse_conn_refuse(c, 408, "request headers not received in time");
   else
     flosse_conn_close(c, NULL); /* an idle connection: nothing to answer */
+}
+
+void flosse_conn_on_linger_timeout(struct flosse_tq *tq, struct flosse_tq_node *n) {
+  (void)tq;
+  flosse_conn_close(flosse_container_of(n, struct flosse_conn, rd), NULL);
 }
 
 void flosse_conn_on_write_timeout(struct flosse_tq *tq, struct flosse_tq_node *n) {

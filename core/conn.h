@@ -50,6 +50,10 @@ struct flosse_conn {
   int in_dropped;            /* bytes were dropped while a response ran: close after it */
   int in_paused;             /* pipelined requests wait for the output to drain */
   int peer_closed;           /* the client half-closed: answer what it sent, then close */
+  int linger;                /* the client may still be sending: once the answer is out,
+                                half-close and read until its FIN (or a timeout) first,
+                                so that closing with unread bytes does not reset the
+                                connection and destroy the answer in transit */
   lua_State *T;              /* the request's thread, anchored by thread_ref */
   int thread_ref, onclose_ref, onclose_arg_ref;
   int keep_alive, chunked, http10, head;
@@ -130,5 +134,9 @@ void flosse_conn_drop(struct flosse_conn *c);
 void flosse_conn_on_heartbeat(struct flosse_tq *tq, struct flosse_tq_node *n);
 void flosse_conn_on_header_timeout(struct flosse_tq *tq, struct flosse_tq_node *n);
 void flosse_conn_on_write_timeout(struct flosse_tq *tq, struct flosse_tq_node *n);
+void flosse_conn_on_linger_timeout(struct flosse_tq *tq, struct flosse_tq_node *n);
+
+/* How long a closing connection waits for its client's FIN. */
+#define FLOSSE_LINGER_SECONDS 2.0
 
 #endif

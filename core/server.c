@@ -484,6 +484,7 @@ int flosse_server_run(struct flosse_server *srv, lua_State *L) {
   flosse_current_server = srv;
   flosse_tq_init(&srv->header_tq, srv->loop, cfg->header_timeout, flosse_conn_on_header_timeout);
   flosse_tq_init(&srv->write_tq, srv->loop, cfg->write_timeout, flosse_conn_on_write_timeout);
+  flosse_tq_init(&srv->linger_tq, srv->loop, FLOSSE_LINGER_SECONDS, flosse_conn_on_linger_timeout);
   ev_prepare_start(srv->loop, &srv->prepare);
   ev_async_start(srv->loop, &srv->stop_async);
   ev_async_start(srv->loop, &srv->force_async);
@@ -524,6 +525,7 @@ int flosse_server_run(struct flosse_server *srv, lua_State *L) {
   ev_timer_stop(srv->loop, &srv->channel_sweep);
   flosse_tq_stop(&srv->header_tq);
   flosse_tq_stop(&srv->write_tq);
+  flosse_tq_stop(&srv->linger_tq);
   for (int i = 0; i < srv->nhbq; i++) flosse_tq_stop(&srv->hbq[i]);
   srv->nhbq = 0;
   flosse_lalloc_limit(srv->lalloc, 0);

@@ -76,6 +76,7 @@ struct flosse_server {
   ev_timer grace_timer;    /* ends a graceful shutdown that takes too long */
   ev_timer channel_sweep;  /* the main server's: frees channels whose history expired */
   struct flosse_tq header_tq, write_tq;
+  struct flosse_tq linger_tq; /* closing connections waiting for their client's FIN */
   struct flosse_tq hbq[FLOSSE_MAX_HBQ];
   int nhbq;
   long nconns;          /* this worker's connections */
