@@ -67,3 +67,29 @@ describe("#e2e junk after a stream request (issue 10)", function()
     c:close()
   end)
 end)
+
+describe("#e2e a refusal while the client is still sending (issue 10)", function()
+  local server = e2e.serve(setup, teardown, "spec/fixtures/hostile")
+
+  it("gets its 413 to the client, and closes once the client is done", function()
+    for _ = 1, 5 do
+      local c = e2e.connect(server.port)
+      -- the whole request in one go: the server refuses it at its head and
+      -- must not reset the connection under the unread body
+      assert(c:send("POST /publish/x/ HTTP/1.1\r\nHost: x\r\nContent-Length: 3000000\r\n\r\n"
+        .. string.rep("b", 3000000)))
+      local resp = assert(c:read_response())
+      assert.equal(413, resp.status)
+      assert.is_true(c:wait_closed())
+      c:close()
+    end
+  end)
+
+  it("gets its 400 to a client that sends junk and never stops", function()
+    local c = e2e.connect(server.port)
+    assert(c:send("GARBAGE\r\n" .. string.rep("z", 500000)))
+    local head = assert(c:read_head())
+    assert.equal(400, head.status)
+    c:close()
+  end)
+end)
