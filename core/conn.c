@@ -411,6 +411,7 @@ void flosse_conn_request_done(struct flosse_conn *c) {
   free(c->reqline);
   c->reqline = NULL;
   if (!c->keep_alive) {
+    if (c->in.len) c->linger = 1; /* requests pipelined behind this one go unanswered */
     c->state = FLOSSE_CONN_DRAINING;
     ev_io_stop(c->srv->loop, &c->rio);
     flosse_conn_want_write(c);
