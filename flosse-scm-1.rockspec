@@ -47,6 +47,7 @@ build = {
             "core/buf.c",
             "core/rbuf.c",
             "core/sse.c",
+            "core/framing.c",
             "core/http.c",
             "core/tq.c",
             "core/lalloc.c",

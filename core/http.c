@@ -64,6 +64,9 @@ static void trim_value(struct flosse_http *h) {
 
 static int on_header_field(http_parser *p, const char *at, size_t len) {
   struct flosse_http *h = of(p);
+  /* Trailers after a chunked body are not headers: nothing may come in
+   * after the permission checks could see the head (framing.c bounds them). */
+  if (h->headers_done) return 0;
   /* http-parser built lenient takes a space as part of a name, so that
    * "Content-Length : 5" would be honoured; RFC 9112 5.1 says 400. */
   if (memchr(at, ' ', len) || memchr(at, '\t', len))
@@ -84,6 +87,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
 
 static int on_header_value(http_parser *p, const char *at, size_t len) {
   struct flosse_http *h = of(p);
+  if (h->headers_done) return 0; /* a trailer */
   struct flosse_http_header *hd = &h->headers[h->nheaders - 1];
   if (!h->last_was_value) {
     hd->value.off = (uint32_t)h->store_len;
@@ -161,6 +165,7 @@ static const http_parser_settings settings = {
 void flosse_http_init(struct flosse_http *h, const struct flosse_http_limits *lim) {
   memset(h, 0, sizeof *h);
   h->limits = *lim;
+  flosse_framing_init(&h->framing, lim->max_url, lim->max_header, lim->max_body);
   http_parser_init(&h->parser, HTTP_REQUEST);
   h->parser.data = h;
 }
@@ -173,29 +178,43 @@ void flosse_http_free(struct flosse_http *h) {
 
 enum flosse_http_rc flosse_http_feed(struct flosse_http *h, const char *p, size_t len,
                                      size_t *used) {
-  size_t n = http_parser_execute(&h->parser, &settings, p, len);
-  *used = n;
-  if (h->status) return FLOSSE_HTTP_ERROR;
-  enum http_errno err = HTTP_PARSER_ERRNO(&h->parser);
-  if (h->done) return FLOSSE_HTTP_DONE;
-  if (err == HPE_HEADER_OVERFLOW) {
-    fail(h, 431, "request header block too large");
+  size_t off = 0;
+  *used = 0;
+  for (;;) {
+    /* http-parser reads only what the framing check passed, so the first
+     * refused byte is the same whatever the read sizes. */
+    size_t ok = flosse_framing_scan(&h->framing, p + off, len - off);
+    size_t n = ok ? http_parser_execute(&h->parser, &settings, p + off, ok) : 0; /* 0 would mean EOF */
+    off += n;
+    *used = off;
+    if (h->status) return FLOSSE_HTTP_ERROR;
+    if (h->done) return FLOSSE_HTTP_DONE;
+    enum http_errno err = HTTP_PARSER_ERRNO(&h->parser);
+    if (err == HPE_HEADER_OVERFLOW) {
+      fail(h, 431, "request header block too large");
+      return FLOSSE_HTTP_ERROR;
+    }
+    if (err == HPE_INVALID_TRANSFER_ENCODING) { /* a coding without chunked last */
+      fail(h, 501, "a Transfer-Encoding other than chunked");
+      return FLOSSE_HTTP_ERROR;
+    }
+    if (err != HPE_OK) {
+      fail(h, 400, http_errno_description(err));
+      return FLOSSE_HTTP_ERROR;
+    }
+    if (h->framing.error) {
+      fail(h, h->framing.status, h->framing.error);
+      return FLOSSE_HTTP_ERROR;
+    }
+    if (n < ok || off == len) return FLOSSE_HTTP_MORE;
+    if (flosse_framing_at_body(&h->framing)) {
+      flosse_framing_body(&h->framing, (h->parser.flags & F_CHUNKED) != 0);
+      continue;
+    }
+    /* The framing ended a chunked message that http-parser did not. */
+    fail(h, 400, "malformed chunked body");
     return FLOSSE_HTTP_ERROR;
   }
-  if (err == HPE_INVALID_TRANSFER_ENCODING) { /* a coding without chunked last */
-    fail(h, 501, "a Transfer-Encoding other than chunked");
-    return FLOSSE_HTTP_ERROR;
-  }
-  if (err != HPE_OK) {
-    fail(h, 400, http_errno_description(err));
-    return FLOSSE_HTTP_ERROR;
-  }
-  if (h->parser.upgrade) {
-    /* http-parser stops at an Upgrade; we answer it as a plain request. */
-    h->done = 1;
-    return FLOSSE_HTTP_DONE;
-  }
-  return FLOSSE_HTTP_MORE;
 }
 
 int flosse_http_keep_alive(const struct flosse_http *h) {

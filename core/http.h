@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "framing.h"
+
 #define FLOSSE_HTTP_MAX_HEADERS 100
 
 enum flosse_http_rc { FLOSSE_HTTP_MORE, FLOSSE_HTTP_DONE, FLOSSE_HTTP_ERROR };
@@ -23,6 +25,7 @@ struct flosse_http_limits {
 
 struct flosse_http {
   http_parser parser;
+  struct flosse_framing framing; /* sees every byte first: http-parser gets what it passes */
   struct flosse_http_limits limits;
   char *store;            /* url, header names and values, body */
   size_t store_len, store_cap;
