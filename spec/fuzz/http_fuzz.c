@@ -45,6 +45,7 @@ struct log {
 };
 
 static void log_add(struct log *l, const void *p, size_t n) {
+  if (n == 0) return;
   if (l->len + n > l->cap) {
     size_t ncap = l->cap ? l->cap : 1024;
     while (ncap < l->len + n) ncap *= 2;
@@ -70,6 +71,10 @@ static void log_fmt(struct log *l, const char *fmt, ...) {
 static void log_bytes(struct log *l, const char *tag, const char *p, size_t n) {
   log_fmt(l, " %s[%zu]=", tag, n);
   log_add(l, p, n);
+}
+
+static int same_log(const struct log *a, const struct log *b) {
+  return a->len == b->len && (a->len == 0 || memcmp(a->p, b->p, a->len) == 0);
 }
 
 static void dump(const char *what, const struct log *l) {
@@ -391,10 +396,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   serve(&whole, stream, len, WHOLE, seed, 0);
   serve(&bytes, stream, len, BYTES, seed, 1);
   serve(&random, stream, len, RANDOM, seed, 1);
-  int same = whole.log.len == bytes.log.len && whole.log.len == random.log.len &&
-             memcmp(whole.log.p, bytes.log.p, whole.log.len) == 0 &&
-             memcmp(whole.log.p, random.log.p, whole.log.len) == 0;
-  if (!same) {
+  if (!same_log(&whole.log, &bytes.log) || !same_log(&whole.log, &random.log)) {
     dump("in one read", &whole.log);
     dump("one byte per read", &bytes.log);
     dump("in random reads", &random.log);
