@@ -10,7 +10,7 @@
  * parsed straight from the read buffer while nothing is kept, the bytes past
  * a complete request kept in a flosse_rbuf and parsed from its front, `used`
  * honoured; every request is answered at once (so bytes never arrive while
- * one is being handled), and the connection stops reading after an error or
+ * one is being handled: keep_input is not exercised), and the connection stops reading after an error or
  * after a request that does not keep it alive.
  *
  * Checked after every answer: every span inside the store, in arrival
