@@ -39,8 +39,8 @@ $(CORE_SO): $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $(CORE_SRC) $(LIBS)
 
-# The tests also drive a real browser.
-TEST_PACKAGES = chromium lua-check
+# The tests also drive a real browser, and build the fuzz harnesses with clang.
+TEST_PACKAGES = chromium lua-check clang libclang-rt-14-dev
 
 # Installs what is missing when run as root; otherwise says what to run.
 deps: PACKAGES = $(DEB_PACKAGES)
@@ -64,6 +64,13 @@ test: test-deps all
 	spec/run
 
 check: test
+
+# The libFuzzer harnesses of spec/fuzz/, FUZZ_SECONDS each (docs/fuzzing.md);
+# `make test` runs them for 15 s each.
+FUZZ_SECONDS ?= 300
+.PHONY: fuzz
+fuzz: test-deps
+	spec/fuzz/run $(FUZZ_SECONDS)
 
 # Benchmarks (not tests: `make test` never runs them). bench/run builds what it
 # needs, installs the peers (nginx + lua, nginx + nchan) and gnuplot when
