@@ -65,6 +65,9 @@ static int version_ok(const struct flosse_framing *f) {
 #define REFUSE(st, why) do { f->status = (st); f->error = (why); return i; } while (0)
 #define BAD(why) REFUSE(400, why)
 #define BARE_CR "a bare CR in the request (not followed by LF)"
+/* A head's lines may end with a bare LF (RFC 9112 2.2); a chunked body's
+ * framing, trailers included, ends its lines with CRLF. */
+#define BARE_LF "a chunked body's line not ended by CRLF"
 #define BAD_VERSION "a request line not ended by HTTP/x.y"
 
 size_t flosse_framing_scan(struct flosse_framing *f, const char *p, size_t len) {
@@ -124,6 +127,7 @@ size_t flosse_framing_scan(struct flosse_framing *f, const char *p, size_t len) 
         if (c == '\r') {
           f->state = END_CR;
         } else if (c == '\n') {
+          if (f->trailers) BAD(BARE_LF);
           goto end_of_fields;
         } else if (c == ' ' || c == '\t') {
           BAD("a folded header line (obsolete line folding)");
@@ -135,10 +139,12 @@ size_t flosse_framing_scan(struct flosse_framing *f, const char *p, size_t len) 
         break;
       case FIELD_NAME:
         if (c == ':') f->state = FIELD_VALUE;
-        else if (!tchar(c)) BAD(c == ' ' || c == '\t' ? "whitespace in a header name" : "a header name that is not a token");
+        else if (c == ' ' || c == '\t') BAD("whitespace in a header name");
+        else if (!tchar(c)) BAD("a header name that is not a token");
         break;
       case FIELD_VALUE:
         if (c == '\r') f->state = FIELD_CR;
+        else if (c == '\n' && f->trailers) BAD(BARE_LF);
         else if (c == '\n') f->state = FIELD_START;
         else if (!vchar(c)) BAD("a control byte in a header value");
         break;

@@ -125,6 +125,11 @@ static int on_headers_complete(http_parser *p) {
   trim_value(h);
   if (p->http_major != 1 || p->http_minor > 1) return fail(h, 505, "an HTTP version other than 1.0 and 1.1");
   if (check_transfer_encoding(h)) return -1;
+  /* http-parser ends a CONNECT at its head: a body would be read as the
+   * next request. CONNECT has no content (RFC 9110 9.3.6). */
+  int has_length = p->content_length != 0 && p->content_length != ULLONG_MAX;
+  if (p->method == HTTP_CONNECT && ((p->flags & F_CHUNKED) || has_length))
+    return fail(h, 400, "a CONNECT request with a body");
   /* A declared body over the limit is refused before a byte of it is read. */
   if (p->content_length != ULLONG_MAX && p->content_length > h->limits.max_body)
     return fail(h, 413, "request body too large");

@@ -1,4 +1,4 @@
-/* fuzz-sources: core/http.c core/rbuf.c core/buf.c  fuzz-libs: -lhttp_parser */
+/* fuzz-sources: core/http.c core/framing.c core/rbuf.c core/buf.c  fuzz-libs: -lhttp_parser */
 /* libFuzzer harness for the HTTP request reader (core/http.c) as a
  * connection drives it (core/conn.c: parse, parse_kept, on_read).
  *
