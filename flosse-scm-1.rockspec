@@ -56,6 +56,8 @@ build = {
             "core/conn.c",
             "core/stream.c",
             "core/lchannel.c",
+            "core/json.c",
+            "core/ljson.c",
             "core/worker.c",
             "core/server.c",
             "core/lcore.c",

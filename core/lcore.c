@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "channel.h"
+#include "ljson.h"
 #include "server.h"
 #include "stream.h"
 #include "worker.h"
@@ -273,16 +274,10 @@ int luaopen_flosse_core(lua_State *L) {
   }
   lua_pop(L, 1);
 
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "cjson");
-  lua_call(L, 1, 1);
-  lua_getfield(L, -1, "encode");
-  flosse_stream_set_encoder(L);
-  lua_pop(L, 1);
-
   lua_newtable(L);
   flosse_stream_register(L);
   flosse_lchannel_register(L);
+  flosse_ljson_register(L);
   lua_pushcfunction(L, l_listen);
   lua_setfield(L, -2, "listen");
   lua_pushcfunction(L, l_worker);

@@ -10,7 +10,9 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "json.h"
 #include "lalloc.h"
+#include "ljson.h"
 #include "sse.h"
 
 #if LUA_VERSION_RELEASE_NUM >= 50406
@@ -23,7 +25,6 @@
  * view yields can be mistaken for a wait. */
 const char flosse_wait_key = 'w';
 #define wait_key flosse_wait_key
-static const char encoder_key = 'j';
 
 #define REFUSAL_MT "flosse.Refusal"
 struct refusal {
@@ -56,9 +57,6 @@ void flosse_stream_init_threads(lua_State *L) {
   lua_pop(L, 1);
 }
 
-void flosse_stream_set_encoder(lua_State *L) {
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &encoder_key);
-}
 
 /* ---- framing Lua values ------------------------------------------------ */
 
@@ -66,21 +64,10 @@ void flosse_stream_set_encoder(lua_State *L) {
 
 /* Pushes the JSON text of L[idx]; returns 0 and sets err on failure. */
 static int push_json(lua_State *L, int idx, char *err, size_t errlen) {
-  idx = lua_absindex(L, idx);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &encoder_key);
-  if (!lua_isfunction(L, -1)) {
-    lua_pop(L, 1);
-    snprintf(err, errlen, "no JSON encoder (is lua-cjson installed?)");
-    return 0;
-  }
-  lua_pushvalue(L, idx);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TSTRING) {
-    const char *m = lua_tostring(L, -1);
-    snprintf(err, errlen, "cannot encode data as JSON: %s", m ? m : "not a string");
-    lua_pop(L, 1);
-    return 0;
-  }
-  return 1;
+  char why[200];
+  if (flosse_ljson_encode(L, idx, why, sizeof why)) return 1;
+  snprintf(err, errlen, "cannot encode data as JSON: %s", why);
+  return 0;
 }
 
 /* Data: a string as it is, anything else as JSON (pushed, so it lives
@@ -114,9 +101,16 @@ static int get_text(lua_State *L, int idx, const char *what, const char **s, siz
     snprintf(err, errlen, "%s must be a string, not a %s", what, lua_typename(L, t));
     return 0;
   }
-  if (t == LUA_TNUMBER) {
-    lua_pushvalue(L, idx);
-    *s = lua_tolstring(L, -1, len); /* converts the copy, not the caller's value */
+  if (t == LUA_TNUMBER) { /* as JSON writes it: an integer exactly, a float shortest */
+    char num[FLOSSE_JSON_NUMBER_MAX];
+    size_t n = lua_isinteger(L, idx) ? flosse_json_integer(num, (int64_t)lua_tointeger(L, idx))
+                                     : flosse_json_double(num, lua_tonumber(L, idx));
+    if (n == 0) {
+      snprintf(err, errlen, "%s must not be NaN or infinite", what);
+      return 0;
+    }
+    lua_pushlstring(L, num, n);
+    *s = lua_tolstring(L, -1, len);
     return 1;
   }
   *s = lua_tolstring(L, idx, len);

@@ -53,9 +53,6 @@ int flosse_stream_refuse(lua_State *L, int status, const char *text);
  * frame to the table on top of L. */
 void flosse_stream_register(lua_State *L);
 
-/* Remembers cjson.encode (on top of L) for data that is not a string. */
-void flosse_stream_set_encoder(lua_State *L);
-
 /* Clears the main thread's extra space, which every new thread copies
  * (luaopen_flosse_core calls it before any request thread exists). */
 void flosse_stream_init_threads(lua_State *L);

@@ -3,7 +3,10 @@
 -- same bytes to every subscribed stream; channels keep a bounded history so
 -- that a client reconnecting with Last-Event-ID gets what it missed.
 local core = require "flosse.core"
-local cjson = require "cjson.safe"
+local cjson = require("cjson.safe").new()
+-- Only JSON: no NaN, Infinity or hex numbers (lua-cjson takes them by default),
+-- since the text of what is accepted goes to subscribers as it came.
+cjson.decode_invalid_numbers(false)
 local response = require "flosse.response"
 
 local channels = {}
@@ -68,14 +71,32 @@ local function bad_request(why)
   return response.text(400, why .. "\n")
 end
 
--- The fields to publish from a request body, or nil, why.
+-- The raw text of each top-level member of a JSON object text, by decoded
+-- key (the last of a repeated key, as cjson.decode keeps it).
+local function raw_members(text)
+  local list = core.json_members(text)
+  if not list then return nil end -- an array, not an object
+  local raw = {}
+  for i = 1, #list, 2 do
+    local key = list[i]
+    -- a key with escapes ("d\u0061ta") is decoded by cjson, like the body
+    key = key:find("\\", 1, true) and cjson.decode(key) or key:sub(2, -2)
+    raw[key] = list[i + 1]
+  end
+  return raw
+end
+
+-- The fields to publish from a request body, or nil, why. A JSON body's
+-- data (and a numeric id) go out as the client wrote them, never decoded
+-- and encoded again: the numbers of {"ts":1796150648138900} arrive whole.
 local function fields_from(request)
   local ctype = (request.headers["content-type"] or ""):lower()
   if not ctype:find("application/json", 1, true) then
     return { data = request.body }
   end
   local body, err = cjson.decode(request.body)
-  if type(body) ~= "table" then
+  local raw = type(body) == "table" and raw_members(request.body)
+  if not raw then
     return nil, "the body is not a JSON object" .. (err and (": " .. err) or "")
   end
   if body.data == nil or body.data == cjson.null then return nil, "the JSON body has no \"data\"" end
@@ -84,7 +105,10 @@ local function fields_from(request)
       return nil, ("\"%s\" must be a string"):format(k)
     end
   end
-  return { data = body.data, event = body.event, id = body.id, retry = body.retry }
+  local data, id = body.data, body.id
+  if type(data) ~= "string" then data = raw.data or data end -- a string is its decoded text
+  if type(id) == "number" then id = raw.id end
+  return { data = data, event = body.event, id = id, retry = body.retry }
 end
 
 --- publish_view{ channel = name | nil, permission_classes = }
@@ -103,7 +127,7 @@ function channels.publish_view(opts)
       return response.new {
         status = 200,
         headers = { ["Content-Type"] = "application/json" },
-        body = ('{"id":%s,"delivered":%d}'):format(cjson.encode(id), delivered),
+        body = ('{"id":%s,"delivered":%d}'):format(core.json_encode(id), delivered),
       }
     end)
 end

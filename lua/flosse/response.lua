@@ -2,7 +2,7 @@
 -- The server writes the status line, these headers, Content-Length and the
 -- body; users never set Content-Length (nor Transfer-Encoding) themselves.
 
-local cjson = require "cjson"
+local core = require "flosse.core"
 
 local response = {}
 
@@ -82,9 +82,12 @@ function response.text(status, body)
   }
 end
 
---- json(value, status) -> Response (application/json, encoded with lua-cjson)
+--- json(value, status) -> Response (application/json)
+-- Encoded by the core as lua-cjson would, except numbers: integers exactly,
+-- floats in the shortest text that reads back to them.
 function response.json(value, status)
-  local body = cjson.encode(value)
+  local body, err = core.json_encode(value)
+  if not body then error("flosse.response.json: " .. err, 2) end
   return response.new {
     status = status,
     headers = { ["Content-Type"] = "application/json" },
