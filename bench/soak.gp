@@ -37,10 +37,14 @@ plot samples using ($1 / 60):($2 / 1024) skip 1 with linespoints ls 1 title "RSS
 set title "open file descriptors, open connections"
 set ylabel "count"
 set y2label "fds beyond connections"
-set y2range [*:*]
+# the right axis leaves the top third to the key, as the offsets do on the left
+set xrange [*:*]; set yrange [*:*]   # stats keeps only the points inside the ranges
+stats samples using ($3 - $6) every ::1 nooutput
+set xrange [0:*]; set yrange [0:*]
+y2lo = STATS_min < 0 ? STATS_min : 0
+set y2range [y2lo : STATS_max + (STATS_max - y2lo) * 0.6 + 1]
 set y2tics
 set ytics nomirror
-set key bottom right
 plot samples using ($1 / 60):3 skip 1 with linespoints ls 1 title "fds (/proc/PID/fd)", \
      samples using ($1 / 60):6 skip 1 with linespoints ls 2 title "connections (core.stats)", \
      samples using ($1 / 60):($3 - $6) skip 1 axes x1y2 with linespoints ls 4 title "fds - connections (right axis)", \
@@ -48,7 +52,6 @@ plot samples using ($1 / 60):3 skip 1 with linespoints ls 1 title "fds (/proc/PI
 unset y2label
 unset y2tics
 set ytics mirror
-set key top left
 
 set title "channels in the registry"
 set ylabel "channels"
