@@ -82,5 +82,11 @@ bench: deps
 bench-quick: deps
 	bench/run quick
 
+# bench/soak: 10 minutes of churn against one server, sampled; says whether
+# RSS, fds, channels or Lua memory grow (SOAK_SECONDS=120 for a short run).
+.PHONY: soak
+soak: deps
+	bench/soak
+
 clean:
 	rm -rf build
