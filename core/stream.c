@@ -679,6 +679,15 @@ static int build_request(lua_State *L) {
     if (joined[i]) continue;
     const char *name = flosse_http_str(h, hd->name);
     lua_pushlstring(L, name, hd->name.len);
+    int repeat = 0;
+    for (int j = i + 1; j < h->nheaders && !repeat; j++)
+      repeat = h->headers[j].name.len == hd->name.len &&
+               memcmp(flosse_http_str(h, h->headers[j].name), name, hd->name.len) == 0;
+    if (!repeat) { /* the usual case */
+      lua_pushlstring(L, hd->value.len ? flosse_http_str(h, hd->value) : "", hd->value.len);
+      lua_rawset(L, -3);
+      continue;
+    }
     /* A repeated header: its values joined once, in order, as HTTP says
      * they may be (not one concatenation per repeat: that is quadratic). */
     luaL_Buffer b;
