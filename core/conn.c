@@ -160,14 +160,14 @@ void flosse_conn_flush(struct flosse_conn *c) {
     flosse_tq_remove(&c->wr);
     ev_io_stop(c->srv->loop, &c->wio);
     if (c->state == FLOSSE_CONN_DRAINING) {
-      if (c->linger == 1 && !c->peer_closed) {
+      if (c->linger == FLOSSE_LINGER_WANTED && !c->peer_closed) {
         /* Our FIN goes out after the answer; the client's bytes are read
          * and dropped until its own FIN, bounded in time. */
-        c->linger = 2;
+        c->linger = FLOSSE_LINGER_ON;
         shutdown(c->fd, SHUT_WR);
         flosse_tq_touch(&c->srv->linger_tq, &c->rd);
         ev_io_start(c->srv->loop, &c->rio);
-      } else if (c->linger != 2) {
+      } else if (c->linger != FLOSSE_LINGER_ON) {
         flosse_conn_close(c, NULL);
       }
       return;
@@ -217,6 +217,18 @@ int flosse_conn_respond(struct flosse_conn *c, int status, const char *ctype,
   return rc ? FLOSSE_ERR : FLOSSE_OK;
 }
 
+/* No more requests on c: it closes once its output is sent, lingering
+ * first when the client may still be sending (linger, or unanswered
+ * pipelined bytes kept). */
+static void start_draining(struct flosse_conn *c, int linger) {
+  c->keep_alive = 0;
+  if (linger || c->in.len) c->linger = FLOSSE_LINGER_WANTED;
+  c->state = FLOSSE_CONN_DRAINING;
+  flosse_tq_remove(&c->rd);
+  ev_io_stop(c->srv->loop, &c->rio);
+  flosse_conn_want_write(c);
+}
+
 /* After a framing error nothing that follows on the connection can be
  * trusted, so every refusal closes once its answer is sent. */
 void flosse_conn_refuse(struct flosse_conn *c, int status, const char *why) {
@@ -226,15 +238,12 @@ void flosse_conn_refuse(struct flosse_conn *c, int status, const char *why) {
              why ? why : flosse_http_reason(status));
   c->keep_alive = 0;
   c->head = 0;
-  c->linger = 1; /* the rest of a refused request may still be on its way */
-  flosse_tq_remove(&c->rd);
-  ev_io_stop(c->srv->loop, &c->rio);
   c->req_base = c->out.total;
   c->events = 0;
   if (!c->req_start) c->req_start = ev_now(c->srv->loop);
   flosse_conn_respond(c, status, "text/plain; charset=utf-8", body, (size_t)n);
   flosse_conn_log_access(c);
-  c->state = FLOSSE_CONN_DRAINING;
+  start_draining(c, 1); /* the rest of a refused request may still be on its way */
 }
 
 void flosse_conn_log_access(struct flosse_conn *c) {
@@ -291,14 +300,6 @@ static enum flosse_http_rc parse(struct flosse_conn *c, const char *p, size_t le
   return rc;
 }
 
-/* The client half-closed and everything it sent has been answered. */
-static void finish_input(struct flosse_conn *c) {
-  c->keep_alive = 0;
-  c->state = FLOSSE_CONN_DRAINING;
-  flosse_tq_remove(&c->rd);
-  flosse_conn_want_write(c);
-}
-
 /* Answers the requests kept in c->in, oldest first, a few per turn. While
  * the client does not read its answers, no more of its requests are
  * parsed (nor read): output stays bounded whatever it pipelines. */
@@ -326,7 +327,8 @@ static void parse_kept(struct flosse_conn *c) {
     if (c->state != FLOSSE_CONN_CLOSED && c->state != FLOSSE_CONN_DRAINING && !c->peer_closed)
       ev_io_start(srv->loop, &c->rio);
   }
-  if (c->state == FLOSSE_CONN_READING && c->peer_closed && !c->in.len) finish_input(c);
+  /* The client half-closed and everything it sent has been answered. */
+  if (c->state == FLOSSE_CONN_READING && c->peer_closed && !c->in.len) start_draining(c, 0);
 }
 
 /* Bytes that came while a response runs: at most what one more request
@@ -344,7 +346,7 @@ static void keep_input(struct flosse_conn *c, const char *p, size_t n) {
   if (keep < n && !c->in_dropped) {
     c->in_dropped = 1;
     c->keep_alive = 0;
-    c->linger = 1;
+    c->linger = FLOSSE_LINGER_WANTED;
     flosse_log(FLOSSE_LOG_WARN, "%s %s: more than max_header_bytes sent during the response; "
                "dropped, the connection closes after it", c->remote, c->reqline ? c->reqline : "-");
   }
@@ -410,19 +412,12 @@ void flosse_conn_request_done(struct flosse_conn *c) {
   flosse_conn_log_access(c);
   free(c->reqline);
   c->reqline = NULL;
-  if (!c->keep_alive) {
-    if (c->in.len) c->linger = 1; /* requests pipelined behind this one go unanswered */
-    c->state = FLOSSE_CONN_DRAINING;
-    ev_io_stop(c->srv->loop, &c->rio);
-    flosse_conn_want_write(c);
+  if (!c->keep_alive || (c->peer_closed && !c->in.len)) {
+    start_draining(c, 0); /* lingers if requests pipelined behind this one go unanswered */
     return;
   }
   c->state = FLOSSE_CONN_READING;
   flosse_tq_touch(&c->srv->header_tq, &c->rd);
-  if (c->peer_closed && !c->in.len) {
-    finish_input(c);
-    return;
-  }
   if (!ev_is_active(&c->rio) && !c->peer_closed && !c->in_paused) ev_io_start(c->srv->loop, &c->rio);
   /* Pipelined requests are parsed from the prepare watcher, not from here,
    * so a burst of them cannot recurse. */

@@ -50,10 +50,14 @@ struct flosse_conn {
   int in_dropped;            /* bytes were dropped while a response ran: close after it */
   int in_paused;             /* pipelined requests wait for the output to drain */
   int peer_closed;           /* the client half-closed: answer what it sent, then close */
-  int linger;                /* the client may still be sending: once the answer is out,
+  enum {
+    FLOSSE_LINGER_NO,
+    FLOSSE_LINGER_WANTED,    /* the client may still be sending: once the answer is out,
                                 half-close and read until its FIN (or a timeout) first,
                                 so that closing with unread bytes does not reset the
                                 connection and destroy the answer in transit */
+    FLOSSE_LINGER_ON,        /* half-closed, dropping what it sends until its FIN */
+  } linger;
   lua_State *T;              /* the request's thread, anchored by thread_ref */
   int thread_ref, onclose_ref, onclose_arg_ref;
   int keep_alive, chunked, http10, head;

@@ -87,7 +87,6 @@ static void drop(struct flosse_conn *c) {
 static int l_publish(lua_State *L) {
   size_t name_len;
   const char *name = luaL_checklstring(L, 1, &name_len);
-  if (!flosse_channel_name_ok(name, name_len)) return refuse(L, FLOSSE_CHAN_BAD_NAME);
   int n = lua_gettop(L) - 1;
   struct flosse_sse_event ev;
   char err[256];
@@ -152,14 +151,6 @@ static int l_subscribe(lua_State *L) {
   if (rc != FLOSSE_CHAN_OK) return refuse(L, rc); /* nothing was linked: the userdata is just memory */
   flosse_list_push(&c->subs, &u->s->conn_link);
   luaL_setmetatable(L, SUB_MT);
-  return 1;
-}
-
-/* core.channel_name_ok(name) -> boolean */
-static int l_name_ok(lua_State *L) {
-  size_t len;
-  const char *name = luaL_checklstring(L, 1, &len);
-  lua_pushboolean(L, flosse_channel_name_ok(name, len));
   return 1;
 }
 
@@ -242,7 +233,6 @@ void flosse_lchannel_register(lua_State *L) {
       {"__gc", sub_close}, {"__close", sub_close}, {"__tostring", sub_tostring}, {NULL, NULL}};
   static const luaL_Reg fns[] = {
       {"publish", l_publish}, {"subscribe", l_subscribe}, {"configure_channels", l_configure},
-      {"channel_name_ok", l_name_ok},
       {NULL, NULL}};
   if (luaL_newmetatable(L, MSG_MT)) luaL_setfuncs(L, msg_meta, 0);
   lua_pop(L, 1);

@@ -340,17 +340,24 @@ void flosse_stream_release(struct flosse_conn *c) {
 }
 
 /* A request that failed before anything was sent gets a 500. */
+/* Ends the request with a short text answer instead of what it was to
+ * send: body is built (and copied off the thread) before the thread closes. */
+static void answer_instead(struct flosse_conn *c, int status, const char *body, int n) {
+  c->head_pending = 0;
+  flosse_stream_release(c);
+  if (c->state == FLOSSE_CONN_CLOSED) return;
+  c->state = FLOSSE_CONN_HANDLING;
+  flosse_conn_respond(c, status, "text/plain; charset=utf-8", body, (size_t)n);
+  flosse_conn_request_done(c);
+}
+
 static void fail_request_as(struct flosse_conn *c, const char *log_text, const char *client_text) {
   char id[13], body[640];
   report_error(c, log_text, client_text, id);
-  flosse_stream_release(c);
-  if (c->state == FLOSSE_CONN_CLOSED) return;
   int n = c->srv->cfg.debug
               ? snprintf(body, sizeof body, "Internal Server Error: %.500s (error id %s)\n", client_text, id)
               : snprintf(body, sizeof body, "Internal Server Error (error id %s)\n", id);
-  c->state = FLOSSE_CONN_HANDLING;
-  flosse_conn_respond(c, 500, "text/plain; charset=utf-8", body, (size_t)n);
-  flosse_conn_request_done(c);
+  answer_instead(c, 500, body, n);
 }
 
 static void fail_request(struct flosse_conn *c, const char *why) { fail_request_as(c, why, why); }
@@ -358,15 +365,10 @@ static void fail_request(struct flosse_conn *c, const char *why) { fail_request_
 /* A refusal before anything was sent: its status and text, one log line. */
 static void refuse_request(struct flosse_conn *c, int status, const char *text) {
   char body[sizeof ((struct refusal *)0)->text + 1];
-  int n = snprintf(body, sizeof body, "%s\n", text); /* text lives on the thread: copy it first */
+  int n = snprintf(body, sizeof body, "%s\n", text);
   flosse_log(FLOSSE_LOG_WARN, "refused %s %s: %d %s", c->remote, c->reqline ? c->reqline : "-", status,
              text);
-  c->head_pending = 0;
-  flosse_stream_release(c);
-  if (c->state == FLOSSE_CONN_CLOSED) return;
-  c->state = FLOSSE_CONN_HANDLING;
-  flosse_conn_respond(c, status, "text/plain; charset=utf-8", body, (size_t)n);
-  flosse_conn_request_done(c);
+  answer_instead(c, status, body, n);
 }
 
 int flosse_stream_refuse(lua_State *L, int status, const char *text) {

@@ -24,17 +24,7 @@ local function show(c)
   return string.format("%q", (c.stream_body or ""):sub(1, 2000))
 end
 
--- Sends raw bytes on a fresh connection; returns the response and whether the
--- server then closed the connection.
-local function raw_request(port, bytes)
-  local c = e2e.connect(port)
-  assert(c:send(bytes))
-  local resp, err = c:read_response()
-  assert(resp, "no response: " .. tostring(err))
-  local closed = c:wait_closed(e2e.TEST_TIMEOUT)
-  c:close()
-  return resp, closed
-end
+local raw_request = e2e.raw_request
 
 local function stats(port, key)
   local resp = e2e.get(port, "/stats/?key=" .. key)

@@ -16,18 +16,24 @@ local function subscribe(port, name)
   return c, head
 end
 
+-- n streams relaying the channels prefix1 .. prefixN, each answered 200.
+local function hold(port, prefix, n)
+  local held = {}
+  for i = 1, n do
+    local c, head = subscribe(port, prefix .. i)
+    assert.equal(200, head.status)
+    held[i] = c
+  end
+  return held
+end
+
 describe("#e2e the channel registry (issue 10)", function()
   local server = e2e.serve(setup, teardown, APP, { workers = 2 })
 
   it("frees a channel when its last subscriber leaves and it has no history", function()
     local base = stats(server.port).channels
     for round = 1, 5 do
-      local held = {}
-      for i = 1, 200 do
-        local c, head = subscribe(server.port, ("r%d-%d"):format(round, i))
-        assert.equal(200, head.status)
-        held[#held + 1] = c
-      end
+      local held = hold(server.port, ("r%d-"):format(round), 200)
       assert.is_true(stats(server.port).channels >= base + 200)
       for _, c in ipairs(held) do c:close() end
     end
@@ -65,12 +71,7 @@ describe("#e2e --max-channels (issue 10)", function()
   local server = e2e.serve(setup, teardown, APP, { workers = 2, args = { "--max-channels", "5" } })
 
   it("refuses a subscription past the cap with 503 and a text, and logs it once", function()
-    local held = {}
-    for i = 1, 5 do
-      local c, head = subscribe(server.port, "cap" .. i)
-      assert.equal(200, head.status)
-      held[i] = c
-    end
+    local held = hold(server.port, "cap", 5)
     local resp = e2e.get(server.port, "/relay/cap6/")
     assert.equal(503, resp.status)
     assert.matches("Too many channels", resp.body)
@@ -95,12 +96,7 @@ describe("#e2e --max-channels (issue 10)", function()
   end)
 
   it("refuses a publish that would make a channel past the cap with 503", function()
-    local held = {}
-    for i = 1, 5 do
-      local c, head = subscribe(server.port, "pc" .. i)
-      assert.equal(200, head.status)
-      held[i] = c
-    end
+    local held = hold(server.port, "pc", 5)
     local c = e2e.connect(server.port)
     assert(c:send("POST /publish/pc6/ HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"))
     local resp = assert(c:read_response())

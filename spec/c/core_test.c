@@ -15,14 +15,8 @@
 #include "../../core/rbuf.h"
 #include "../../core/sse.h"
 
-static int n_checks, n_failed;
-
-static void check(int cond, const char *what, const char *detail) {
-  n_checks++;
-  if (!cond) n_failed++;
-  printf("%sok %d - C core: %s\n", cond ? "" : "not ", n_checks, what);
-  if (!cond && detail) printf("# %s\n", detail);
-}
+#define TAP_PREFIX "C core"
+#include "tap.h"
 
 /* Flattens a buffer into a NUL-terminated malloc'd string. */
 static char *flatten(const struct flosse_buf *b) {

@@ -21,14 +21,8 @@
 
 #include "../../core/json.h"
 
-static int n_checks, n_failed;
-
-static void check(int cond, const char *what, const char *detail) {
-  n_checks++;
-  if (!cond) n_failed++;
-  printf("%sok %d - json: %s\n", cond ? "" : "not ", n_checks, what);
-  if (!cond && detail) printf("# %s\n", detail);
-}
+#define TAP_PREFIX "json"
+#include "tap.h"
 
 static void skip(const char *what, const char *why) {
   n_checks++;

@@ -19,14 +19,8 @@
 
 #include "../../core/ljson.h"
 
-static int n_checks, n_failed;
-
-static void check(int cond, const char *what, const char *detail) {
-  n_checks++;
-  if (!cond) n_failed++;
-  printf("%sok %d - ljson: %s\n", cond ? "" : "not ", n_checks, what);
-  if (!cond && detail) printf("# %s\n", detail);
-}
+#define TAP_PREFIX "ljson"
+#include "tap.h"
 
 /* The Lua half: `check(cond, what, detail)` reports a TAP line; J is the
  * table flosse_ljson_register filled; cjson is Debian's. */
