@@ -14,7 +14,9 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct flosse_chan **table;
 static size_t table_cap, table_len;
 static uint64_t next_seq = 1;
-static struct flosse_channel_config config = {100, 0, 1000, FLOSSE_CHANNEL_MAX_DEFAULT};
+static struct flosse_channel_config config = {
+    FLOSSE_DEFAULT_CHANNEL_HISTORY, FLOSSE_DEFAULT_CHANNEL_HISTORY_SECONDS,
+    FLOSSE_DEFAULT_CHANNEL_BACKLOG, FLOSSE_DEFAULT_MAX_CHANNELS};
 /* Channels with history, oldest last publish first: the sweep frees from
  * the front what has expired. */
 static struct flosse_list by_age = {&by_age, &by_age};
@@ -234,8 +236,6 @@ static struct flosse_msg *make_msg(struct flosse_chan *ch, struct flosse_sse_eve
 struct flosse_msg *flosse_channel_publish(const char *name, size_t len,
                                           struct flosse_sse_event *ev, double now,
                                           size_t *delivered,
-                                          void (*wake)(struct flosse_conn *c),
-                                          void (*drop)(struct flosse_conn *c),
                                           enum flosse_chan_rc *rc, char *err, size_t errlen) {
   *delivered = 0;
   if (!flosse_channel_name_ok(name, len)) {
@@ -277,17 +277,17 @@ struct flosse_msg *flosse_channel_publish(const char *name, size_t len,
   for (struct flosse_list *it = ch->subs.next; it != &ch->subs; it = it->next) {
     struct flosse_subref *r = flosse_container_of(it, struct flosse_subref, link);
     struct flosse_sub *s = r->sub;
-    if (!s->conn) continue;
+    if (!s->owner) continue;
     if (!sub_push(s, m)) {
       /* Too far behind: its client reconnects with Last-Event-ID and
        * replays from history; the others are not held back. */
-      drop(s->conn);
+      s->owner->notify(s->owner, 1);
       continue;
     }
     n++;
     if (s->waiting) {
       s->waiting = 0;
-      wake(s->conn);
+      s->owner->notify(s->owner, 0);
     }
   }
   *delivered = n;
@@ -319,11 +319,11 @@ static int cmp_seq(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-enum flosse_chan_rc flosse_sub_init(struct flosse_sub *s, struct flosse_conn *conn,
+enum flosse_chan_rc flosse_sub_init(struct flosse_sub *s, struct flosse_sub_owner *owner,
                                     const char *const *names, const size_t *lens, int nchans,
                                     const char *last_event_id, double now) {
   memset(s, 0, flosse_sub_size(nchans));
-  flosse_list_init(&s->conn_link);
+  flosse_list_init(&s->owner_link);
   for (int i = 0; i < nchans; i++)
     if (!flosse_channel_name_ok(names[i], lens[i])) return FLOSSE_CHAN_BAD_NAME;
   LOCK();
@@ -357,7 +357,7 @@ enum flosse_chan_rc flosse_sub_init(struct flosse_sub *s, struct flosse_conn *co
     }
   }
   nchans = nuniq;
-  s->conn = conn;
+  s->owner = owner;
   s->backlog = config.backlog;
   s->nrefs = nchans;
   for (int i = 0; i < nchans; i++) hist_trim(chans[i], now);
@@ -424,14 +424,14 @@ size_t flosse_sub_take(struct flosse_sub *s, struct flosse_msg **out, size_t max
   size_t n = 0;
   LOCK();
   while (n < max && s->qlen) out[n++] = pop_locked(s);
-  if (!s->qlen && s->conn) s->waiting = 1;
+  if (!s->qlen && s->owner) s->waiting = 1;
   UNLOCK();
   return n;
 }
 
 int flosse_sub_wait(struct flosse_sub *s) {
   LOCK();
-  int must_wait = s->conn && s->qlen == 0;
+  int must_wait = s->owner && s->qlen == 0;
   if (must_wait) s->waiting = 1;
   UNLOCK();
   return must_wait;
@@ -449,8 +449,15 @@ void flosse_sub_close(struct flosse_sub *s) {
   free(s->q);
   s->q = NULL;
   s->qcap = 0;
-  flosse_list_unlink(&s->conn_link);
-  s->conn = NULL;
+  flosse_list_unlink(&s->owner_link);
+  s->owner = NULL;
   s->waiting = 0;
+  UNLOCK();
+}
+
+void flosse_sub_set_owner(struct flosse_sub *s, struct flosse_sub_owner *owner) {
+  LOCK();
+  flosse_list_unlink(&s->owner_link);
+  if (s->owner) s->owner = owner;
   UNLOCK();
 }

@@ -8,10 +8,18 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "defaults.h"
 #include "list.h"
 #include "sse.h"
 
-struct flosse_conn;
+/* Who a subscription belongs to (a task, or a stream relaying in C).
+ * notify runs under the channels' lock, on the publisher's thread: a
+ * message was queued to a waiting subscription (drop = 0), or one fell too
+ * far behind (drop = 1). It must only post work, never take that lock or
+ * close anything. */
+struct flosse_sub_owner {
+  void (*notify)(struct flosse_sub_owner *self, int drop);
+};
 
 struct flosse_msg {
   uint32_t refs;
@@ -48,8 +56,8 @@ struct flosse_subref {
 
 /* One subscription of a stream to one or more channels. */
 struct flosse_sub {
-  struct flosse_conn *conn;  /* NULL once the stream ended */
-  struct flosse_list conn_link; /* in conn->subs */
+  struct flosse_sub_owner *owner; /* NULL once closed */
+  struct flosse_list owner_link;  /* in its owner's list */
   struct flosse_msg **q;     /* ring of messages the stream has not taken */
   size_t qcap, qhead, qlen, backlog;
   int waiting;               /* the stream is suspended in sub:wait() */
@@ -64,8 +72,6 @@ struct flosse_channel_config {
   size_t max_channels;       /* channels the registry may hold */
 };
 
-#define FLOSSE_CHANNEL_NAME_MAX 200
-#define FLOSSE_CHANNEL_MAX_DEFAULT 100000
 
 /* Why a channel operation was refused. */
 enum flosse_chan_rc {
@@ -90,14 +96,11 @@ int flosse_channel_exists(const char *name, size_t len);
  * the named channel's history (making the channel if need be) and queues
  * it to every subscriber. Returns the message with a reference for the
  * caller (flosse_msg_unref it) and sets *delivered, or NULL with *rc and
- * err saying why. Runs under the channels' lock: wake(conn) and drop(conn)
- * (a subscriber over its backlog) must only post work, never close a
- * connection or take that lock. */
+ * err saying why. Subscribers' owners are notified under the channels'
+ * lock (struct flosse_sub_owner). */
 struct flosse_msg *flosse_channel_publish(const char *name, size_t len,
                                           struct flosse_sse_event *ev, double now,
                                           size_t *delivered,
-                                          void (*wake)(struct flosse_conn *c),
-                                          void (*drop)(struct flosse_conn *c),
                                           enum flosse_chan_rc *rc, char *err, size_t errlen);
 
 /* Frees the channels whose whole history is older than history_seconds
@@ -114,7 +117,7 @@ void flosse_msg_unref(struct flosse_msg *m);
  * why nothing was subscribed (nothing made either); either way the
  * subscription can be closed. */
 size_t flosse_sub_size(int nchans);
-enum flosse_chan_rc flosse_sub_init(struct flosse_sub *s, struct flosse_conn *conn,
+enum flosse_chan_rc flosse_sub_init(struct flosse_sub *s, struct flosse_sub_owner *owner,
                                     const char *const *names, const size_t *lens, int nchans,
                                     const char *last_event_id, double now);
 /* Takes the oldest queued message (the caller owns a reference), or NULL. */
@@ -126,6 +129,9 @@ size_t flosse_sub_take(struct flosse_sub *s, struct flosse_msg **out, size_t max
 /* Marks the subscription as waiting if nothing is queued (atomically with
  * publishers); returns 1 if the stream must wait. */
 int flosse_sub_wait(struct flosse_sub *s);
+/* Hands the subscription to another owner (it leaves the old owner's list;
+ * the new one links it where it wants). Nothing changes once closed. */
+void flosse_sub_set_owner(struct flosse_sub *s, struct flosse_sub_owner *owner);
 /* Unlinks from every channel and drops what is queued. Safe twice. */
 void flosse_sub_close(struct flosse_sub *s);
 

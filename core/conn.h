@@ -1,146 +1,179 @@
-/* A client connection: reading requests, writing responses and streams. */
+/* Connections: the transport. A connection owns its socket, its request
+ * parser and its output queue, and is the only code that changes its state,
+ * through named transitions that refuse an illegal move. It knows nothing of
+ * Lua: it calls the layer above (the stream) through the callbacks of its
+ * struct flosse_conns. */
 #ifndef FLOSSE_CONN_H
 #define FLOSSE_CONN_H
 
 #include <ev.h>
-#include <lua.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "buf.h"
+#include "config.h"
 #include "http.h"
 #include "list.h"
+#include "loop.h"
 #include "rbuf.h"
-#include "server.h"
+#include "response.h"
 #include "tq.h"
+
+#define FLOSSE_MAX_HBQ 16 /* distinct heartbeat intervals */
 
 enum flosse_conn_state {
   FLOSSE_CONN_READING,   /* waiting for (the rest of) a request */
-  FLOSSE_CONN_HANDLING,  /* a request thread runs; nothing sent yet */
-  FLOSSE_CONN_STREAMING, /* the stream's head is sent; events follow */
-  FLOSSE_CONN_DRAINING,  /* the answer is queued; close once it is sent */
+  FLOSSE_CONN_HANDLING,  /* a request was handed up; nothing of its answer sent */
+  FLOSSE_CONN_STREAMING, /* a response head is out and its body is open */
+  FLOSSE_CONN_DRAINING,  /* the last answer is queued; close once it is sent */
   FLOSSE_CONN_CLOSED,    /* waiting to be freed */
 };
 
-enum flosse_wait {
-  FLOSSE_WAIT_NONE,      /* runnable */
-  FLOSSE_WAIT_SLEEP,     /* sleep_timer will resume it */
-  FLOSSE_WAIT_DRAIN,     /* output above the high-water mark */
-  FLOSSE_WAIT_CHANNEL,   /* a subscription will wake it */
-  FLOSSE_WAIT_RELAY,     /* for good: the core relays `relay` with no Lua */
+struct flosse_conn;
+
+/* What a connection tells the layer above. Each runs on the loop's thread. */
+struct flosse_conn_callbacks {
+  /* A request was read (h is valid until this returns). The state is
+   * HANDLING; the layer answers with flosse_conn_respond, or writes a head
+   * and calls flosse_conn_begin_body, then flosse_conn_end_response. */
+  void (*request)(struct flosse_conn *c, const struct flosse_http *h);
+  /* The output went back under the low-water mark after flosse_conn_full
+   * said it was over the high-water mark. */
+  void (*drained)(struct flosse_conn *c);
+  /* A heartbeat interval passed with nothing written on an open body. */
+  void (*idle)(struct flosse_conn *c);
+  /* Graceful shutdown of a connection with a request in hand. */
+  void (*shutdown)(struct flosse_conn *c);
+  /* The connection is closing: release what the layer holds for it. */
+  void (*closed)(struct flosse_conn *c);
+};
+
+/* A worker's connections, their timeout queues and their configuration. */
+struct flosse_conns {
+  struct flosse_loop *loop;
+  const struct flosse_config *cfg;
+  const struct flosse_conn_callbacks *cb;
+  void *data;                    /* the layer above's context for these connections */
+  struct flosse_list all;        /* every open connection */
+  long n;                        /* how many */
+  long *open;                    /* the whole server's count, shared by its workers (atomic) */
+  struct flosse_tq header_tq, write_tq;
+  struct flosse_tq linger_tq;    /* closing connections waiting for their client's FIN */
+  struct flosse_tq hbq[FLOSSE_MAX_HBQ];
+  int nhbq;
+  struct flosse_http *spare_http;/* a finished request reader, kept for the next */
 };
 
 struct flosse_conn {
-  struct flosse_server *srv;
+  struct flosse_conns *ctx;
+  void *up;                  /* the layer above's (its stream), NULL when none */
   int fd;
   enum flosse_conn_state state;
-  enum flosse_wait wait;
   ev_io rio, wio;
-  ev_timer sleep_timer;
-  struct flosse_list node;   /* in srv->conns */
-  struct flosse_list qnode;  /* in srv->runq, or srv->freeq once closed */
-  struct flosse_list wnode;  /* in srv->writeq */
-  struct flosse_tq_node rd;  /* in srv->header_tq while a request is awaited */
-  struct flosse_tq_node wr;  /* in srv->write_tq while the socket is full */
-  struct flosse_tq_node hb;  /* in *hbq while streaming with heartbeats */
+  struct flosse_list node;   /* in ctx->all */
+  struct flosse_job run;     /* pipelined bytes to parse, a close to do; then its free */
+  struct flosse_job flush;   /* output to send */
+  struct flosse_tq_node rd;  /* in header_tq while a request is awaited, linger_tq after */
+  struct flosse_tq_node wr;  /* in write_tq while the socket is full */
+  struct flosse_tq_node hb;  /* in *hbq while a body is open with heartbeats */
   struct flosse_tq *hbq;
   struct flosse_http *http;  /* only while a request is being read: an idle
                                 stream keeps no parser state */
   struct flosse_buf out;
   struct flosse_rbuf in;     /* bytes read past the current request, oldest first */
-  int in_dropped;            /* bytes were dropped while a response ran: close after it */
-  int in_paused;             /* pipelined requests wait for the output to drain */
-  int peer_closed;           /* the client half-closed: answer what it sent, then close */
-  enum {
-    FLOSSE_LINGER_NO,
-    FLOSSE_LINGER_WANTED,    /* the client may still be sending: once the answer is out,
-                                half-close and read until its FIN (or a timeout) first,
-                                so that closing with unread bytes does not reset the
-                                connection and destroy the answer in transit */
-    FLOSSE_LINGER_ON,        /* half-closed, dropping what it sends until its FIN */
-  } linger;
-  lua_State *T;              /* the request's thread, anchored by thread_ref */
-  int thread_ref, onclose_ref, onclose_arg_ref;
-  int keep_alive, chunked, http10, head;
-  int over_budget;           /* the instruction hook stopped the view */
-  int head_pending;          /* a started stream's head is written when its view
-                                first yields, waits or ends: until then a refusal
-                                can still answer with its own status */
-  long long head_retry;      /* the stream's retry frame (< 0: none) */
-  double head_heartbeat;     /* its heartbeat interval (0: none) */
-  struct flosse_list subs;   /* its channel subscriptions (struct flosse_sub) */
-  struct flosse_sub *relay;  /* the one relayed in C (FLOSSE_WAIT_RELAY) */
-  int relay_full;            /* relaying paused above the high-water mark */
-  const char *drop_reason;   /* set: close it at its next turn */
+  unsigned in_dropped : 1;   /* bytes were dropped while a response ran: close after it */
+  unsigned in_paused : 1;    /* pipelined requests wait for the output to drain */
+  unsigned peer_closed : 1;  /* the client half-closed: answer what it sent, then close */
+  unsigned want_drained : 1; /* tell the layer above when the output drains */
+  unsigned keep_alive : 1;   /* the current request allows another after it */
+  unsigned http10 : 1;
+  unsigned head : 1;         /* a HEAD request: no body */
+  unsigned linger : 2;       /* enum flosse_linger */
+  const char *close_reason;  /* set: close it at its next turn */
   char *reqline;             /* "GET /path" for log lines */
   /* for the access line */
   ev_tstamp req_start;
   int status;
   unsigned long events;
   uint64_t req_base;         /* out.total when the request began */
-  char remote[64];
+  char remote[46];
 };
 
-/* Takes ownership of fd (a non-blocking, accepted socket). */
-struct flosse_conn *flosse_conn_new(struct flosse_server *srv, int fd,
-                                    const struct sockaddr *sa);
+enum flosse_linger {
+  FLOSSE_LINGER_NO,
+  FLOSSE_LINGER_WANTED,      /* the client may still be sending: once the answer is out,
+                                half-close and read until its FIN (or a timeout) first,
+                                so that closing with unread bytes does not reset the
+                                connection and destroy the answer in transit */
+  FLOSSE_LINGER_ON,          /* half-closed, dropping what it sends until its FIN */
+};
 
-/* Closes the socket and the request thread (to-be-closed variables and the
- * on_close handler run). The struct is freed later, in the prepare watcher,
- * so callers up the stack may still look at it. */
+/* Sets up a worker's connections (cfg and cb are borrowed for its life). */
+void flosse_conns_init(struct flosse_conns *cs, struct flosse_loop *loop,
+                       const struct flosse_config *cfg, const struct flosse_conn_callbacks *cb,
+                       long *open);
+/* Starts its timeout queues (the loop is about to run). */
+void flosse_conns_start(struct flosse_conns *cs);
+/* Graceful stop: idle connections close, busy ones get the shutdown callback. */
+void flosse_conns_shutdown(struct flosse_conns *cs);
+/* Closes every connection now. */
+void flosse_conns_close_all(struct flosse_conns *cs);
+/* Stops the timeout queues and frees the spare reader. */
+void flosse_conns_stop(struct flosse_conns *cs);
+
+/* Takes ownership of fd (a non-blocking, accepted socket). NULL (fd closed)
+ * when out of memory. */
+struct flosse_conn *flosse_conn_new(struct flosse_conns *cs, int fd, const struct sockaddr *sa);
+
+/* Closes the socket; the layer above gets its closed callback. The struct
+ * is freed at the end of the loop's turn, so callers up the stack may still
+ * look at it. why: a reason for a warning line, or NULL for none. */
 void flosse_conn_close(struct flosse_conn *c, const char *why);
-void flosse_conn_free(struct flosse_conn *c);
+/* The same at the connection's next turn: for code that must not close it
+ * where it runs (a publish, a callback). */
+void flosse_conn_close_soon(struct flosse_conn *c, const char *why);
 
-/* Queues c for a flush before the loop next blocks. */
-void flosse_conn_want_write(struct flosse_conn *c);
-/* Queues c to be resumed (or its pending bytes parsed) in the prepare watcher. */
-void flosse_conn_want_run(struct flosse_conn *c);
-/* Writes what it can; called from the prepare watcher and on EV_WRITE. */
-void flosse_conn_flush(struct flosse_conn *c);
-/* Resumes the view, or parses pipelined bytes, as the conn needs. */
-void flosse_conn_run(struct flosse_conn *c);
+/* Named transitions (each refuses an illegal move, with a log line):
+ * HANDLING -> STREAMING once a response head is queued and its body stays
+ * open; HANDLING or STREAMING -> READING (keep-alive) or DRAINING once the
+ * answer is complete. */
+int flosse_conn_begin_body(struct flosse_conn *c);
+void flosse_conn_end_response(struct flosse_conn *c);
 
-/* Ends a response head: Content-Length (when has_length), the Connection
- * header the keep-alive decision needs, the blank line. */
-int flosse_conn_end_head(struct flosse_conn *c, size_t body_len, int has_length);
+static inline int flosse_conn_is_open(const struct flosse_conn *c) {
+  return c->state != FLOSSE_CONN_CLOSED;
+}
+static inline int flosse_conn_streaming(const struct flosse_conn *c) {
+  return c->state == FLOSSE_CONN_STREAMING;
+}
 
-/* Queues a complete non-stream response. Returns FLOSSE_OK/FLOSSE_ERR. */
+/* What the response writer needs to know of this connection. */
+static inline struct flosse_response_conn flosse_conn_response(const struct flosse_conn *c) {
+  struct flosse_response_conn r = {c->keep_alive, c->http10};
+  return r;
+}
+
+/* The connection closes after this answer (a close-delimited body, a shutdown). */
+static inline void flosse_conn_no_keep_alive(struct flosse_conn *c) { c->keep_alive = 0; }
+
+/* Queues a complete short response. Returns FLOSSE_OK/FLOSSE_ERR. */
 int flosse_conn_respond(struct flosse_conn *c, int status, const char *ctype,
                         const char *body, size_t len);
 
-/* Drops the request reader once its request is handed over. */
-void flosse_conn_http_release(struct flosse_conn *c);
+/* Bytes were queued on c->out: flush them, and restart the heartbeat clock. */
+void flosse_conn_wrote(struct flosse_conn *c);
 
-/* Called when the request thread finished: back to reading, or close. */
-void flosse_conn_request_done(struct flosse_conn *c);
+/* 1 if the output is over the high-water mark; the drained callback then
+ * comes once it is under the low-water mark. */
+int flosse_conn_full(struct flosse_conn *c);
 
-/* Queues a channel message, framed at publish time: the shared bytes, by
- * reference (the whole chunk, or the bare frame for HTTP/1.0). */
-struct flosse_msg;
-int flosse_conn_queue_msg(struct flosse_conn *c, struct flosse_msg *m);
+/* Writes what it can now, rather than at the end of the turn. */
+void flosse_conn_flush(struct flosse_conn *c);
 
-/* Marks bytes just queued on a stream, for heartbeats and flushing. */
-void flosse_conn_stream_wrote(struct flosse_conn *c);
+/* Heartbeats every interval seconds of silence on the open body (0: none). */
+void flosse_conn_heartbeat(struct flosse_conn *c, double interval);
 
 /* Answers a refused request (400, 408, 413, 414, 431, 503) and closes after. */
 void flosse_conn_refuse(struct flosse_conn *c, int status, const char *why);
-
-/* Writes the access-log line of the request that just ended. */
-void flosse_conn_log_access(struct flosse_conn *c);
-
-const char *flosse_http_reason(int status);
-
-/* Channel callbacks: a subscription has a message; a subscription fell too
- * far behind (the conn is closed at its next turn, never inside publish). */
-void flosse_conn_wake(struct flosse_conn *c);
-void flosse_conn_drop(struct flosse_conn *c);
-
-/* Expiry callbacks of the server's timeout queues. */
-void flosse_conn_on_heartbeat(struct flosse_tq *tq, struct flosse_tq_node *n);
-void flosse_conn_on_header_timeout(struct flosse_tq *tq, struct flosse_tq_node *n);
-void flosse_conn_on_write_timeout(struct flosse_tq *tq, struct flosse_tq_node *n);
-void flosse_conn_on_linger_timeout(struct flosse_tq *tq, struct flosse_tq_node *n);
-
-/* How long a closing connection waits for its client's FIN. */
-#define FLOSSE_LINGER_SECONDS 2.0
 
 #endif

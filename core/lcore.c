@@ -6,9 +6,11 @@
 #include <string.h>
 
 #include "channel.h"
+#include "defaults.h"
 #include "ljson.h"
+#include "lprivate.h"
+#include "lvalues.h"
 #include "server.h"
-#include "stream.h"
 #include "worker.h"
 
 #define FLOSSE_VERSION "0.1.0"
@@ -52,35 +54,39 @@ static lua_Integer opt_int_field(lua_State *L, int t, const char *k, lua_Integer
 /* core.listen{ host =, port =, dispatch = fn, debug =, max_url_bytes =,
  *   max_header_bytes =, max_body_bytes =, high_water =, low_water =,
  *   heartbeat =, header_timeout =, write_timeout =, grace =, max_connections =,
- *   instruction_budget =, lua_memory = (bytes) }
+ *   instruction_budget =, lua_memory = (bytes), reload = fn, start = fn }
  * -> server | nil, message */
 static int l_listen(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "host");
-  const char *host = luaL_optstring(L, -1, "127.0.0.1");
+  const char *host = luaL_optstring(L, -1, FLOSSE_DEFAULT_HOST);
   lua_getfield(L, 1, "dispatch");
   luaL_argcheck(L, lua_isfunction(L, -1), 1, "dispatch must be a function");
   lua_getfield(L, 1, "reload");
   luaL_argcheck(L, lua_isnoneornil(L, -1) || lua_isfunction(L, -1), 1, "reload must be a function");
   int reload_idx = lua_gettop(L);
-  lua_Integer port = opt_int_field(L, 1, "port", 8080, 0);
+  lua_getfield(L, 1, "start");
+  luaL_argcheck(L, lua_isnoneornil(L, -1) || lua_isfunction(L, -1), 1, "start must be a function");
+  int start_idx = lua_gettop(L);
+  lua_Integer port = opt_int_field(L, 1, "port", FLOSSE_DEFAULT_PORT, 0);
   luaL_argcheck(L, port <= 65535, 1, "port must be 0..65535");
   struct flosse_config cfg;
   /* Check every option before anything is allocated. */
-  cfg.http.max_url = (size_t)opt_int_field(L, 1, "max_url_bytes", 8192, 64);
-  cfg.http.max_header = (size_t)opt_int_field(L, 1, "max_header_bytes", 16384, 256);
-  cfg.http.max_body = (size_t)opt_int_field(L, 1, "max_body_bytes", 1 << 20, 0);
-  cfg.high_water = (size_t)opt_int_field(L, 1, "high_water", 256 << 10, 1024);
-  cfg.low_water = (size_t)opt_int_field(L, 1, "low_water", 64 << 10, 0);
-  cfg.resume_budget = (int)opt_int_field(L, 1, "resume_budget", 64, 1);
-  cfg.heartbeat = opt_num_field(L, 1, "heartbeat", 15);
-  cfg.header_timeout = opt_num_field(L, 1, "header_timeout", 10);
-  cfg.write_timeout = opt_num_field(L, 1, "write_timeout", 30);
-  cfg.grace = opt_num_field(L, 1, "grace", 5);
-  cfg.max_conns = (long)opt_int_field(L, 1, "max_connections", 0, 0);
-  cfg.instruction_budget = (long)opt_int_field(L, 1, "instruction_budget", 100000000, 0);
+  cfg.http.max_url = (size_t)opt_int_field(L, 1, "max_url_bytes", FLOSSE_DEFAULT_MAX_URL_BYTES, 64);
+  cfg.http.max_header = (size_t)opt_int_field(L, 1, "max_header_bytes", FLOSSE_DEFAULT_MAX_HEADER_BYTES, 256);
+  cfg.http.max_body = (size_t)opt_int_field(L, 1, "max_body_bytes", FLOSSE_DEFAULT_MAX_BODY_BYTES, 0);
+  cfg.high_water = (size_t)opt_int_field(L, 1, "high_water", FLOSSE_DEFAULT_HIGH_WATER, 1024);
+  cfg.low_water = (size_t)opt_int_field(L, 1, "low_water", FLOSSE_DEFAULT_LOW_WATER, 0);
+  cfg.resume_budget = (int)opt_int_field(L, 1, "resume_budget", FLOSSE_DEFAULT_RESUME_BUDGET, 1);
+  cfg.heartbeat = opt_num_field(L, 1, "heartbeat", FLOSSE_DEFAULT_HEARTBEAT);
+  cfg.header_timeout = opt_num_field(L, 1, "header_timeout", FLOSSE_DEFAULT_HEADER_TIMEOUT);
+  cfg.write_timeout = opt_num_field(L, 1, "write_timeout", FLOSSE_DEFAULT_WRITE_TIMEOUT);
+  cfg.grace = opt_num_field(L, 1, "grace", FLOSSE_DEFAULT_GRACE);
+  cfg.max_conns = (long)opt_int_field(L, 1, "max_connections", FLOSSE_DEFAULT_MAX_CONNECTIONS, 0);
+  cfg.instruction_budget = (long)opt_int_field(L, 1, "instruction_budget", FLOSSE_DEFAULT_INSTRUCTION_BUDGET, 0);
   if (cfg.instruction_budget > 0x7fffffff) cfg.instruction_budget = 0x7fffffff;
-  cfg.lua_memory = (size_t)opt_int_field(L, 1, "lua_memory", (lua_Integer)1024 << 20, 0);
+  cfg.lua_memory = (size_t)opt_int_field(L, 1, "lua_memory",
+                                         (lua_Integer)FLOSSE_DEFAULT_LUA_MEMORY_MIB << 20, 0);
   lua_getfield(L, 1, "debug");
   cfg.debug = lua_toboolean(L, -1);
   lua_pop(L, 1);
@@ -97,16 +103,15 @@ static int l_listen(lua_State *L) {
   lua_getfield(L, 1, "reuseport");
   int reuseport = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  flosse_server_init(srv, worker != NULL);
+  flosse_server_init(srv, worker != NULL, &cfg);
   srv->worker = worker;
-  if (worker) srv->conns_open = &worker->main->conns_open_own;
+  if (worker) srv->conns_open = srv->conns.open = &worker->main->conns_open_own;
   srv->reuseport = reuseport || worker != NULL;
-  srv->cfg = cfg;
   ls->srv = srv;
   char err[256];
   int rc = flosse_server_listen(srv, host, (int)port, err, sizeof err);
   if (rc != FLOSSE_OK) {
-    flosse_server_free(srv);
+    flosse_server_free(srv, L);
     free(srv);
     ls->srv = NULL;
     luaL_pushfail(L);
@@ -114,10 +119,14 @@ static int l_listen(lua_State *L) {
     return 2;
   }
   lua_getfield(L, 1, "dispatch");
-  srv->dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  srv->streams.dispatch_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   if (lua_isfunction(L, reload_idx)) {
     lua_pushvalue(L, reload_idx);
     srv->reload_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  if (lua_isfunction(L, start_idx)) {
+    lua_pushvalue(L, start_idx);
+    srv->start_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   return 1;
 }
@@ -238,11 +247,7 @@ static int srv_close(lua_State *L) {
     flosse_workers_stop(ls->srv, 1);
     flosse_workers_join(ls->srv);
   }
-  flosse_server_free(ls->srv);
-  luaL_unref(L, LUA_REGISTRYINDEX, ls->srv->dispatch_ref);
-  luaL_unref(L, LUA_REGISTRYINDEX, ls->srv->reload_ref);
-  while (ls->srv->nidle_threads)
-    luaL_unref(L, LUA_REGISTRYINDEX, ls->srv->idle_threads[--ls->srv->nidle_threads]);
+  flosse_server_free(ls->srv, L);
   free(ls->srv);
   ls->srv = NULL;
   return 0;
@@ -253,6 +258,35 @@ static int srv_tostring(lua_State *L) {
   if (!ls->srv) lua_pushliteral(L, "flosse.Server (closed)");
   else lua_pushfstring(L, "flosse.Server (%d listeners)", ls->srv->nlisteners);
   return 1;
+}
+
+/* core.defaults: every default (defaults.h), for flosse.app's settings. */
+static void push_defaults(lua_State *L) {
+  lua_createtable(L, 0, 24);
+#define INT(k, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, k))
+#define NUM(k, v) (lua_pushnumber(L, (lua_Number)(v)), lua_setfield(L, -2, k))
+  lua_pushliteral(L, FLOSSE_DEFAULT_HOST);
+  lua_setfield(L, -2, "host");
+  INT("port", FLOSSE_DEFAULT_PORT);
+  INT("max_url_bytes", FLOSSE_DEFAULT_MAX_URL_BYTES);
+  INT("max_header_bytes", FLOSSE_DEFAULT_MAX_HEADER_BYTES);
+  INT("max_body_bytes", FLOSSE_DEFAULT_MAX_BODY_BYTES);
+  INT("high_water", FLOSSE_DEFAULT_HIGH_WATER);
+  INT("low_water", FLOSSE_DEFAULT_LOW_WATER);
+  NUM("heartbeat", FLOSSE_DEFAULT_HEARTBEAT);
+  NUM("header_timeout", FLOSSE_DEFAULT_HEADER_TIMEOUT);
+  NUM("write_timeout", FLOSSE_DEFAULT_WRITE_TIMEOUT);
+  NUM("grace", FLOSSE_DEFAULT_GRACE);
+  INT("instruction_budget", FLOSSE_DEFAULT_INSTRUCTION_BUDGET);
+  INT("lua_memory", FLOSSE_DEFAULT_LUA_MEMORY_MIB);
+  INT("channel_history", FLOSSE_DEFAULT_CHANNEL_HISTORY);
+  NUM("channel_history_seconds", FLOSSE_DEFAULT_CHANNEL_HISTORY_SECONDS);
+  INT("channel_backlog", FLOSSE_DEFAULT_CHANNEL_BACKLOG);
+  INT("max_channels", FLOSSE_DEFAULT_MAX_CHANNELS);
+  lua_pushliteral(L, FLOSSE_DEFAULT_LOG_LEVEL);
+  lua_setfield(L, -2, "log_level");
+#undef INT
+#undef NUM
 }
 
 int luaopen_flosse_core(lua_State *L) {
@@ -266,7 +300,7 @@ int luaopen_flosse_core(lua_State *L) {
       {"__gc", srv_close}, {"__close", srv_close}, {"__tostring", srv_tostring},
       {NULL, NULL},
   };
-  flosse_stream_init_threads(L);
+  flosse_task_init_state(L);
   if (luaL_newmetatable(L, SERVER_MT)) {
     luaL_setfuncs(L, meta, 0);
     luaL_newlib(L, methods);
@@ -275,9 +309,13 @@ int luaopen_flosse_core(lua_State *L) {
   lua_pop(L, 1);
 
   lua_newtable(L);
-  flosse_stream_register(L);
+  flosse_lvalues_register(L);
+  flosse_lstream_register(L);
+  flosse_ltask_register(L);
   flosse_lchannel_register(L);
   flosse_ljson_register(L);
+  push_defaults(L);
+  lua_setfield(L, -2, "defaults");
   lua_pushcfunction(L, l_listen);
   lua_setfield(L, -2, "listen");
   lua_pushcfunction(L, l_worker);

@@ -1,5 +1,7 @@
 #include "sse.h"
 
+#include "response.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -23,7 +25,7 @@ struct flosse_seg *flosse_sse_chunk(const struct flosse_sse_event *ev, uint32_t 
                                     uint32_t *frame_len) {
   size_t len = flosse_sse_frame_len(ev);
   char head[20];
-  size_t hl = flosse_chunk_head(head, len);
+  size_t hl = flosse_response_chunk_head(head, len);
   struct flosse_seg *seg = flosse_seg_new(hl + len + 2);
   if (!seg) return NULL;
   memcpy(seg->data, head, hl);
@@ -46,24 +48,19 @@ int flosse_sse_frame(struct flosse_buf *out, const struct flosse_sse_event *ev,
   return FLOSSE_OK;
 }
 
-int flosse_sse_comment(struct flosse_buf *out, const char *text, size_t len) {
-  if (!flosse_sse_field_ok(text, len)) return FLOSSE_ERR;
-  if (flosse_buf_append(out, ":", 1) != FLOSSE_OK) return FLOSSE_ERR;
-  if (flosse_buf_append(out, text, len) != FLOSSE_OK) return FLOSSE_ERR;
-  return flosse_buf_append(out, "\n\n", 2);
+size_t flosse_sse_comment_flat(char *dst, size_t cap, const char *text, size_t len) {
+  if (len + 3 > cap || !flosse_sse_field_ok(text, len)) return 0;
+  dst[0] = ':';
+  memcpy(dst + 1, text, len);
+  dst[len + 1] = '\n';
+  dst[len + 2] = '\n';
+  return len + 3;
 }
 
-size_t flosse_chunk_head(char *out, size_t len) {
-  char tmp[16];
-  size_t n = 0;
-  do {
-    tmp[n++] = "0123456789abcdef"[len & 15];
-    len >>= 4;
-  } while (len);
-  for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
-  out[n] = '\r';
-  out[n + 1] = '\n';
-  return n + 2;
+int flosse_sse_comment(struct flosse_buf *out, const char *text, size_t len) {
+  char flat[256];
+  size_t n = flosse_sse_comment_flat(flat, sizeof flat, text, len);
+  return n ? flosse_buf_append(out, flat, n) : FLOSSE_ERR;
 }
 
 static size_t dec_len(long long v) {

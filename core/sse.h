@@ -36,8 +36,12 @@ int flosse_sse_frame(struct flosse_buf *out, const struct flosse_sse_event *ev,
 struct flosse_seg *flosse_sse_chunk(const struct flosse_sse_event *ev, uint32_t *frame_off,
                                     uint32_t *frame_len);
 
-/* Appends a comment frame (": text\n\n"); text must be a single line. */
+/* Appends a comment frame (": text\n\n"); text must be a single line
+ * (under 253 bytes). Heartbeats are such comments. */
 int flosse_sse_comment(struct flosse_buf *out, const char *text, size_t len);
+/* Writes the same frame to dst (room for cap bytes); returns its length,
+ * or 0 when text is not one line or does not fit. */
+size_t flosse_sse_comment_flat(char *dst, size_t cap, const char *text, size_t len);
 
 /* The length of ev's frame. */
 size_t flosse_sse_frame_len(const struct flosse_sse_event *ev);
@@ -45,8 +49,6 @@ size_t flosse_sse_frame_len(const struct flosse_sse_event *ev);
  * bytes; returns that length. For small events: one copy, no buffer calls. */
 size_t flosse_sse_frame_flat(char *dst, const struct flosse_sse_event *ev);
 
-/* Writes "<hex len>\r\n" (an HTTP chunk's head) to out (room for 20
- * bytes); returns its length. */
-size_t flosse_chunk_head(char *out, size_t len);
+
 
 #endif

@@ -1,60 +1,53 @@
-/* Request threads: the Lua side of a connection. A request runs in its own
- * Lua thread; every yield is an event to frame or a wait marked by the core. */
+/* Streams: a request on a connection, answered by a task. The stream owns
+ * the request's task, frames what it yields into the connection's output,
+ * writes its response head (a stream's when the view first yields, waits or
+ * ends), and relays a subscription in C once the view hands it over. */
 #ifndef FLOSSE_STREAM_H
 #define FLOSSE_STREAM_H
 
-#include <lua.h>
-
-#include "buf.h"
 #include "conn.h"
+#include "task.h"
+#include "wait_relay.h"
 
-/* Starts the request thread for the request the parser just completed.
- * On failure the connection gets a 500 (or is closed). */
-void flosse_stream_dispatch(struct flosse_conn *c);
+/* A worker's streams: what every request's task starts with. */
+struct flosse_streams {
+  struct flosse_tasks *tasks;
+  const struct flosse_config *cfg;
+  int dispatch_ref;          /* the Lua function every request's task starts in */
+};
 
-/* Resumes the thread with nargs values already pushed on it. */
-void flosse_stream_resume(struct flosse_conn *c, int nargs);
+struct flosse_stream {
+  struct flosse_conn *conn;
+  struct flosse_streams *ctx;
+  struct flosse_task task;   /* the request's; released once relaying */
+  struct flosse_relay relay;
+  struct flosse_job free;    /* the struct is freed at the end of the turn, since
+                                its task may be on the C stack when it closes */
+  struct flosse_sub *relay_pending; /* handed over by the view, taken after its yield */
+  int onclose_ref, onclose_arg_ref; /* the task's close handler, kept while relaying */
+  long long head_retry;      /* the stream's retry frame (< 0: none) */
+  double head_heartbeat;     /* its heartbeat interval (0: none) */
+  unsigned sse : 1;          /* start_stream was called: an event stream */
+  unsigned head_pending : 1; /* its head is not written yet: a refusal can still
+                                answer with its own status */
+  unsigned chunked : 1;
+};
 
-/* Closes the thread (to-be-closed variables run), runs the on_close
- * handler, and drops both references. Safe to call twice. */
-void flosse_stream_release(struct flosse_conn *c);
+/* The connection callbacks of the stream layer (conns->data must point at
+ * the worker's struct flosse_streams). */
+extern const struct flosse_conn_callbacks flosse_stream_conn_callbacks;
 
-/* Graceful shutdown of one connection: a stream is ended (view closed,
- * on_close run, terminator queued), an unanswered request gets 503, and
- * the connection closes once its output is sent. */
-void flosse_stream_shutdown(struct flosse_conn *c);
+/* The stream whose task t is, or NULL (a background task). */
+struct flosse_stream *flosse_stream_of(struct flosse_task *t);
 
-/* Frames the n values at L[base..base+n) the way a yield of them is framed.
- * Appends to out and returns FLOSSE_OK, or FLOSSE_ERR with err filled in.
- * May call the JSON encoder (protected); leaves L's stack as it found it. */
-int flosse_stream_frame(lua_State *L, int base, int n, struct flosse_buf *out,
-                        char *err, size_t errlen);
+/* core.start_stream: the request is an event stream from now on. Returns
+ * FLOSSE_ERR if it already is. */
+int flosse_stream_start(struct flosse_stream *s, long long retry, double heartbeat);
 
-/* Reads the n values at L[base..] as a yield into ev, whose strings stay
- * valid while the caller keeps the values pushed meanwhile (the caller
- * resets the stack). Returns FLOSSE_OK, or FLOSSE_ERR with err filled in. */
-struct flosse_sse_event;
-int flosse_stream_event(lua_State *L, int base, int n, struct flosse_sse_event *ev, char *err,
-                        size_t errlen);
-
-/* The channel message at L[idx], or NULL (core/lchannel.c). */
-struct flosse_msg *flosse_lchannel_testmsg(lua_State *L, int idx);
-/* Adds publish and subscribe to the table on top of L (core/lchannel.c). */
-void flosse_lchannel_register(lua_State *L);
-
-/* Raises a refusal: an error that answers the request with status and
- * text (400 to 599) when it ends a request whose answer has not started
- * (a stream's head is written when its view first yields, waits or ends),
- * and becomes an error event with that text on a stream already going.
- * Logged as one warning, never with a traceback. Does not return. */
-int flosse_stream_refuse(lua_State *L, int status, const char *text);
-
-/* Adds sleep, start_stream, report_error, refuse, on_close, in_stream and
- * frame to the table on top of L. */
-void flosse_stream_register(lua_State *L);
-
-/* Clears the main thread's extra space, which every new thread copies
- * (luaopen_flosse_core calls it before any request thread exists). */
-void flosse_stream_init_threads(lua_State *L);
+/* Logs an error with a new id (written to id) and, on a running stream,
+ * sends the error event: the text itself in debug mode, a generic one
+ * otherwise. s may be NULL (logged only). */
+void flosse_stream_report_error(struct flosse_stream *s, const char *log_text,
+                                const char *client_text, char id[13]);
 
 #endif

@@ -21,7 +21,7 @@ static void set_state(struct flosse_worker *w, int state, const char *error) {
   if (error && !w->error[0]) snprintf(w->error, sizeof w->error, "%s", error);
   pthread_cond_broadcast(&w->main->wcond);
   /* A main thread waiting for its workers to drain wakes up to look. */
-  if (state == 2) ev_async_send(w->main->loop, &w->main->worker_done_async);
+  if (state == 2) ev_async_send(w->main->loop.ev, &w->main->worker_done_async);
   pthread_mutex_unlock(&w->main->wlock);
 }
 
@@ -145,7 +145,7 @@ void flosse_workers_stop(struct flosse_server *main, int force) {
   pthread_mutex_lock(&main->wlock);
   for (int i = 0; i < main->nworkers; i++) {
     struct flosse_server *srv = main->workers[i].srv;
-    if (srv) ev_async_send(srv->loop, force ? &srv->force_async : &srv->stop_async);
+    if (srv) ev_async_send(srv->loop.ev, force ? &srv->force_async : &srv->stop_async);
   }
   pthread_mutex_unlock(&main->wlock);
 }
@@ -154,7 +154,7 @@ void flosse_workers_reload(struct flosse_server *main) {
   pthread_mutex_lock(&main->wlock);
   for (int i = 0; i < main->nworkers; i++) {
     struct flosse_server *srv = main->workers[i].srv;
-    if (srv) ev_async_send(srv->loop, &srv->reload_async);
+    if (srv) ev_async_send(srv->loop.ev, &srv->reload_async);
   }
   pthread_mutex_unlock(&main->wlock);
 }

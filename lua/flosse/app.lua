@@ -1,35 +1,20 @@
 --- flosse.app: loads an app folder (settings.lua, urls.lua and the modules
 -- they require) into a table the dispatcher routes with.
+local core = require "flosse.core"
 local static = require "flosse.static"
 local auth = require "flosse.auth"
 
 local app = {}
 
 --- Every setting with its default; settings.lua and flags override them.
+-- The values are the C core's (core/defaults.h, as core.defaults): one place.
+-- Those with no default: retry (none), max_connections (nil: the open-file
+-- limit less 64), workers (nil: one per CPU).
 app.DEFAULTS = {
   debug = false,
-  retry = nil,
-  heartbeat = 15,
   authentication_classes = {},
-  host = "127.0.0.1",
-  port = 8080,
-  max_url_bytes = 8192,
-  max_header_bytes = 16384,
-  max_body_bytes = 1024 * 1024,
-  max_connections = nil, -- nil: the open-file limit less 64
-  header_timeout = 10,
-  write_timeout = 30,
-  lua_memory = 1024, -- MiB
-  instruction_budget = 100000000,
-  grace = 5,
-  high_water = 256 * 1024,
-  low_water = 64 * 1024,
-  log_level = "info",
-  channel_history = 100, -- events kept per channel for Last-Event-ID
-  channel_history_seconds = 0, -- and no older than this; 0: no age limit
-  channel_backlog = 1000, -- events a subscriber may fall behind before it is dropped
-  max_channels = 100000, -- channels the registry may hold (the whole server's)
 }
+for k, v in pairs(core.defaults) do app.DEFAULTS[k] = v end
 
 local function file_exists(path)
   local f = io.open(path, "r")
@@ -133,7 +118,16 @@ function app.load(dir)
       return nil, ("%s/urls.lua: entry %d is not a path(...) entry"):format(dir, i)
     end
   end
-  return { dir = dir, settings = settings, urlpatterns = patterns, modules = modules, auth = auth }
+  -- tasks.lua is compiled now (a syntax error fails the load, keeping the
+  -- old app), and run once the server runs (flosse.tasks.run).
+  local tasks
+  if file_exists(dir .. "/tasks.lua") then
+    local chunk, terr = loadfile(dir .. "/tasks.lua", "t", env)
+    if not chunk then return nil, app.one_line(terr) end
+    tasks = chunk
+  end
+  return { dir = dir, settings = settings, urlpatterns = patterns, modules = modules, auth = auth,
+           tasks = tasks }
 end
 
 return app

@@ -2,6 +2,7 @@
 local flosse = require "flosse"
 local permissions = require "flosse.permissions"
 local static = require "flosse.static"
+local tasks = require "flosse.tasks"
 
 local check = {}
 
@@ -94,6 +95,22 @@ function check.report(app)
   local fmt = "%-" .. w1 .. "s  %-6s  %-" .. w3 .. "s  %s\n"
   local out = { fmt:format("ROUTE", "KIND", "VIEW", "PERMISSIONS") }
   for _, r in ipairs(rows) do out[#out + 1] = fmt:format(r.route, r.kind, r.view, r.permissions) end
+  local list, terr = tasks.list(app)
+  if not list then error(terr, 0) end
+  if #list > 0 then
+    -- What tasks.lua starts, without starting it: a listing, not a run.
+    local t1, t4 = #"TASK", #"WHERE"
+    for _, t in ipairs(list) do
+      t1 = math.max(t1, #t.name)
+      t4 = math.max(t4, #t.where)
+    end
+    local tfmt = "%-" .. t1 .. "s  %-5s  %-8s  %-7s  %s\n"
+    out[#out + 1] = "\n" .. tfmt:format("TASK", "KIND", "SECONDS", "WORKERS", "WHERE")
+    for _, t in ipairs(list) do
+      out[#out + 1] = tfmt:format(t.name, t.kind, t.kind == "spawn" and "-" or ("%g"):format(t.seconds),
+                                  t.each_worker and "each" or "one", t.where)
+    end
+  end
   out[#out + 1] = ("OK: %d routes in %s\n"):format(#rows, app.dir)
   return table.concat(out)
 end

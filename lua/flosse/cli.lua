@@ -3,6 +3,7 @@ local core = require "flosse.core"
 local app_mod = require "flosse.app"
 local server = require "flosse.server"
 local check = require "flosse.check"
+local tasks = require "flosse.tasks"
 local new = require "flosse.new"
 
 local cli = {}
@@ -238,6 +239,7 @@ local function build(dir, flags, listen, app)
     end
     current = fresh
     configure_channels(fresh.settings)
+    tasks.run(fresh) -- the old generation's tasks are cancelled first
     if not listen.worker then core.log("info", ("reloaded %s (%d routes)"):format(dir, #check.rows(fresh))) end
   end
   local config = {
@@ -258,6 +260,7 @@ local function build(dir, flags, listen, app)
     low_water = s.low_water,
     dispatch = server.dispatcher(function() return current end),
     reload = reload,
+    start = function() tasks.run(current) end,
   }
   for k, v in pairs(listen) do config[k] = v end
   local srv, lerr = core.listen(config)

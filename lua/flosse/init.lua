@@ -126,8 +126,14 @@ flosse.SSEEvent = setmetatable(SSEEvent, {
   end,
 })
 
---- Suspends the calling stream for the given seconds; the server goes on.
+--- Suspends the calling view or task for the given seconds; the server goes on.
 flosse.sleep = core.sleep
+
+local tasks = require "flosse.tasks"
+--- Background tasks: flosse.spawn(fn), flosse.after(s, fn), flosse.every(s, fn).
+flosse.spawn = tasks.spawn
+flosse.after = tasks.after
+flosse.every = tasks.every
 
 --- The index of the worker running the caller (0 is the main thread's).
 -- Each worker has its own Lua state: module tables are not shared.

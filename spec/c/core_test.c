@@ -195,9 +195,9 @@ static void test_sse_flat(void) {
         }
   check(bad == 0 && total > 800, "sse: the one-pass framer matches a line-by-line reference byte for byte", detail);
   char head[20];
-  size_t n = flosse_chunk_head(head, 0x1a2f);
+  size_t n = flosse_response_chunk_head(head, 0x1a2f);
   check(n == 6 && memcmp(head, "1a2f\r\n", 6) == 0, "sse: chunk head in lower-case hex", NULL);
-  n = flosse_chunk_head(head, 0);
+  n = flosse_response_chunk_head(head, 0);
   check(n == 3 && memcmp(head, "0\r\n", 3) == 0, "sse: chunk head of 0", NULL);
 }
 
@@ -398,15 +398,19 @@ static void test_rbuf(void) {
 }
 
 static int woken, dropped;
-static void on_wake(struct flosse_conn *c) { (void)c; woken++; }
-static void on_drop(struct flosse_conn *c) { (void)c; dropped++; }
+static void on_notify(struct flosse_sub_owner *o, int drop) {
+  (void)o;
+  if (drop) dropped++;
+  else woken++;
+}
+static struct flosse_sub_owner fake_owner = {on_notify};
 
 static struct flosse_msg *publish_text(const char *ch, const char *data, const char *id,
                                        double now, size_t *delivered) {
   struct flosse_sse_event ev = {NULL, 0, data, strlen(data), id, id ? strlen(id) : 0, -1};
   char err[128];
   enum flosse_chan_rc rc;
-  struct flosse_msg *m = flosse_channel_publish(ch, strlen(ch), &ev, now, delivered, on_wake, on_drop,
+  struct flosse_msg *m = flosse_channel_publish(ch, strlen(ch), &ev, now, delivered,
                                                 &rc, err, sizeof err);
   if (m) flosse_msg_unref(m); /* borrowed below, while the history holds it */
   return m;
@@ -420,12 +424,11 @@ static void test_channel_registry(void) {
   size_t base = flosse_channel_count(), n;
   const char *names[] = {"r1", "r2", "r3", "r4"};
   size_t lens[] = {2, 2, 2, 2};
-  int fake_conn;
   struct flosse_sub *s = calloc(1, flosse_sub_size(4));
-  check(base == 0 && flosse_sub_init(s, (struct flosse_conn *)&fake_conn, names, lens, 4, NULL, 1.0) ==
+  check(base == 0 && flosse_sub_init(s, &fake_owner, names, lens, 4, NULL, 1.0) ==
                          FLOSSE_CHAN_FULL && flosse_channel_count() == 0,
         "registry: a subscription past max_channels is refused and makes nothing", NULL);
-  check(flosse_sub_init(s, (struct flosse_conn *)&fake_conn, names, lens, 3, NULL, 1.0) == FLOSSE_CHAN_OK &&
+  check(flosse_sub_init(s, &fake_owner, names, lens, 3, NULL, 1.0) == FLOSSE_CHAN_OK &&
             flosse_channel_count() == 3,
         "registry: up to max_channels is fine", NULL);
   check(!publish_text("r4", "x", NULL, 1.0, &n), "registry: a publish past max_channels is refused", NULL);
@@ -439,7 +442,7 @@ static void test_channel_registry(void) {
   check(flosse_channel_count() == 0, "registry: expired history and no subscriber frees the channel", NULL);
   const char *twice[] = {"d", "d"};
   size_t tl[] = {1, 1};
-  check(flosse_sub_init(s, (struct flosse_conn *)&fake_conn, twice, tl, 2, NULL, 20.0) == FLOSSE_CHAN_OK &&
+  check(flosse_sub_init(s, &fake_owner, twice, tl, 2, NULL, 20.0) == FLOSSE_CHAN_OK &&
             flosse_channel_count() == 1 && s->nrefs == 1,
         "registry: a name given twice is one subscription", NULL);
   publish_text("d", "once", NULL, 21.0, &n);
@@ -448,7 +451,7 @@ static void test_channel_registry(void) {
   flosse_channel_sweep(40.0);
   const char *bad[] = {"ok", "a\nb"};
   size_t bl[] = {2, 3};
-  check(flosse_sub_init(s, (struct flosse_conn *)&fake_conn, bad, bl, 2, NULL, 41.0) == FLOSSE_CHAN_BAD_NAME &&
+  check(flosse_sub_init(s, &fake_owner, bad, bl, 2, NULL, 41.0) == FLOSSE_CHAN_BAD_NAME &&
             flosse_channel_count() == 0,
         "registry: a bad name refuses the whole subscription", NULL);
   char long_name[202];
@@ -458,12 +461,12 @@ static void test_channel_registry(void) {
             !flosse_channel_name_ok("a\0b", 3) && !flosse_channel_name_ok("a\rb", 3),
         "registry: names are 1 to 200 bytes without CR, LF or NUL", NULL);
   free(s);
-  struct flosse_channel_config def = {100, 0, 1000, FLOSSE_CHANNEL_MAX_DEFAULT};
+  struct flosse_channel_config def = {100, 0, 1000, FLOSSE_DEFAULT_MAX_CHANNELS};
   flosse_channel_configure(&def);
 }
 
 static void test_channels(void) {
-  struct flosse_channel_config cfg = {3, 0, 2, FLOSSE_CHANNEL_MAX_DEFAULT};
+  struct flosse_channel_config cfg = {3, 0, 2, FLOSSE_DEFAULT_MAX_CHANNELS};
   flosse_channel_configure(&cfg);
   check(!flosse_channel_name_ok("x\ny", 3) && !flosse_channel_name_ok("", 0), "bad channel names", NULL);
   size_t n;
@@ -489,8 +492,7 @@ static void test_channels(void) {
   const char *both[2] = {"a", "b"};
   size_t both_len[2] = {1, 1};
   struct flosse_sub *s = calloc(1, flosse_sub_size(2));
-  int fake_conn;
-  flosse_sub_init(s, (struct flosse_conn *)&fake_conn, both, both_len, 2, "custom", 6.0);
+  flosse_sub_init(s, &fake_owner, both, both_len, 2, "custom", 6.0);
   struct flosse_chan *a = s->refs[0].chan, *b = s->refs[1].chan;
   check(a->hist_len == 3, "history keeps the last N", NULL);
   struct flosse_msg *r1 = flosse_sub_pop(s), *r2 = flosse_sub_pop(s), *r3 = flosse_sub_pop(s);
@@ -501,7 +503,7 @@ static void test_channels(void) {
   struct flosse_sub *s2 = calloc(1, flosse_sub_size(2));
   char num[24];
   snprintf(num, sizeof num, "%llu", (unsigned long long)first);
-  flosse_sub_init(s2, (struct flosse_conn *)&fake_conn, both, both_len, 2, num, 6.0);
+  flosse_sub_init(s2, &fake_owner, both, both_len, 2, num, 6.0);
   int replayed = 0;
   uint64_t last = 0;
   int ordered = 1;
@@ -530,11 +532,11 @@ static void test_channels(void) {
   flosse_msg_unref(held);
   free(s);
   /* Drop them: history_seconds set, everything old, nobody subscribed. */
-  struct flosse_channel_config expire = {100, 1, 1000, FLOSSE_CHANNEL_MAX_DEFAULT};
+  struct flosse_channel_config expire = {100, 1, 1000, FLOSSE_DEFAULT_MAX_CHANNELS};
   flosse_channel_configure(&expire);
   flosse_channel_sweep(100.0);
   check(flosse_channel_count() == 0, "expired channels are freed by the sweep", NULL);
-  struct flosse_channel_config def = {100, 0, 1000, FLOSSE_CHANNEL_MAX_DEFAULT};
+  struct flosse_channel_config def = {100, 0, 1000, FLOSSE_DEFAULT_MAX_CHANNELS};
   flosse_channel_configure(&def);
 }
 

@@ -1,0 +1,122 @@
+/* Streams for Lua: core.start_stream, refuse, report_error, on_close,
+ * in_stream and frame (lua/flosse wraps them). */
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdio.h>
+
+#include "lprivate.h"
+#include "lvalues.h"
+#include "stream.h"
+
+struct flosse_task *flosse_lcheck_task(lua_State *L, const char *fname) {
+  struct flosse_task *t = flosse_task_of(L);
+  if (!t) luaL_error(L, "%s must be called from a view or a task (in its own coroutine)", fname);
+  return t;
+}
+
+struct flosse_server *flosse_lcheck_server(lua_State *L, const char *fname) {
+  if (!flosse_current_server) luaL_error(L, "%s needs a running server", fname);
+  return flosse_current_server;
+}
+
+static struct flosse_stream *check_stream(lua_State *T, const char *fname) {
+  struct flosse_stream *s = flosse_stream_of(flosse_task_of(T));
+  if (!s || !flosse_conn_is_open(s->conn))
+    luaL_error(T, "%s must be called from a view (in the request's own coroutine)", fname);
+  return s;
+}
+
+/* core.start_stream(retry, heartbeat): the request is a stream from now
+ * on; its head goes out when the view first yields, waits or ends. */
+static int l_start_stream(lua_State *T) {
+  long long retry = -1;
+  if (!lua_isnoneornil(T, 1)) {
+    char err[96];
+    if (!flosse_lvalues_retry(T, 1, &retry, err, sizeof err)) return luaL_argerror(T, 1, err);
+  }
+  lua_Number hb = luaL_optnumber(T, 2, -1);
+  struct flosse_stream *s = check_stream(T, "start_stream");
+  if (flosse_stream_start(s, retry, hb) != FLOSSE_OK) return luaL_error(T, "the stream has already started");
+  return 0;
+}
+
+/* core.refuse(status, text): see flosse_task_refuse. */
+static int l_refuse(lua_State *L) {
+  lua_Integer status = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, status >= 400 && status <= 599, 1, "a refusal's status is 400 to 599");
+  const char *text = luaL_checkstring(L, 2);
+  return flosse_task_refuse(L, (int)status, text);
+}
+
+static int l_report_error(lua_State *T) {
+  const char *log_text = luaL_checkstring(T, 1);
+  const char *client_text = luaL_optstring(T, 2, log_text);
+  char id[13];
+  flosse_stream_report_error(flosse_stream_of(flosse_task_of(T)), log_text, client_text, id);
+  lua_pushstring(T, id);
+  return 1;
+}
+
+/* core.on_close(fn [, arg]): fn(arg) runs once the task ends (a request's:
+ * once the request ends). The argument saves a closure per request (the
+ * dispatcher passes the request). */
+static int l_on_close(lua_State *T) {
+  luaL_checktype(T, 1, LUA_TFUNCTION);
+  struct flosse_task *t = flosse_lcheck_task(T, "on_close");
+  lua_settop(T, 2);
+  if (t->onclose_ref != LUA_NOREF) {
+    luaL_unref(T, LUA_REGISTRYINDEX, t->onclose_ref);
+    luaL_unref(T, LUA_REGISTRYINDEX, t->onclose_arg_ref);
+  }
+  t->onclose_arg_ref = luaL_ref(T, LUA_REGISTRYINDEX); /* LUA_REFNIL for nil */
+  t->onclose_ref = luaL_ref(T, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+static int l_in_stream(lua_State *T) {
+  struct flosse_stream *s = flosse_stream_of(flosse_task_of(T));
+  lua_pushboolean(T, s && s->sse && flosse_conn_is_open(s->conn));
+  return 1;
+}
+
+static int l_frame(lua_State *L) {
+  struct flosse_buf out;
+  char err[256];
+  int n = lua_gettop(L);
+  flosse_buf_init(&out);
+  if (flosse_lvalues_frame(L, 1, n, &out, err, sizeof err) != FLOSSE_OK) {
+    flosse_buf_free(&out);
+    luaL_pushfail(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  luaL_Buffer b;
+  struct iovec iov[64];
+  luaL_buffinit(L, &b);
+  while (out.len) {
+    int k = flosse_buf_iov(&out, iov, 64);
+    size_t moved = 0;
+    for (int i = 0; i < k; i++) {
+      luaL_addlstring(&b, iov[i].iov_base, iov[i].iov_len);
+      moved += iov[i].iov_len;
+    }
+    flosse_buf_consume(&out, moved);
+  }
+  flosse_buf_free(&out);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+void flosse_lstream_register(lua_State *L) {
+  static const luaL_Reg fns[] = {
+      {"start_stream", l_start_stream},
+      {"report_error", l_report_error},
+      {"refuse", l_refuse},
+      {"on_close", l_on_close},
+      {"in_stream", l_in_stream},
+      {"frame", l_frame},
+      {NULL, NULL},
+  };
+  flosse_task_register_refusal(L);
+  luaL_setfuncs(L, fns, 0);
+}
