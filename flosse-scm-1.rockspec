@@ -71,6 +71,7 @@ build = {
             "core/lstream.c",
             "core/ltask.c",
             "core/lchannel.c",
+            "core/lsocket.c",
             "core/worker.c",
             "core/server.c",
             "core/lcore.c",

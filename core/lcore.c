@@ -1,5 +1,6 @@
 /* luaopen_flosse_core: the C core as the private Lua module flosse.core.
  * lua/flosse wraps it in the public API. */
+#include <dlfcn.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdlib.h>
@@ -233,6 +234,24 @@ static int srv_watch(lua_State *L) {
   return 1;
 }
 
+/* srv:step([timeout]): one turn of the loop, in this process (the first
+ * sets the server up, without signals): for in-process tests. */
+static int srv_step(lua_State *L) {
+  struct lserver *ls = check_server(L);
+  lua_Number timeout = luaL_optnumber(L, 2, 0);
+  if (flosse_server_step(ls->srv, L, timeout) != FLOSSE_OK)
+    return luaL_error(L, "the server runs (srv:run): it cannot be stepped");
+  return 0;
+}
+
+/* srv:add_socket(fd): a connected socket becomes a connection (ownership taken). */
+static int srv_add_socket(lua_State *L) {
+  struct lserver *ls = check_server(L);
+  int fd = (int)luaL_checkinteger(L, 2);
+  lua_pushboolean(L, flosse_server_adopt(ls->srv, fd) == FLOSSE_OK);
+  return 1;
+}
+
 static int srv_stop(lua_State *L) {
   struct lserver *ls = check_server(L);
   if (ls->srv->running) flosse_server_stop(ls->srv);
@@ -241,7 +260,9 @@ static int srv_stop(lua_State *L) {
 
 static int srv_close(lua_State *L) {
   struct lserver *ls = luaL_checkudata(L, 1, SERVER_MT);
-  if (!ls->srv || ls->srv->running) return 0;
+  if (!ls->srv) return 0;
+  flosse_server_end_steps(ls->srv);
+  if (ls->srv->running) return 0;
   if (ls->srv->nworkers) {
     /* Closed without running: the workers still need telling. */
     flosse_workers_stop(ls->srv, 1);
@@ -289,10 +310,22 @@ static void push_defaults(lua_State *L) {
 #undef NUM
 }
 
+/* The Lua state's allocator is ours once a server runs (lalloc.c), and
+ * lua_close unloads C modules before it frees the last blocks: the module
+ * stays mapped for the life of the process, so that those frees (and a
+ * process that goes on after closing a state, like a test runner's) never
+ * call into unloaded code. */
+static void pin_module(void) {
+  Dl_info info;
+  if (dladdr((void *)pin_module, &info) && info.dli_fname)
+    (void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 int luaopen_flosse_core(lua_State *L) {
+  pin_module();
   static const luaL_Reg methods[] = {
       {"addresses", srv_addresses}, {"run", srv_run}, {"stop", srv_stop},
-      {"watch", srv_watch},
+      {"watch", srv_watch}, {"step", srv_step}, {"add_socket", srv_add_socket},
       {"start_workers", srv_start_workers},
       {"close", srv_close}, {NULL, NULL},
   };
@@ -313,6 +346,7 @@ int luaopen_flosse_core(lua_State *L) {
   flosse_lstream_register(L);
   flosse_ltask_register(L);
   flosse_lchannel_register(L);
+  flosse_lsocket_register(L);
   flosse_ljson_register(L);
   push_defaults(L);
   lua_setfield(L, -2, "defaults");

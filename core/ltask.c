@@ -26,11 +26,12 @@ struct lhandle {
   struct flosse_bgtask *b;
   lua_State *L;     /* the worker's main thread, to drop the anchor */
   int self_ref;     /* anchors the handle while the task lives */
+  unsigned long runs; /* kept once the task is over */
 };
 
 static void ended(struct flosse_bgtask *b, void *data) {
   struct lhandle *h = data;
-  (void)b;
+  h->runs = b->runs;
   h->b = NULL;
   luaL_unref(h->L, LUA_REGISTRYINDEX, h->self_ref);
   h->self_ref = LUA_NOREF;
@@ -51,6 +52,7 @@ static int l_spawn(lua_State *L) {
   h->b = NULL;
   h->L = srv->loop.L;
   h->self_ref = LUA_NOREF;
+  h->runs = 0;
   luaL_setmetatable(L, TASK_MT);
   lua_pushvalue(L, 1);
   struct flosse_bgtask *b = flosse_background_start(&srv->background, L, delay,
@@ -85,7 +87,7 @@ static int handle_active(lua_State *L) {
 
 static int handle_runs(lua_State *L) {
   struct lhandle *h = check_handle(L);
-  lua_pushinteger(L, h->b ? (lua_Integer)h->b->runs : 0);
+  lua_pushinteger(L, (lua_Integer)(h->b ? h->b->runs : h->runs));
   return 1;
 }
 

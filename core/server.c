@@ -334,7 +334,9 @@ int flosse_server_listen(struct flosse_server *srv, const char *host, int port, 
   return FLOSSE_OK;
 }
 
-int flosse_server_run(struct flosse_server *srv, lua_State *L) {
+/* Sets the server up to run on this thread (L the running thread):
+ * stepping leaves out the signals (a test process keeps its own). */
+static void begin(struct flosse_server *srv, lua_State *L, int stepping) {
   struct flosse_config *cfg = &srv->cfg;
   struct ev_loop *ev = srv->loop.ev;
   srv->loop.lalloc = flosse_lalloc_of(L);
@@ -342,6 +344,7 @@ int flosse_server_run(struct flosse_server *srv, lua_State *L) {
   flosse_lalloc_limit(srv->loop.lalloc, cfg->lua_memory);
   srv->loop.index = srv->worker ? srv->worker->index : 0;
   srv->running = 1;
+  srv->stepping = stepping;
   srv->stopping = srv->forced = 0;
   flosse_current_server = srv;
   flosse_loop_start(&srv->loop, L);
@@ -349,12 +352,14 @@ int flosse_server_run(struct flosse_server *srv, lua_State *L) {
   ev_async_start(ev, &srv->stop_async);
   ev_async_start(ev, &srv->force_async);
   ev_async_start(ev, &srv->reload_async);
-  if (!srv->worker) { /* signals are the main thread's */
+  if (!srv->worker) { /* channels' sweep and signals are the main thread's */
     ev_timer_init(&srv->channel_sweep, on_channel_sweep, 1., 1.);
     ev_timer_start(ev, &srv->channel_sweep);
-    ev_signal_start(ev, &srv->sigint);
-    ev_signal_start(ev, &srv->sigterm);
-    ev_signal_start(ev, &srv->sighup);
+    if (!stepping) {
+      ev_signal_start(ev, &srv->sigint);
+      ev_signal_start(ev, &srv->sigterm);
+      ev_signal_start(ev, &srv->sighup);
+    }
   }
   for (int i = 0; i < srv->nlisteners; i++) ev_io_start(ev, &srv->listeners[i].io);
   if (srv->worker) flosse_worker_serving(srv->worker, srv);
@@ -363,13 +368,11 @@ int flosse_server_run(struct flosse_server *srv, lua_State *L) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, srv->start_ref);
     flosse_task_pcall_log(L, 0, 0, "start failed");
   }
-  ev_run(ev, 0);
-  /* Our own connections have drained; the workers may still be draining
-   * theirs. Keep the loop (and the signal watchers) going meanwhile, so that
-   * a second signal still forces everything to stop at once. */
-  srv->awaiting_workers = 1;
-  while (srv->nworkers && !srv->forced && !flosse_workers_ended(srv)) ev_run(ev, EVRUN_ONCE);
-  srv->awaiting_workers = 0;
+}
+
+/* Everything begin started, stopped; what is still open, closed. */
+static void end(struct flosse_server *srv) {
+  struct ev_loop *ev = srv->loop.ev;
   ev_async_stop(ev, &srv->worker_done_async);
   if (srv->worker) flosse_worker_ended(srv->worker);
   close_all(srv); /* whatever a forced stop left */
@@ -386,14 +389,63 @@ int flosse_server_run(struct flosse_server *srv, lua_State *L) {
   ev_timer_stop(ev, &srv->channel_sweep);
   flosse_conns_stop(&srv->conns);
   flosse_lalloc_limit(srv->loop.lalloc, 0);
-  srv->running = 0;
+  srv->running = srv->stepping = 0;
   if (srv->nworkers) {
     /* The workers drain on their own, within their grace period. */
     flosse_workers_join(srv);
   }
   flosse_current_server = NULL;
+}
+
+int flosse_server_run(struct flosse_server *srv, lua_State *L) {
+  begin(srv, L, 0);
+  struct ev_loop *ev = srv->loop.ev;
+  ev_run(ev, 0);
+  /* Our own connections have drained; the workers may still be draining
+   * theirs. Keep the loop (and the signal watchers) going meanwhile, so that
+   * a second signal still forces everything to stop at once. */
+  srv->awaiting_workers = 1;
+  while (srv->nworkers && !srv->forced && !flosse_workers_ended(srv)) ev_run(ev, EVRUN_ONCE);
+  srv->awaiting_workers = 0;
+  end(srv);
   if (!srv->worker) flosse_log(FLOSSE_LOG_INFO, "stopped");
   return !srv->forced;
+}
+
+static void on_step_timeout(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)loop;
+  (void)w;
+  (void)revents; /* only ends the loop's wait */
+}
+
+int flosse_server_step(struct flosse_server *srv, lua_State *L, double timeout) {
+  if (!srv->running) begin(srv, L, 1);
+  if (!srv->stepping) return FLOSSE_ERR;
+  ev_timer t;
+  ev_timer_init(&t, on_step_timeout, timeout > 0 ? timeout : 0., 0.);
+  if (timeout > 0) ev_timer_start(srv->loop.ev, &t);
+  ev_run(srv->loop.ev, timeout > 0 ? EVRUN_ONCE : EVRUN_NOWAIT);
+  ev_timer_stop(srv->loop.ev, &t);
+  return FLOSSE_OK;
+}
+
+void flosse_server_end_steps(struct flosse_server *srv) {
+  if (srv->running && srv->stepping) end(srv);
+}
+
+int flosse_server_adopt(struct flosse_server *srv, int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return FLOSSE_ERR;
+  struct sockaddr_storage sa;
+  socklen_t len = sizeof sa;
+  memset(&sa, 0, sizeof sa);
+  if (getpeername(fd, (struct sockaddr *)&sa, &len) < 0) sa.ss_family = AF_UNIX;
+  __atomic_add_fetch(srv->conns_open, 1, __ATOMIC_RELAXED);
+  if (!flosse_conn_new(&srv->conns, fd, (struct sockaddr *)&sa)) {
+    __atomic_sub_fetch(srv->conns_open, 1, __ATOMIC_RELAXED);
+    return FLOSSE_ERR;
+  }
+  return FLOSSE_OK;
 }
 
 void flosse_server_stop(struct flosse_server *srv) {

@@ -48,6 +48,7 @@ struct flosse_server {
   long *conns_open;     /* the whole server's connections, shared by its workers (atomic) */
   long conns_open_own;  /* what conns_open points at on the main server */
   int running, stopping, forced;
+  int stepping;         /* driven by flosse_server_step (in-process tests) */
   int awaiting_workers;  /* drained; the loop only waits for the workers now */
   int reuseport;        /* several workers share the port */
 
@@ -80,6 +81,18 @@ int flosse_server_listen(struct flosse_server *srv, const char *host, int port,
 /* Runs the loop until a signal or flosse_server_stop. L is the running
  * thread. Returns 1 after a graceful stop, 0 when a second signal forced it. */
 int flosse_server_run(struct flosse_server *srv, lua_State *L);
+
+/* Runs one turn of the loop (waiting up to timeout seconds for something
+ * to happen; 0: not at all), setting the server up on the first call: a
+ * test drives a server in its own process this way (lua-http's
+ * server:step). Signals are left alone. Returns FLOSSE_ERR when the server
+ * runs by flosse_server_run. */
+int flosse_server_step(struct flosse_server *srv, lua_State *L, double timeout);
+/* Ends what flosse_server_step set up (every connection closed). */
+void flosse_server_end_steps(struct flosse_server *srv);
+/* Takes a connected socket (fd, ownership taken) as a connection, as if
+ * accepted (lua-http's server:add_socket). */
+int flosse_server_adopt(struct flosse_server *srv, int fd);
 
 /* Graceful stop: stops accepting, cancels the background tasks, ends every
  * stream (views closed, on_close run, terminators queued), answers
