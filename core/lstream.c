@@ -52,7 +52,14 @@ static int l_report_error(lua_State *T) {
   const char *log_text = luaL_checkstring(T, 1);
   const char *client_text = luaL_optstring(T, 2, log_text);
   char id[13];
-  flosse_stream_report_error(flosse_stream_of(flosse_task_of(T)), log_text, client_text, id);
+  struct flosse_task *t = flosse_task_of(T);
+  struct flosse_stream *s = flosse_stream_of(t);
+  if (s || !t) {
+    flosse_stream_report_error(s, log_text, client_text, id);
+  } else { /* a background task: the log only, under its name */
+    flosse_log_error_id(id);
+    flosse_log(FLOSSE_LOG_ERROR, "error %s %s: %s", id, t->name ? t->name : "task", log_text);
+  }
   lua_pushstring(T, id);
   return 1;
 }

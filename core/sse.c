@@ -58,9 +58,10 @@ size_t flosse_sse_comment_flat(char *dst, size_t cap, const char *text, size_t l
 }
 
 int flosse_sse_comment(struct flosse_buf *out, const char *text, size_t len) {
-  char flat[256];
-  size_t n = flosse_sse_comment_flat(flat, sizeof flat, text, len);
-  return n ? flosse_buf_append(out, flat, n) : FLOSSE_ERR;
+  if (!flosse_sse_field_ok(text, len)) return FLOSSE_ERR;
+  if (flosse_buf_append(out, ":", 1) != FLOSSE_OK) return FLOSSE_ERR;
+  if (flosse_buf_append(out, text, len) != FLOSSE_OK) return FLOSSE_ERR;
+  return flosse_buf_append(out, "\n\n", 2);
 }
 
 static size_t dec_len(long long v) {

@@ -36,8 +36,8 @@ int flosse_sse_frame(struct flosse_buf *out, const struct flosse_sse_event *ev,
 struct flosse_seg *flosse_sse_chunk(const struct flosse_sse_event *ev, uint32_t *frame_off,
                                     uint32_t *frame_len);
 
-/* Appends a comment frame (": text\n\n"); text must be a single line
- * (under 253 bytes). Heartbeats are such comments. */
+/* Appends a comment frame (": text\n\n"); text must be a single line.
+ * Heartbeats are such comments. */
 int flosse_sse_comment(struct flosse_buf *out, const char *text, size_t len);
 /* Writes the same frame to dst (room for cap bytes); returns its length,
  * or 0 when text is not one line or does not fit. */

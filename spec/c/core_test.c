@@ -13,6 +13,7 @@
 #include "../../core/http.h"
 #include "../../core/lalloc.h"
 #include "../../core/rbuf.h"
+#include "../../core/response.h"
 #include "../../core/sse.h"
 
 #define TAP_PREFIX "C core"

@@ -1,4 +1,4 @@
-/* fuzz-sources: core/sse.c core/buf.c  fuzz-libs: */
+/* fuzz-sources: core/sse.c core/buf.c core/response.c  fuzz-libs: */
 /* libFuzzer harness for the SSE framer (core/sse.c): flosse_sse_check,
  * flosse_sse_frame_len, flosse_sse_frame_flat, flosse_sse_chunk,
  * flosse_sse_frame, flosse_chunk_head and flosse_sse_comment.
@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "../../core/buf.h"
+#include "../../core/response.h"
 #include "../../core/sse.h"
 
 #define FAIL(...)                   \
@@ -227,7 +228,7 @@ static char *flatten(const struct flosse_buf *b) {
 /* "<hex>\r\n": lowercase, no leading zero, the value given. */
 static void check_chunk_head(size_t len) {
   char head[20];
-  size_t n = flosse_chunk_head(head, len);
+  size_t n = flosse_response_chunk_head(head, len);
   if (n < 3 || n > 18) FAIL("chunk head of %zu bytes for %zu", n, len);
   if (head[n - 2] != '\r' || head[n - 1] != '\n') FAIL("chunk head for %zu not ended by CRLF", len);
   if (n > 3 && head[0] == '0') FAIL("chunk head for %zu with a leading zero", len);
@@ -368,7 +369,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size) {
   struct flosse_seg *seg = flosse_sse_chunk(&ev, &off, &flen);
   if (!seg) FAIL("flosse_sse_chunk: out of memory");
   char head[20];
-  size_t hl = flosse_chunk_head(head, len);
+  size_t hl = flosse_response_chunk_head(head, len);
   if (seg->len != hl + len + 2 || seg->len > seg->cap) FAIL("chunk of %u bytes (cap %u) for a %zu-byte frame", seg->len, seg->cap, len);
   if (off != hl || flen != len) FAIL("chunk's frame at %u, %u bytes; want %zu, %zu", off, flen, hl, len);
   if (memcmp(seg->data, head, hl) != 0 || memcmp(seg->data + hl, frame, len) != 0 ||
