@@ -66,15 +66,18 @@ static int l_report_error(lua_State *T) {
 
 /* core.on_close(fn [, arg]): fn(arg) runs once the task ends (a request's:
  * once the request ends). The argument saves a closure per request (the
- * dispatcher passes the request). */
+ * dispatcher passes the request). core.on_close(nil) drops the handler
+ * (a relayed stream with nothing to run keeps no request table). */
 static int l_on_close(lua_State *T) {
-  luaL_checktype(T, 1, LUA_TFUNCTION);
+  if (!lua_isnil(T, 1)) luaL_checktype(T, 1, LUA_TFUNCTION);
   struct flosse_task *t = flosse_lcheck_task(T, "on_close");
   lua_settop(T, 2);
   if (t->onclose_ref != LUA_NOREF) {
     luaL_unref(T, LUA_REGISTRYINDEX, t->onclose_ref);
     luaL_unref(T, LUA_REGISTRYINDEX, t->onclose_arg_ref);
+    t->onclose_ref = t->onclose_arg_ref = LUA_NOREF;
   }
+  if (lua_isnil(T, 1)) return 0;
   t->onclose_arg_ref = luaL_ref(T, LUA_REGISTRYINDEX); /* LUA_REFNIL for nil */
   t->onclose_ref = luaL_ref(T, LUA_REGISTRYINDEX);
   return 0;

@@ -61,9 +61,14 @@ function channels.relay_view(opts)
     permission_classes = opts.permission_classes, retry = opts.retry, heartbeat = opts.heartbeat,
   }, function(request)
     local name = fixed or request.params.name
+    local sub = core.subscribe(name, request.last_event_id)
+    -- Nothing registered to run at close (no request:on_close so far, and no
+    -- Lua runs after this): the stream need not keep the request.
+    if rawget(request, "_close_handlers") == nil then core.on_close(nil) end
     -- No per-event Lua here: the core moves each message to the connection
-    -- (the loop form, for event in flosse.subscribe(...), resumes the view).
-    core.subscribe(name, request.last_event_id):relay()
+    -- (the loop form, for event in flosse.subscribe(...), resumes the view),
+    -- and the view's thread is let go.
+    sub:relay()
   end)
 end
 
