@@ -78,16 +78,38 @@ static void on_channel_sweep(struct ev_loop *loop, ev_timer *w, int revents) {
 }
 
 /* Refuses a connection over the cap without letting it in: one write of a
- * short 503, then the close. */
+ * short 503 (the response writer's, built once), then the close. */
+static char over_cap[256];
+static size_t over_cap_len;
+
+/* The answer to a connection over the cap, written by the response writer
+ * once (every worker's accept uses it). */
+static void build_over_cap(void) {
+  static const char body[] = "Service Unavailable\n";
+  struct flosse_buf b;
+  struct flosse_response_conn rc = {0, 0};
+  flosse_buf_init(&b);
+  if (flosse_response_simple(&b, 503, "text/plain; charset=utf-8", body, sizeof body - 1, 0, &rc) ==
+          FLOSSE_OK && b.len <= sizeof over_cap) {
+    struct iovec iov[4];
+    int n = flosse_buf_iov(&b, iov, 4);
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+      memcpy(over_cap + at, iov[i].iov_base, iov[i].iov_len);
+      at += iov[i].iov_len;
+    }
+    if (at == b.len) over_cap_len = at;
+  }
+  flosse_buf_free(&b);
+}
+
 static void refuse_over_cap(int fd) {
-  static const char resp[] =
-      "HTTP/1.1 503 Service Unavailable\r\n"
-      "Content-Type: text/plain; charset=utf-8\r\n"
-      "Content-Length: 20\r\n"
-      "Connection: close\r\n\r\n"
-      "Service Unavailable\n";
-  ssize_t w = write(fd, resp, sizeof resp - 1);
-  (void)w;
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, build_over_cap); /* every worker accepts */
+  if (over_cap_len) {
+    ssize_t w = write(fd, over_cap, over_cap_len);
+    (void)w;
+  }
   close(fd);
 }
 
