@@ -53,7 +53,7 @@ void flosse_loop_init(struct flosse_loop *l, struct ev_loop *ev) {
   flosse_inbox_init(&l->inbox, ev);
 }
 
-void flosse_loop_start(struct flosse_loop *l, lua_State *L) {
+void flosse_loop_start(struct flosse_loop *l, struct lua_State *L) {
   l->L = L;
   flosse_loop_current = l;
   ev_prepare_start(l->ev, &l->prepare);

@@ -6,7 +6,6 @@
 #define FLOSSE_LOOP_H
 
 #include <ev.h>
-#include <lua.h>
 
 #include "inbox.h"
 #include "list.h"
@@ -22,7 +21,8 @@ struct flosse_job {
 
 struct flosse_loop {
   struct ev_loop *ev;
-  lua_State *L;              /* the worker's main thread, while the loop runs */
+  struct lua_State *L;       /* the worker's main thread, while the loop runs (only
+                                the task layer and above use it: no Lua below) */
   struct flosse_lalloc *lalloc; /* its allocator: pool and memory cap */
   int index;                 /* the worker (0: the main thread's) */
   struct flosse_list runq;   /* jobs with work to do: views to resume, bytes to parse */
@@ -39,7 +39,7 @@ struct flosse_loop {
 extern __thread struct flosse_loop *flosse_loop_current;
 
 void flosse_loop_init(struct flosse_loop *l, struct ev_loop *ev);
-void flosse_loop_start(struct flosse_loop *l, lua_State *L);
+void flosse_loop_start(struct flosse_loop *l, struct lua_State *L);
 void flosse_loop_stop(struct flosse_loop *l);
 void flosse_loop_free(struct flosse_loop *l);
 
