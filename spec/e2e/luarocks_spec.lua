@@ -65,12 +65,6 @@ local function capture(cmd)
   return (s:gsub("%s+$", ""))
 end
 
-local function lines(s)
-  local t = {}
-  for line in s:gmatch("[^\n]+") do t[#t + 1] = line end
-  return t
-end
-
 -- The "flosse-e2e: loaded NAME from WHERE" lines of the probe: name -> where.
 local function loaded_modules(output)
   local t = {}
@@ -209,7 +203,7 @@ describe("#e2e luarocks install of flosse", function()
     local all = "-- stdout:\n" .. out .. "\n-- stderr:\n" .. err
     assert.equal(0, code, all)
     local progress
-    for _, line in ipairs(lines(out)) do
+    for _, line in ipairs(e2e.lines(out)) do
       if line:match("^/sse/progress/%s") then progress = line end
     end
     assert.truthy(progress, "no /sse/progress/ route listed:\n" .. all)

@@ -25,11 +25,7 @@ local function subscribers(port, name, count, each, headers)
 end
 
 local function post(port, name, data)
-  local c = e2e.connect(port)
-  assert(c:send(("POST /pub/%s/ HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s")
-    :format(name, #data, data)))
-  local resp = assert(c:read_response())
-  c:close()
+  local resp = e2e.post(port, "/pub/" .. name .. "/", data, { "Content-Type: text/plain" })
   assert.equal(200, resp.status, resp.body)
   return resp
 end

@@ -30,24 +30,11 @@ local function frame(f)
   return table.concat(lines, "\n")
 end
 
--- A POST on a fresh connection; returns the response (see Client:read_response).
-local function post(port, target, body, headers)
-  body = body or ""
-  local hs = { "Content-Length: " .. #body }
-  for _, h in ipairs(headers or {}) do hs[#hs + 1] = h end
-  local c = e2e.connect(port)
-  assert(c:send(e2e.request_bytes("POST", target, hs) .. body))
-  local resp, err = c:read_response()
-  c:close()
-  assert(resp, "no response to POST " .. target .. ": " .. tostring(err))
-  return resp
-end
-
 -- Publishes from Lua through the fixture's POST /pub/<channel>/?style=...;
 -- returns the decoded answer { id, delivered, ids, counts }.
 local function pub(port, channel, style, query)
   local target = "/pub/" .. channel .. "/?style=" .. style .. (query and ("&" .. query) or "")
-  local resp = post(port, target)
+  local resp = e2e.post(port, target)
   assert.equal(200, resp.status, "POST " .. target .. ": " .. resp.status .. " " .. resp.body)
   local r = e2e.json_decode(resp.body)
   assert.equal("string", type(r.id), resp.body)
@@ -119,8 +106,7 @@ local function subscribe(port, channels, opts)
     .. (opts.query and ("&" .. opts.query) or "")
   local headers = {}
   if opts.last_event_id then headers[1] = "Last-Event-ID: " .. opts.last_event_id end
-  local c, head = e2e.open_stream(port, target, headers)
-  assert.equal(200, head.status, head.raw)
+  local c, head = e2e.open(port, target, headers)
   assert.equal("text/event-stream; charset=utf-8", head.headers["content-type"])
   c.no_raw = opts.no_raw
   assert(wait_frames(c, 1), "no ready event from " .. target)
@@ -135,9 +121,8 @@ local function subscribe(port, channels, opts)
 end
 
 -- Opens a stream on another view (a relay); c.got and c.raw as above.
-local function open(port, target, headers)
-  local c, head = e2e.open_stream(port, target, headers or {})
-  assert.equal(200, head.status, head.raw)
+local function open_relay(port, target, headers)
+  local c, head = e2e.open(port, target, headers or {})
   assert.equal("text/event-stream; charset=utf-8", head.headers["content-type"])
   c.got, c.raw = {}, ""
   return c
@@ -155,24 +140,6 @@ local function probe_until(port, channel, count)
     assert(e2e.now() < deadline, "the relay streams did not subscribe before the deadline")
     e2e.sleep(0.05)
   end
-end
-
-local function stats(port, key)
-  local resp = e2e.get(port, "/stats/?key=" .. key)
-  assert.equal(200, resp.status)
-  return e2e.json_decode(resp.body)
-end
-
--- Polls the stats view until pred(stats) (bounded); returns the last stats.
-local function wait_stats(port, key, pred, timeout)
-  local deadline = e2e.now() + (timeout or e2e.TEST_TIMEOUT)
-  local s
-  repeat
-    s = stats(port, key)
-    if pred(s) then return s end
-    e2e.sleep(0.05)
-  until e2e.now() > deadline
-  return s
 end
 
 local function is_seq(id)
@@ -242,7 +209,7 @@ describe("#e2e channels: publish and subscribe (fixture app)", function()
     local ch = uniq("bad")
     local c = subscribe(port, { ch })
     for _, style in ipairs({ "bad_event", "bad_id", "nothing", "bad_function" }) do
-      local resp = post(port, "/pub/" .. ch .. "/?style=" .. style)
+      local resp = e2e.post(port, "/pub/" .. ch .. "/?style=" .. style)
       assert.equal(400, resp.status, style .. ": " .. resp.status .. " " .. resp.body)
       local err = e2e.json_decode(resp.body).error
       assert.is_string(err, style)
@@ -303,7 +270,7 @@ describe("#e2e channels: publish and subscribe (fixture app)", function()
 
   it("a relay view relays the channel named in the path", function()
     local ch = uniq("relay")
-    local c = open(port, "/relay/" .. ch .. "/")
+    local c = open_relay(port, "/relay/" .. ch .. "/")
     local probe = probe_until(port, ch, 1)
     local r = pub(port, ch, "event-data")
     expect_frames(c, { probe, 'event: update\ndata: {"count":1}\nid: ' .. r.id })
@@ -311,7 +278,7 @@ describe("#e2e channels: publish and subscribe (fixture app)", function()
   end)
 
   it("a relay view with a fixed channel and retry sends the retry frame first", function()
-    local c = open(port, "/relay-fixed/")
+    local c = open_relay(port, "/relay-fixed/")
     assert(wait_frames(c, 1), "no retry frame")
     assert.equal("retry: 2500", c.got[1])
     c.got, c.raw = {}, ""
@@ -428,7 +395,7 @@ describe("#e2e channels: history and Last-Event-ID (channel_history = 5)", funct
   it("a relay view honours Last-Event-ID", function()
     local ch = uniq("relay-resume")
     local e1, e2, e3 = publish(ch, "e1"), publish(ch, "e2"), publish(ch, "e3")
-    local c = open(port, "/relay/" .. ch .. "/", { "Last-Event-ID: " .. id_of(e1) })
+    local c = open_relay(port, "/relay/" .. ch .. "/", { "Last-Event-ID: " .. id_of(e1) })
     expect_frames(c, { e2, e3 }, "relay replay")
     local e4 = publish(ch, "e4")
     expect_frames(c, { e2, e3, e4 }, "relay live")
@@ -467,14 +434,14 @@ describe("#e2e channels: the publish view (fixture app, open to all)", function(
     local c = subscribe(port, { ch })
     local custom = uniq("j")
     local target = "/publish/" .. ch .. "/"
-    local id1 = answer(post(port, target,
+    local id1 = answer(e2e.post(port, target,
       '{"event":"greet","data":{"n":1},"id":"' .. custom .. '","retry":3000}', JSON), 1)
     assert.equal(custom, id1)
-    local id2 = answer(post(port, target, '{"data":"plain string"}', JSON), 1)
+    local id2 = answer(e2e.post(port, target, '{"data":"plain string"}', JSON), 1)
     assert.is_true(is_seq(id2), id2)
-    local id3 = answer(post(port, target, '{"data":42}', JSON), 1)
-    local id4 = answer(post(port, target, '{"data":[1,2]}', JSON), 1)
-    local id5 = answer(post(port, target, '{"data":"two\\nlines","event":"multi"}', JSON), 1)
+    local id3 = answer(e2e.post(port, target, '{"data":42}', JSON), 1)
+    local id4 = answer(e2e.post(port, target, '{"data":[1,2]}', JSON), 1)
+    local id5 = answer(e2e.post(port, target, '{"data":"two\\nlines","event":"multi"}', JSON), 1)
     expect_frames(c, {
       'event: greet\ndata: {"n":1}\nid: ' .. custom .. "\nretry: 3000",
       "data: plain string\nid: " .. id2,
@@ -488,26 +455,26 @@ describe("#e2e channels: the publish view (fixture app, open to all)", function(
   it("a text/plain body is the data; 200 with {id, delivered}", function()
     local ch = uniq("pv-text")
     local c = subscribe(port, { ch })
-    local id1 = answer(post(port, "/publish/" .. ch .. "/", "hello", TEXT), 1)
-    local id2 = answer(post(port, "/publish/" .. ch .. "/", "hello\nworld", TEXT), 1)
+    local id1 = answer(e2e.post(port, "/publish/" .. ch .. "/", "hello", TEXT), 1)
+    local id2 = answer(e2e.post(port, "/publish/" .. ch .. "/", "hello\nworld", TEXT), 1)
     -- a JSON-looking body sent as text is text
-    local id3 = answer(post(port, "/publish/" .. ch .. "/", '{"data":1}', TEXT), 1)
+    local id3 = answer(e2e.post(port, "/publish/" .. ch .. "/", '{"data":1}', TEXT), 1)
     expect_frames(c, {
       "data: hello\nid: " .. id1,
       "data: hello\ndata: world\nid: " .. id2,
       'data: {"data":1}\nid: ' .. id3,
     })
     -- nobody listening: delivered 0
-    answer(post(port, "/publish/" .. uniq("nobody") .. "/", "x", TEXT), 0)
+    answer(e2e.post(port, "/publish/" .. uniq("nobody") .. "/", "x", TEXT), 0)
     c:close()
   end)
 
   it("a publish view with a fixed channel publishes there", function()
-    local c = open(port, "/relay-fixed/")
+    local c = open_relay(port, "/relay-fixed/")
     assert(wait_frames(c, 1), "no retry frame")
     c.got, c.raw = {}, ""
     local probe = probe_until(port, "fixed", 1)
-    local id = answer(post(port, "/publish-fixed/", "to fixed", TEXT), 1)
+    local id = answer(e2e.post(port, "/publish-fixed/", "to fixed", TEXT), 1)
     expect_frames(c, { probe, "data: to fixed\nid: " .. id })
     c:close()
   end)
@@ -533,12 +500,12 @@ describe("#e2e channels: the publish view (fixture app, open to all)", function(
         '{"data":"x","id":"1\\n2"}',
       }
       for _, body in ipairs(bodies) do
-        local resp = post(port, "/publish/" .. ch .. "/", body, JSON)
+        local resp = e2e.post(port, "/publish/" .. ch .. "/", body, JSON)
         assert.equal(400, resp.status, body .. ": " .. resp.status .. " " .. resp.body)
         assert.truthy((resp.headers["content-type"] or ""):find("^text/plain"), body)
         assert.is_true(#resp.body > 0, body)
       end
-      local id = answer(post(port, "/publish/" .. ch .. "/", '{"data":"good"}', JSON), 1)
+      local id = answer(e2e.post(port, "/publish/" .. ch .. "/", '{"data":"good"}', JSON), 1)
       expect_frames(c, { "data: good\nid: " .. id })
       c:close()
     end)
@@ -547,9 +514,9 @@ describe("#e2e channels: the publish view (fixture app, open to all)", function(
     local s = e2e.start(APP, { args = { "--max-body-bytes", "64" } })
     local ok, err = pcall(function()
       local ch = uniq("pv-big")
-      local resp = post(s.port, "/publish/" .. ch .. "/", string.rep("x", 200), TEXT)
+      local resp = e2e.post(s.port, "/publish/" .. ch .. "/", string.rep("x", 200), TEXT)
       assert.equal(413, resp.status)
-      local small = post(s.port, "/publish/" .. ch .. "/", string.rep("x", 60), TEXT)
+      local small = e2e.post(s.port, "/publish/" .. ch .. "/", string.rep("x", 60), TEXT)
       assert.equal(200, small.status, small.body)
     end)
     s:cleanup()
@@ -577,12 +544,12 @@ describe("#e2e channels: subscriptions end with their stream", function()
     for i = 1, 60 do clients[i] = subscribe(port, { ch }, { key = key }) end
     assert.equal(60, pub(port, ch, "string").delivered)
     for i = 1, 50 do clients[i]:close() end
-    local s = wait_stats(port, key, function(x) return x.on_close >= 50 end)
+    local s = e2e.wait_stats(port, key, function(x) return x.on_close >= 50 end, nil, 0.05)
     assert.equal(50, s.on_close)
     assert.equal(10, pub(port, ch, "string").delivered)
     assert(wait_frames({ table.unpack(clients, 51, 60) }, 2), "the remaining subscribers missed events")
     for i = 51, 60 do clients[i]:close() end
-    wait_stats(port, key, function(x) return x.on_close >= 60 end)
+    e2e.wait_stats(port, key, function(x) return x.on_close >= 60 end, nil, 0.05)
     assert.equal(0, pub(port, ch, "string").delivered)
   end)
 
@@ -592,7 +559,7 @@ describe("#e2e channels: subscriptions end with their stream", function()
     local raises = subscribe(port, { ch }, { key = key, query = "raise=1" })
     local stays = subscribe(port, { ch }, { key = uniq("stays") })
     assert.equal(3, pub(port, ch, "string").delivered)
-    local s = wait_stats(port, key, function(x) return x.on_close >= 2 end)
+    local s = e2e.wait_stats(port, key, function(x) return x.on_close >= 2 end, nil, 0.05)
     assert.equal(2, s.on_close)
     assert.equal(1, s.finished)  -- the one with max=1; the other raised
     assert.equal(1, pub(port, ch, "string").delivered)
@@ -657,7 +624,7 @@ describe("#e2e channels: a subscriber that stops reading", function()
       for _, c in ipairs(readers) do check_new(c) end
       if dropped_at then
         rounds_after = rounds_after + 1
-      elseif stats(port, stuck_key).on_close == 1 then
+      elseif e2e.stats(port, stuck_key).on_close == 1 then
         dropped_at = #ids
       end
     end
@@ -665,7 +632,7 @@ describe("#e2e channels: a subscriber that stops reading", function()
       assert.equal(#ids, #c.got, "reader " .. n)
       assert.same(ids, c.got, "reader " .. n .. ": every event, in order")
     end
-    local good = stats(port, good_key)
+    local good = e2e.stats(port, good_key)
     assert.equal(0, good.on_close)
     -- the stuck client's connection was closed (after what the kernel held)
     local _, how = stuck:read_until_close(30)
@@ -687,8 +654,8 @@ describe("#e2e channels: a subscriber that stops reading", function()
     local ch = uniq("relayslow")
     local SIZE, MAX_EVENTS = 10240, 3000
     local target = "/relay/" .. ch .. "/"
-    local stuck = open(port, target)
-    local readers = { open(port, target), open(port, target) }
+    local stuck = open_relay(port, target)
+    local readers = { open_relay(port, target), open_relay(port, target) }
     for _, c in ipairs(readers) do c.no_raw = true end
     local probe = probe_until(port, ch, 3)
     for _, c in ipairs(readers) do
@@ -791,7 +758,7 @@ describe("#e2e channels: the example app", function()
   end)
 
   it("the curl line reaches a relay subscriber", function()
-    local c = open(port, "/sse/channel/news/")
+    local c = open_relay(port, "/sse/channel/news/")
     local line = CURL:gsub(":8080/", ":" .. port .. "/")
     -- Run it until it reports one delivery (until then the relay has not
     -- subscribed, and an event delivered to nobody is not replayed to it).
@@ -814,12 +781,12 @@ describe("#e2e channels: the example app", function()
 
   it("publishing needs the staff credential (403 otherwise); GET is 405", function()
     local ch = uniq("ex")
-    local none = post(port, "/publish/" .. ch .. "/", "x", { "Content-Type: text/plain" })
+    local none = e2e.post(port, "/publish/" .. ch .. "/", "x", { "Content-Type: text/plain" })
     assert.equal(403, none.status)
-    local user = post(port, "/publish/" .. ch .. "/", "x",
+    local user = e2e.post(port, "/publish/" .. ch .. "/", "x",
       { "Content-Type: text/plain", "Authorization: Bearer demo-token" })
     assert.equal(403, user.status)
-    local admin = post(port, "/publish/" .. ch .. "/", "x", { "Content-Type: text/plain", ADMIN })
+    local admin = e2e.post(port, "/publish/" .. ch .. "/", "x", { "Content-Type: text/plain", ADMIN })
     assert.equal(200, admin.status, admin.body)
     assert.same({ id = e2e.json_decode(admin.body).id, delivered = 0 }, e2e.json_decode(admin.body))
     local get = e2e.get(port, "/publish/" .. ch .. "/", { ADMIN })
@@ -831,11 +798,11 @@ describe("#e2e channels: the example app", function()
     local ch = uniq("ex-resume")
     local ids = {}
     for i = 1, 3 do
-      local resp = post(port, "/publish/" .. ch .. "/", "m" .. i, { "Content-Type: text/plain", ADMIN })
+      local resp = e2e.post(port, "/publish/" .. ch .. "/", "m" .. i, { "Content-Type: text/plain", ADMIN })
       assert.equal(200, resp.status, resp.body)
       ids[i] = e2e.json_decode(resp.body).id
     end
-    local c = open(port, "/sse/channel/" .. ch .. "/", { "Last-Event-ID: " .. ids[1] })
+    local c = open_relay(port, "/sse/channel/" .. ch .. "/", { "Last-Event-ID: " .. ids[1] })
     expect_frames(c, { "data: m2\nid: " .. ids[2], "data: m3\nid: " .. ids[3] })
     c:close()
   end)

@@ -18,50 +18,11 @@ local RSS_MARGIN_KIB = 64 * 1024
 -- mark fit well inside it.
 local MAX_FLOOD_YIELDS = RSS_MARGIN_KIB // 64
 
-local key_n = 0
-local function new_key()
-  key_n = key_n + 1
-  return string.format("bp%d_%d", key_n, math.random(1, 1e9))
-end
-
-local function open(port, target)
-  local c, head = e2e.open_stream(port, target)
-  assert.equal(200, head.status, head.raw)
-  return c
-end
-
-local function stats(port, key)
-  local resp = e2e.get(port, "/stats/?key=" .. key)
-  assert.equal(200, resp.status)
-  return e2e.json_decode(resp.body)
-end
-
--- Polls the stats view until pred(stats) (bounded); returns the last stats.
-local function wait_stats(port, key, pred, timeout)
-  local deadline = e2e.now() + (timeout or e2e.TEST_TIMEOUT)
-  local s
-  repeat
-    s = stats(port, key)
-    if pred(s) then return s end
-    e2e.sleep(0.1)
-  until e2e.now() > deadline
-  return s
-end
-
 -- Sends a flood request on a connection that will never be read.
 local function stuck_client(port, key)
   local c = e2e.connect(port)
   assert(c:send(e2e.request_bytes("GET", "/flood/?key=" .. key)))
   return c
-end
-
--- The ticker's events must be tick 1, 2, 3... with matching ids.
-local function ticks_in_order(events)
-  for i, ev in ipairs(events) do
-    assert.equal("tick", ev.event)
-    assert.equal(tostring(i), ev.id)
-    assert.same({ i = i }, e2e.json_decode(ev.data))
-  end
 end
 
 describe("#e2e backpressure: a client that never reads", function()
@@ -76,18 +37,18 @@ describe("#e2e backpressure: a client that never reads", function()
   end)
 
   it("the flood view is not resumed without bound, and another client's stream flows", function()
-    local key = new_key()
+    local key = e2e.new_key("bp")
     local stuck = stuck_client(server.port, key)
-    local other = open(server.port, "/ticker/?every=0.1")
+    local other = e2e.open(server.port, "/ticker/?every=0.1")
     finally(function()
       stuck:close()
       other:close()
     end)
     assert.is_true(e2e.pump({ other }, nil, 3))
     local mid = #other:events()
-    local s_mid = stats(server.port, key)
+    local s_mid = e2e.stats(server.port, key)
     assert.is_true(e2e.pump({ other }, nil, 3))
-    local s_end = stats(server.port, key)
+    local s_end = e2e.stats(server.port, key)
     assert.equal(1, s_end.started)
     assert.is_true(s_end.yields >= 2, "the flood view hardly ran: " .. e2e.json_encode(s_end))
     assert.is_true(s_end.yields < MAX_FLOOD_YIELDS, string.format(
@@ -101,7 +62,7 @@ describe("#e2e backpressure: a client that never reads", function()
     assert.is_nil(other.stream_error)
     assert.is_true(mid >= 5, "only " .. mid .. " events in the first 3 s")
     assert.is_true(#events - mid >= 5, "only " .. (#events - mid) .. " events in the next 3 s")
-    ticks_in_order(events)
+    e2e.ticks_in_order(events, true)
   end)
 
   it("the server's RSS stays below its baseline + 64 MiB", function()
@@ -109,10 +70,10 @@ describe("#e2e backpressure: a client that never reads", function()
       pending("FLOSSE_TEST_WRAP is set: server.pid is the wrapper's process, its RSS is not the server's")
     end
     local base = assert(e2e.rss_kib(server.pid), "no VmRSS for pid " .. server.pid)
-    local key = new_key()
+    local key = e2e.new_key("bp")
     local stuck = {}
     for i = 1, 4 do stuck[i] = stuck_client(server.port, key .. "_" .. i) end
-    local other = open(server.port, "/ticker/?every=0.1")
+    local other = e2e.open(server.port, "/ticker/?every=0.1")
     finally(function()
       for _, c in ipairs(stuck) do c:close() end
       other:close()
@@ -127,17 +88,17 @@ describe("#e2e backpressure: a client that never reads", function()
       "RSS rose from %d KiB to %d KiB (bound: baseline + %d KiB) with 4 clients that read nothing",
       base, max_rss, RSS_MARGIN_KIB))
     for i = 1, 4 do
-      local s = stats(server.port, key .. "_" .. i)
+      local s = e2e.stats(server.port, key .. "_" .. i)
       assert.equal(1, s.started)
       assert.is_true(s.yields < MAX_FLOOD_YIELDS, e2e.json_encode(s))
     end
     assert.is_true(#other:events() >= 10, "the other stream got " .. #other:events() .. " events in 6 s")
-    ticks_in_order(other:events())
+    e2e.ticks_in_order(other:events(), true)
   end)
 
   it("a fast reader of the same flood gets every event whole and in order", function()
-    local key = new_key()
-    local c = open(server.port, "/flood/?size=1000&key=" .. key)
+    local key = e2e.new_key("bp")
+    local c = e2e.open(server.port, "/flood/?size=1000&key=" .. key)
     local ok = e2e.pump({ c }, function() return #c.stream_body > 4 * 1024 * 1024 end, 60)
     c:close()
     assert.is_true(ok, "less than 4 MiB within 60 s: " .. #c.stream_body .. " bytes")
@@ -151,7 +112,7 @@ describe("#e2e backpressure: a client that never reads", function()
       end
     end
     -- the view is closed once the client leaves
-    local s = wait_stats(server.port, key, function(st) return st.on_close == 1 and st.closed == 1 end)
+    local s = e2e.wait_stats(server.port, key, function(st) return st.on_close == 1 and st.closed == 1 end)
     assert.equal(1, s.on_close)
     assert.equal(1, s.closed)
   end)
@@ -184,16 +145,16 @@ describe("#e2e backpressure: --write-timeout 2", function()
   local server = e2e.serve(setup, teardown, APP, { args = { "--write-timeout", "2" } })
 
   it("drops a client that stopped reading: on_close runs, the log has its access line", function()
-    local key = new_key()
+    local key = e2e.new_key("bp")
     local stuck = stuck_client(server.port, key)
-    local other = open(server.port, "/ticker/?every=0.1")
+    local other = e2e.open(server.port, "/ticker/?every=0.1")
     finally(function()
       stuck:close()
       other:close()
     end)
     local s
     e2e.pump({ other }, function()
-      s = stats(server.port, key)
+      s = e2e.stats(server.port, key)
       return s.on_close == 1 and s.closed == 1
     end, 30)
     assert.same(1, s.on_close, "the stuck stream was not dropped within 30 s: " .. e2e.json_encode(s))
@@ -218,14 +179,14 @@ describe("#e2e backpressure: --write-timeout 2", function()
     assert.is_true(e2e.pump({ other }, function() return #other:events() >= before + 5 end, 10),
       "the reading stream stopped after the stuck one was dropped")
     assert.is_false(other.stream_ended or other.stream_closed or false)
-    ticks_in_order(other:events())
+    e2e.ticks_in_order(other:events(), true)
     -- and new requests are served
     assert.equal(200, e2e.get(server.port, "/plain/").status)
   end)
 
   it("does not drop a client that reads slowly but steadily", function()
-    local key = new_key()
-    local c = open(server.port, "/flood/?key=" .. key)
+    local key = e2e.new_key("bp")
+    local c = e2e.open(server.port, "/flood/?key=" .. key)
     finally(function() c:close() end)
     -- about 256 KiB every 0.25 s for 6 s: the socket accepts bytes all along
     local deadline = e2e.now() + 6
@@ -233,7 +194,7 @@ describe("#e2e backpressure: --write-timeout 2", function()
       c:pump(4)
       e2e.sleep(0.25)
     end
-    local s = stats(server.port, key)
+    local s = e2e.stats(server.port, key)
     assert.equal(0, s.on_close, "a steadily reading client was dropped: " .. e2e.json_encode(s))
     assert.is_nil(c.stream_error)
     assert.is_false(c.stream_ended or c.stream_closed or false)

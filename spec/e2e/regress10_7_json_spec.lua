@@ -8,12 +8,7 @@
 local e2e = require "e2e"
 
 local function post_json(port, name, body)
-  local c = e2e.connect(port)
-  assert(c:send(("POST /publish/%s/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    .. "Content-Length: %d\r\n\r\n%s"):format(name, #body, body)))
-  local resp = assert(c:read_response())
-  c:close()
-  return resp
+  return e2e.post(port, "/publish/" .. name .. "/", body, { "Content-Type: application/json" })
 end
 
 -- The data and id of the next event on a stream, as the client reads them.

@@ -1,19 +1,13 @@
 -- End to end: `flosse serve` start-up: the listening line, broken apps, a taken port.
 local e2e = require "e2e"
 
-local function lines(s)
-  local t = {}
-  for line in s:gmatch("[^\n]+") do t[#t + 1] = line end
-  return t
-end
-
 describe("#e2e flosse serve start-up", function()
   it("prints exactly one listening line with the real port", function()
     local server = e2e.start("scripts")
     finally(function() server:cleanup() end)
     local log = server:log()
     local found = {}
-    for _, line in ipairs(lines(log)) do
+    for _, line in ipairs(e2e.lines(log)) do
       if line:find("listening", 1, true) then found[#found + 1] = line end
     end
     assert.same({ "flosse: listening on http://127.0.0.1:" .. server.port .. "/" }, found)
@@ -44,7 +38,7 @@ describe("#e2e flosse serve start-up", function()
       { "--host", "127.0.0.1", "--port", "0" })
     assert.equal(2, code, "exit code; stderr:\n" .. stderr)
     assert.equal("", stdout)
-    local ls = lines(stderr)
+    local ls = e2e.lines(stderr)
     assert.equal(1, #ls, "stderr:\n" .. stderr)
     assert.matches("^flosse: .*urls%.lua:3: ", ls[1])
   end)
@@ -53,7 +47,7 @@ describe("#e2e flosse serve start-up", function()
     local code, _, stderr = e2e.run_serve("spec/fixtures/error_urls",
       { "--host", "127.0.0.1", "--port", "0" })
     assert.equal(2, code, "exit code; stderr:\n" .. stderr)
-    local ls = lines(stderr)
+    local ls = e2e.lines(stderr)
     assert.equal(1, #ls, "stderr:\n" .. stderr)
     assert.matches("^flosse: .*urls%.lua:2: ", ls[1])
     assert.truthy(ls[1]:find("fixture urls.lua raised on purpose", 1, true))
@@ -64,7 +58,7 @@ describe("#e2e flosse serve start-up", function()
       { "--host", "127.0.0.1", "--port", "0" })
     assert.are_not.equal(0, code)
     assert.are_not.equal(124, code, "it kept running")
-    local ls = lines(stderr)
+    local ls = e2e.lines(stderr)
     assert.equal(1, #ls, "stderr:\n" .. stderr)
     assert.matches("^flosse: .*urls%.lua", ls[1])
   end)
@@ -75,7 +69,7 @@ describe("#e2e flosse serve start-up", function()
     local code, _, stderr = e2e.run_serve("scripts",
       { "--host", "127.0.0.1", "--port", tostring(server.port) })
     assert.equal(2, code, "exit code; stderr:\n" .. stderr)
-    local ls = lines(stderr)
+    local ls = e2e.lines(stderr)
     assert.equal(1, #ls, "stderr:\n" .. stderr)
     assert.truthy(ls[1]:find("127.0.0.1:" .. server.port, 1, true), ls[1])
     -- the first server is unharmed

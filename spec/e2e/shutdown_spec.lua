@@ -25,12 +25,6 @@ local function start(args)
   return server, record
 end
 
-local function open(port, target)
-  local c, head = e2e.open_stream(port, target)
-  assert.equal(200, head.status, head.raw)
-  return c
-end
-
 -- Waits (bounded) until the record file has every one of the lines.
 local function wait_record(record, wanted, timeout)
   local deadline = e2e.now() + (timeout or e2e.TEST_TIMEOUT)
@@ -92,11 +86,11 @@ describe("#e2e graceful shutdown", function()
     local clients, names = {}, {}
     for i = 1, 3 do
       names[#names + 1] = "sleep" .. i
-      clients[#clients + 1] = open(server.port, "/record/?mode=sleep&name=sleep" .. i)
+      clients[#clients + 1] = e2e.open(server.port, "/record/?mode=sleep&name=sleep" .. i)
     end
     for i = 1, 3 do
       names[#names + 1] = "write" .. i
-      clients[#clients + 1] = open(server.port, "/record/?mode=write&name=write" .. i)
+      clients[#clients + 1] = e2e.open(server.port, "/record/?mode=write&name=write" .. i)
     end
     finally(function() for _, c in ipairs(clients) do c:close() end end)
     -- every stream is running: its first event arrived; the writers are writing
@@ -152,7 +146,7 @@ describe("#e2e graceful shutdown", function()
 
   it("an unanswered request gets 503; an idle kept-alive connection is closed", function()
     server, record = start()
-    local stream = open(server.port, "/record/?mode=sleep&name=s")
+    local stream = e2e.open(server.port, "/record/?mode=sleep&name=s")
     local waiting = e2e.connect(server.port)  -- its permission class sleeps an hour
     assert(waiting:send(e2e.request_bytes("GET", "/slow-perm/")))
     local idle = e2e.connect(server.port)
@@ -228,7 +222,7 @@ describe("#e2e graceful shutdown", function()
 
   it("SIGINT does the same as SIGTERM", function()
     server, record = start()
-    local c = open(server.port, "/record/?mode=sleep&name=int")
+    local c = e2e.open(server.port, "/record/?mode=sleep&name=int")
     finally(function() c:close() end)
     assert.is_true(e2e.pump({ c }, function() return #c:events() >= 1 end, 10))
     local masks = sig_masks(server.pid)

@@ -7,10 +7,6 @@ local e2e = require "e2e"
 
 local APP = "spec/fixtures/hostile" -- channel_history_seconds = 1
 
-local function stats(port)
-  return e2e.json_decode(e2e.get(port, "/stats/").body)
-end
-
 local function subscribe(port, name)
   local c, head = e2e.open_stream(port, "/relay/" .. name .. "/")
   return c, head
@@ -31,27 +27,27 @@ describe("#e2e the channel registry (issue 10)", function()
   local server = e2e.serve(setup, teardown, APP, { workers = 2 })
 
   it("frees a channel when its last subscriber leaves and it has no history", function()
-    local base = stats(server.port).channels
+    local base = e2e.stats(server.port).channels
     for round = 1, 5 do
       local held = hold(server.port, ("r%d-"):format(round), 200)
-      assert.is_true(stats(server.port).channels >= base + 200)
+      assert.is_true(e2e.stats(server.port).channels >= base + 200)
       for _, c in ipairs(held) do c:close() end
     end
-    assert.truthy(e2e.eventually(function() return stats(server.port).channels == base end),
-      "channels after 1,000 names subscribed and left: " .. stats(server.port).channels)
+    assert.truthy(e2e.eventually(function() return e2e.stats(server.port).channels == base end),
+      "channels after 1,000 names subscribed and left: " .. e2e.stats(server.port).channels)
   end)
 
   it("frees a published channel once its history expires and nobody listens", function()
-    local base = stats(server.port).channels
+    local base = e2e.stats(server.port).channels
     local c = e2e.connect(server.port)
     for i = 1, 50 do
       assert(c:send(("POST /publish/p%d/ HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"):format(i)))
       assert.equal(200, assert(c:read_response()).status)
     end
     c:close()
-    assert.is_true(stats(server.port).channels >= base + 50)
-    assert.truthy(e2e.eventually(function() return stats(server.port).channels == base end, 8),
-      "channels 8 s after their history expired: " .. stats(server.port).channels)
+    assert.is_true(e2e.stats(server.port).channels >= base + 50)
+    assert.truthy(e2e.eventually(function() return e2e.stats(server.port).channels == base end, 8),
+      "channels 8 s after their history expired: " .. e2e.stats(server.port).channels)
   end)
 
   it("keeps a channel whose history has not expired, for Last-Event-ID", function()

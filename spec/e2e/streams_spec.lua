@@ -26,49 +26,27 @@ local function read_all(clients, want, timeout)
     for i, c in ipairs(clients) do
       local s = state[i]
       if not s.ended then
-        -- pull whatever is there without waiting, then parse complete chunks
+        -- pull whatever is there without waiting, then take complete chunks
         c:fill(e2e.now())
         while true do
-          local size_line = c.buf:match("^(%x+)\r\n")
-          if not size_line then break end
-          local size = tonumber(size_line, 16)
-          local total = #size_line + 2 + size + 2
-          if size == 0 then
-            if c.buf:sub(#size_line + 3, #size_line + 4) ~= "\r\n" then break end
-            c.buf = c.buf:sub(#size_line + 5)
+          local data, next_pos = e2e.next_chunk(c.buf)
+          if data == nil then
+            assert(next_pos == nil, "stream " .. i .. ": " .. tostring(next_pos))
+            break
+          end
+          c.buf = c.buf:sub(next_pos)
+          if data == "" then
             s.ended = true
             break
           end
-          if #c.buf < total then break end
-          s.events[#s.events + 1] = c.buf:sub(#size_line + 3, #size_line + 2 + size)
+          s.events[#s.events + 1] = data
           s.times[#s.times + 1] = e2e.now()
-          c.buf = c.buf:sub(total + 1)
         end
         if c.eof then s.ended = true end
       end
     end
   end
   return state
-end
-
--- Polls the stats view until pred(stats) is true (bounded); returns stats.
-local function wait_stats(port, key, pred, timeout)
-  local deadline = e2e.now() + (timeout or e2e.TEST_TIMEOUT)
-  local stats
-  repeat
-    local resp = e2e.get(port, "/stats/?key=" .. key)
-    assert.equal(200, resp.status)
-    stats = e2e.json_decode(resp.body)
-    if pred(stats) then return stats end
-    e2e.sleep(0.1)
-  until e2e.now() > deadline
-  return stats
-end
-
-local key_n = 0
-local function new_key()
-  key_n = key_n + 1
-  return string.format("k%d_%d", key_n, math.random(1, 1e9))
 end
 
 describe("#e2e concurrent streams (fixture app)", function()
@@ -102,7 +80,7 @@ describe("#e2e concurrent streams (fixture app)", function()
   end)
 
   it("a long sleep in one stream does not delay another", function()
-    local key = new_key()
+    local key = e2e.new_key("k")
     local idle, ih = e2e.open_stream(server.port, "/tracked/?mode=idle&key=" .. key)
     assert.equal(200, ih.status)
     assert(idle:read_event())  -- now sleeping for an hour
@@ -134,53 +112,53 @@ describe("#e2e client disconnect (fixture app)", function()
   local server = e2e.serve(setup, teardown, "spec/fixtures/app")
 
   it("a stream that ends normally runs on_close and its <close> variable once", function()
-    local key = new_key()
+    local key = e2e.new_key("k")
     local resp = e2e.get(server.port, "/tracked/?n=2&key=" .. key)
     assert.equal(200, resp.status)
     assert.equal(2, #resp.chunks)
-    local stats = wait_stats(server.port, key, function(s)
+    local stats = e2e.wait_stats(server.port, key, function(s)
       return s.on_close == 1 and s.closed == 1
     end)
     assert.same({ started = 1, on_close = 1, closed = 1, finished = 1 }, stats)
   end)
 
   it("a client leaving a writing stream runs on_close and closes the coroutine", function()
-    local key = new_key()
+    local key = e2e.new_key("k")
     local c, head = e2e.open_stream(server.port, "/tracked/?key=" .. key)
     assert.equal(200, head.status)
     assert(c:read_event())
     assert(c:read_event())
     c:close()
-    local stats = wait_stats(server.port, key, function(s)
+    local stats = e2e.wait_stats(server.port, key, function(s)
       return s.on_close == 1 and s.closed == 1
     end)
     assert.same({ started = 1, on_close = 1, closed = 1, finished = 0 }, stats)
     -- and exactly once: nothing more happens later
     e2e.sleep(0.5)
-    assert.same(stats, wait_stats(server.port, key, function() return true end))
+    assert.same(stats, e2e.wait_stats(server.port, key, function() return true end))
   end)
 
   it("a client leaving an idle (sleeping) stream is noticed too", function()
-    local key = new_key()
+    local key = e2e.new_key("k")
     local c, head = e2e.open_stream(server.port, "/tracked/?mode=idle&key=" .. key)
     assert.equal(200, head.status)
     assert(c:read_event())  -- the view now sleeps for an hour
     c:close()
-    local stats = wait_stats(server.port, key, function(s)
+    local stats = e2e.wait_stats(server.port, key, function(s)
       return s.on_close == 1 and s.closed == 1
     end)
     assert.same({ started = 1, on_close = 1, closed = 1, finished = 0 }, stats)
   end)
 
   it("many clients leaving: every stream is closed once", function()
-    local key = new_key()
+    local key = e2e.new_key("k")
     local clients = {}
     for i = 1, 10 do
       clients[i] = e2e.open_stream(server.port, "/tracked/?key=" .. key)
       assert(clients[i]:read_event())
     end
     for i = 1, 10 do clients[i]:close() end
-    local stats = wait_stats(server.port, key, function(s)
+    local stats = e2e.wait_stats(server.port, key, function(s)
       return s.on_close == 10 and s.closed == 10
     end)
     assert.same({ started = 10, on_close = 10, closed = 10, finished = 0 }, stats)

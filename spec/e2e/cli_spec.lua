@@ -4,12 +4,6 @@
 -- starting "flosse: ", exit status 2.
 local e2e = require "e2e"
 
-local function lines(s)
-  local t = {}
-  for line in s:gmatch("[^\n]+") do t[#t + 1] = line end
-  return t
-end
-
 local function flosse(args, opts) return e2e.run_flosse(args, opts) end
 
 -- A user error: exit 2, exactly one stderr line starting "flosse: ".
@@ -18,7 +12,7 @@ local function assert_user_error(args, opts, pattern)
   local what = "flosse " .. table.concat(args, " ")
   assert.are_not.equal(124, code, what .. ": still running at the deadline")
   assert.equal(2, code, what .. ": exit status; stdout:\n" .. stdout .. "\nstderr:\n" .. stderr)
-  local ls = lines(stderr)
+  local ls = e2e.lines(stderr)
   assert.equal(1, #ls, what .. ": stderr lines:\n" .. stderr)
   assert.matches("^flosse: ", ls[1], what)
   assert.is_true(#ls[1] > #"flosse: " + 10, what .. ": a line that says little: " .. ls[1])
@@ -42,7 +36,7 @@ local function check_ok(args, opts)
   assert.equal(0, code, "flosse " .. table.concat(args, " ") .. ": exit status; stderr:\n" .. stderr
     .. "\nstdout:\n" .. stdout)
   assert.equal("", stderr)
-  local ls = lines(stdout)
+  local ls = e2e.lines(stdout)
   assert.is_true(#ls >= 2, stdout)
   local routes, by_route = {}, {}
   for i = 2, #ls - 1 do

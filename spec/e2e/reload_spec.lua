@@ -12,16 +12,10 @@ local FIXTURE = "spec/fixtures/reload"
 local WAIT = math.max(15, e2e.TEST_TIMEOUT * 1.5)  -- seconds a reload may take to show
 local FAIL_PREFIX = "flosse: reload failed, still serving the previous app: "
 
-local function lines(s)
-  local t = {}
-  for line in s:gmatch("[^\n]+") do t[#t + 1] = line end
-  return t
-end
-
 -- The log lines that start with the plain prefix.
 local function lines_with(log, prefix)
   local t = {}
-  for _, line in ipairs(lines(log)) do
+  for _, line in ipairs(e2e.lines(log)) do
     if line:sub(1, #prefix) == prefix then t[#t + 1] = line end
   end
   return t
@@ -141,8 +135,7 @@ end
 
 -- Opens /sse/count/?n=N&every=S and reads its first event.
 local function open_count(server, n, every)
-  local c, head = e2e.open_stream(server.port, ("/sse/count/?n=%d&every=%s"):format(n, every))
-  assert.equal(200, head.status, head.raw)
+  local c = e2e.open(server.port, ("/sse/count/?n=%d&every=%s"):format(n, every))
   local ok = e2e.pump({ c }, function() return #c:events() >= 1 end)
   assert(ok, "the stream sent no first event; log:\n" .. server:log())
   return c
@@ -194,7 +187,7 @@ end
 
 -- Every log line is a "flosse: " line (no multi-line error dumps).
 local function assert_one_line_log(server)
-  for _, line in ipairs(lines(server:log())) do
+  for _, line in ipairs(e2e.lines(server:log())) do
     assert(line:sub(1, 8) == "flosse: ", "a log line that is not a flosse line: " .. line
       .. "\nthe whole log:\n" .. server:log())
   end

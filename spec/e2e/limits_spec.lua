@@ -8,43 +8,14 @@ local e2e = require "e2e"
 
 local APP = "spec/fixtures/limits"
 
-local key_n = 0
-local function new_key()
-  key_n = key_n + 1
-  return string.format("lim%d_%d", key_n, math.random(1, 1e9))
-end
-
-local function open(port, target)
-  local c, head = e2e.open_stream(port, target)
-  assert.equal(200, head.status, head.raw)
-  return c
-end
-
-local function show(c)
-  return string.format("%q", (c.stream_body or ""):sub(1, 2000))
-end
-
 local raw_request = e2e.raw_request
-
-local function stats(port, key)
-  local resp = e2e.get(port, "/stats/?key=" .. key)
-  assert.equal(200, resp.status)
-  return e2e.json_decode(resp.body)
-end
 
 -- The error frame of a stream: the decoded data of its "error" event.
 local function error_event(c)
   for _, ev in ipairs(c:events()) do
     if ev.event == "error" then return e2e.json_decode(ev.data) end
   end
-  error("no error event in " .. show(c))
-end
-
-local function ticks_in_order(events)
-  for i, ev in ipairs(events) do
-    assert.equal("tick", ev.event)
-    assert.equal(tostring(i), ev.id)
-  end
+  error("no error event in " .. c:show(2000))
 end
 
 describe("#e2e --max-connections 3", function()
@@ -52,7 +23,7 @@ describe("#e2e --max-connections 3", function()
 
   it("the 4th connection gets 503 and is closed; the server serves again after one closes", function()
     local held = {}
-    for i = 1, 3 do held[i] = open(server.port, "/ticker/?every=0.2") end
+    for i = 1, 3 do held[i] = e2e.open(server.port, "/ticker/?every=0.2") end
     finally(function() for _, c in ipairs(held) do c:close() end end)
     for _ = 1, 3 do  -- again and again: the listener keeps working
       local c = e2e.connect(server.port)
@@ -73,7 +44,7 @@ describe("#e2e --max-connections 3", function()
     end, 15))
     for _, c in ipairs(held) do
       assert.is_false(c.stream_closed or c.stream_ended or false)
-      ticks_in_order(c:events())
+      e2e.ticks_in_order(c:events())
     end
     -- one of them leaves: a new connection is served (once the server noticed)
     held[1]:close()
@@ -157,7 +128,7 @@ describe("#e2e --header-timeout 1 (slowloris)", function()
   local server = e2e.serve(setup, teardown, APP, { args = { "--header-timeout", "1" } })
 
   it("half a request line: 408, then the close; others are served meanwhile", function()
-    local stream = open(server.port, "/ticker/?every=0.2")
+    local stream = e2e.open(server.port, "/ticker/?every=0.2")
     finally(function() stream:close() end)
     local slow = e2e.connect(server.port)
     assert(slow:send("GET /pla"))
@@ -175,7 +146,7 @@ describe("#e2e --header-timeout 1 (slowloris)", function()
     local n = #stream:events()
     assert.is_true(e2e.pump({ stream }, function() return #stream:events() >= n + 3 end, 10))
     assert.is_false(stream.stream_closed or stream.stream_ended or false)
-    ticks_in_order(stream:events())
+    e2e.ticks_in_order(stream:events())
   end)
 
   it("a connection that sends nothing is closed (without a response)", function()
@@ -221,14 +192,14 @@ end)
 -- error event and end, the ticker must go on, and new requests are served.
 -- Returns the error event's data and the misbehaving client.
 local function misbehaving_next_to_ticker(port, target, timeout)
-  local other = open(port, "/ticker/?every=0.1")
-  local bad = open(port, target)
+  local other = e2e.open(port, "/ticker/?every=0.1")
+  local bad = e2e.open(port, target)
   local ok = e2e.pump({ other, bad }, function() return bad.stream_ended or bad.stream_closed end, timeout)
-  assert.is_true(ok, target .. " did not end within " .. timeout .. " s: " .. show(bad))
-  assert.is_true(bad.stream_ended, target .. ": closed without the last chunk: " .. show(bad))
+  assert.is_true(ok, target .. " did not end within " .. timeout .. " s: " .. bad:show(2000))
+  assert.is_true(bad.stream_ended, target .. ": closed without the last chunk: " .. bad:show(2000))
   assert.is_nil(bad.stream_error)
   local events = bad:events()
-  assert.is_true(#events >= 2, show(bad))
+  assert.is_true(#events >= 2, bad:show(2000))
   assert.equal("started", events[1].data)
   assert.equal("error", events[#events].event)
   local err = error_event(bad)
@@ -237,9 +208,9 @@ local function misbehaving_next_to_ticker(port, target, timeout)
   -- the other stream keeps receiving
   local n = #other:events()
   assert.is_true(e2e.pump({ other }, function() return #other:events() >= n + 5 end, 15),
-    "the other stream stopped: " .. show(other))
+    "the other stream stopped: " .. other:show(2000))
   assert.is_false(other.stream_closed or other.stream_ended or false)
-  ticks_in_order(other:events())
+  e2e.ticks_in_order(other:events())
   other:close()
   -- and new requests are served
   assert.equal(200, e2e.get(port, "/plain/").status)
@@ -277,14 +248,14 @@ describe("#e2e --lua-memory 64", function()
   local server = e2e.serve(setup, teardown, APP, { args = { "--lua-memory", "64" } })
 
   it("a view that allocates without bound gets an error event; its stream ends; others go on", function()
-    local key = new_key()
+    local key = e2e.new_key("lim")
     local err = misbehaving_next_to_ticker(server.port, "/hog/?key=" .. key, 60)
     assert.truthy(err.message:lower():find("memory", 1, true), err.message)
     -- its to-be-closed variable and on_close ran
     local s
     local deadline = e2e.now() + e2e.TEST_TIMEOUT
     repeat
-      s = stats(server.port, key)
+      s = e2e.stats(server.port, key)
       if s.on_close ~= 1 then e2e.sleep(0.1) end
     until s.on_close == 1 or e2e.now() > deadline
     assert.same({ started = 1, yields = 0, on_close = 1, closed = 1 }, s)
@@ -292,7 +263,7 @@ describe("#e2e --lua-memory 64", function()
 
   it("the memory comes back: a second and third hog are stopped the same way, and streams work", function()
     for _ = 1, 2 do
-      local err = misbehaving_next_to_ticker(server.port, "/hog/?key=" .. new_key(), 60)
+      local err = misbehaving_next_to_ticker(server.port, "/hog/?key=" .. e2e.new_key("lim"), 60)
       assert.truthy(err.message:lower():find("memory", 1, true), err.message)
     end
     local resp = e2e.get(server.port, "/burst/?n=1000")
