@@ -175,9 +175,10 @@ describe("#e2e background tasks across a reload and a shutdown", function()
   end)
 
   it("flosse check lists what tasks.lua starts, without starting it", function()
-    local p = io.popen(e2e.BIN .. " check " .. FIXTURE .. " 2>&1")
-    local out = p:read("a")
-    p:close()
+    -- through the harness, so that a sanitizer build's wrapper applies
+    local code, stdout, stderr = e2e.run_flosse({ "check", FIXTURE })
+    assert.equal(0, code, stderr)
+    local out = stdout .. stderr
     assert.matches("\nTASK +KIND +SECONDS +WORKERS +WHERE\n", out)
     assert.matches("\nticker +every +0%.2 +one +[^\n]*tasks%.lua:%d+\n", out)
     assert.matches("\neach +every +0%.2 +each ", out)
