@@ -260,8 +260,15 @@ static void check_comment(const char *text, size_t len) {
         es.n_retry || es.n_other)
       FAIL("a comment frame read as more than a comment");
     es_free(&es);
+    /* The flat form (heartbeats) is the same bytes when it fits, nothing when not. */
+    char flat[64];
+    size_t fn = flosse_sse_comment_flat(flat, sizeof flat, text, len);
+    if (len + 3 <= sizeof flat ? fn != b.len || memcmp(flat, s, fn) : fn != 0)
+      FAIL("the flat comment frame differs from the buffered one");
     free(s);
   }
+  if (has_crlfnul(text, len) && flosse_sse_comment_flat((char[64]){0}, 64, text, len))
+    FAIL("a flat comment with CR, LF or NUL framed");
   flosse_buf_free(&b);
 }
 
