@@ -122,8 +122,7 @@ void flosse_background_init(struct flosse_background *bg, struct flosse_tasks *t
 
 static void log_error(struct flosse_bgtask *b, const char *text) {
   char id[13];
-  flosse_log_error_id(id);
-  flosse_log(FLOSSE_LOG_ERROR, "error %s %s: %s", id, b->name, text);
+  flosse_log_error(id, b->name, text);
 }
 
 static int on_event(struct flosse_task *t, int nres) {

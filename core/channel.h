@@ -108,6 +108,14 @@ struct flosse_msg *flosse_channel_publish(const char *name, size_t len,
  * Cheap when nothing expired (the main worker calls it every second). */
 void flosse_channel_sweep(double now);
 
+/* Queues m on a subscriber's output by reference: the whole chunk, or the
+ * bare frame inside it when the response is not chunked (HTTP/1.0).
+ * Returns FLOSSE_OK or FLOSSE_ERR (no memory). */
+static inline int flosse_msg_append(struct flosse_buf *out, struct flosse_msg *m, int chunked) {
+  return chunked ? flosse_buf_append_seg(out, m->seg)
+                 : flosse_buf_append_range(out, m->seg, m->frame_off, m->frame_len);
+}
+
 void flosse_msg_ref(struct flosse_msg *m);
 void flosse_msg_unref(struct flosse_msg *m);
 

@@ -44,3 +44,8 @@ void flosse_log_error_id(char out[13]) {
   z ^= z >> 31;
   snprintf(out, 13, "%012llx", (unsigned long long)(z & 0xffffffffffffULL));
 }
+
+void flosse_log_error(char id[13], const char *where, const char *text) {
+  flosse_log_error_id(id);
+  flosse_log(FLOSSE_LOG_ERROR, "error %s %s: %s", id, where ? where : "-", text);
+}

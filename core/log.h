@@ -19,4 +19,8 @@ void flosse_log_write(const char *fmt, ...) __attribute__((format(printf, 1, 2))
  * do not reveal how many errors there were. Any thread. */
 void flosse_log_error_id(char out[13]);
 
+/* Logs "error <id> <where>: <text>" with a new id, written to id: the line
+ * an error event's or a 500's error_id points at. */
+void flosse_log_error(char id[13], const char *where, const char *text);
+
 #endif

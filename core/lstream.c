@@ -57,8 +57,7 @@ static int l_report_error(lua_State *T) {
   if (s || !t) {
     flosse_stream_report_error(s, log_text, client_text, id);
   } else { /* a background task: the log only, under its name */
-    flosse_log_error_id(id);
-    flosse_log(FLOSSE_LOG_ERROR, "error %s %s: %s", id, t->name ? t->name : "task", log_text);
+    flosse_log_error(id, t->name, log_text);
   }
   lua_pushstring(T, id);
   return 1;

@@ -75,15 +75,15 @@ size_t flosse_response_chunk_head(char *out, size_t len) {
   return n + 2;
 }
 
-size_t flosse_response_chunk_flat(char *dst, const char *data, size_t len, int chunked) {
-  size_t n = chunked ? flosse_response_chunk_head(dst, len) : 0;
-  memcpy(dst + n, data, len);
-  n += len;
-  if (chunked) {
-    dst[n++] = '\r';
-    dst[n++] = '\n';
-  }
-  return n;
+size_t flosse_response_chunk_open(char *dst, size_t len, int chunked) {
+  return chunked ? flosse_response_chunk_head(dst, len) : 0;
+}
+
+size_t flosse_response_chunk_close(char *dst, int chunked) {
+  if (!chunked) return 0;
+  dst[0] = '\r';
+  dst[1] = '\n';
+  return 2;
 }
 
 int flosse_response_terminator(struct flosse_buf *o) { return flosse_buf_append(o, "0\r\n\r\n", 5); }

@@ -45,10 +45,13 @@ int flosse_response_simple(struct flosse_buf *o, int status, const char *ctype,
  * returns its length. */
 size_t flosse_response_chunk_head(char *out, size_t len);
 
-/* Writes data as one chunk (or as it is, when !chunked) into dst, which
- * has room for len + FLOSSE_RESPONSE_CHUNK_EXTRA bytes; returns the length. */
+/* A body part of len bytes built in place, dst .. dst + open + len + close:
+ * open writes what goes before it (the chunk head when chunked, else
+ * nothing), close what goes after it ("\r\n" when chunked). Room needed
+ * around the part: FLOSSE_RESPONSE_CHUNK_EXTRA bytes. Each returns its length. */
 #define FLOSSE_RESPONSE_CHUNK_EXTRA 24
-size_t flosse_response_chunk_flat(char *dst, const char *data, size_t len, int chunked);
+size_t flosse_response_chunk_open(char *dst, size_t len, int chunked);
+size_t flosse_response_chunk_close(char *dst, int chunked);
 
 /* The last chunk of a chunked body: "0\r\n\r\n". */
 int flosse_response_terminator(struct flosse_buf *o);

@@ -24,14 +24,11 @@ int flosse_sse_check(const struct flosse_sse_event *ev, char *errbuf, size_t err
 struct flosse_seg *flosse_sse_chunk(const struct flosse_sse_event *ev, uint32_t *frame_off,
                                     uint32_t *frame_len) {
   size_t len = flosse_sse_frame_len(ev);
-  char head[20];
-  size_t hl = flosse_response_chunk_head(head, len);
-  struct flosse_seg *seg = flosse_seg_new(hl + len + 2);
+  struct flosse_seg *seg = flosse_seg_new(len + FLOSSE_RESPONSE_CHUNK_EXTRA);
   if (!seg) return NULL;
-  memcpy(seg->data, head, hl);
+  size_t hl = flosse_response_chunk_open(seg->data, len, 1);
   flosse_sse_frame_flat(seg->data + hl, ev);
-  memcpy(seg->data + hl + len, "\r\n", 2);
-  seg->len = (uint32_t)(hl + len + 2);
+  seg->len = (uint32_t)(hl + len + flosse_response_chunk_close(seg->data + hl + len, 1));
   *frame_off = (uint32_t)hl;
   *frame_len = (uint32_t)len;
   return seg;

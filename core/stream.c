@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "log.h"
 #include "lvalues.h"
 #include "response.h"
@@ -25,11 +26,10 @@ struct flosse_stream *flosse_stream_of(struct flosse_task *t) {
 
 static int write_head(struct flosse_stream *s);
 
-/* Queues a frame (built flat) as one chunk when the response is chunked. */
-static int queue_flat(struct flosse_stream *s, const char *frame, size_t n) {
+/* Queues flat[0, len): a frame already built in place, with its chunk
+ * framing when the response is chunked. */
+static int queue_flat(struct flosse_stream *s, const char *flat, size_t len) {
   struct flosse_conn *c = s->conn;
-  char flat[FLAT_FRAME_MAX + FLOSSE_RESPONSE_CHUNK_EXTRA];
-  size_t len = flosse_response_chunk_flat(flat, frame, n, s->chunked);
   if (flosse_buf_append(&c->out, flat, len) != FLOSSE_OK) {
     flosse_conn_close(c, "out of memory");
     return FLOSSE_ERR;
@@ -44,10 +44,12 @@ static int queue_event(struct flosse_stream *s, const struct flosse_sse_event *e
   struct flosse_conn *c = s->conn;
   if (s->head_pending && write_head(s) != FLOSSE_OK) return FLOSSE_ERR;
   size_t flen = flosse_sse_frame_len(ev);
-  if (flen <= FLAT_FRAME_MAX) {
-    char frame[FLAT_FRAME_MAX];
-    flosse_sse_frame_flat(frame, ev);
-    return queue_flat(s, frame, flen);
+  if (flen <= FLAT_FRAME_MAX) { /* framed straight into its chunk: one copy, into the queue */
+    char flat[FLAT_FRAME_MAX + FLOSSE_RESPONSE_CHUNK_EXTRA];
+    size_t n = flosse_response_chunk_open(flat, flen, s->chunked);
+    n += flosse_sse_frame_flat(flat + n, ev);
+    n += flosse_response_chunk_close(flat + n, s->chunked);
+    return queue_flat(s, flat, n);
   }
   uint32_t off, len;
   struct flosse_seg *seg = flosse_sse_chunk(ev, &off, &len);
@@ -63,32 +65,16 @@ static int queue_event(struct flosse_stream *s, const struct flosse_sse_event *e
   return FLOSSE_OK;
 }
 
-/* Writes s as a JSON string into out (room for cap >= 10 bytes) and
- * returns its length. A text too long for cap is cut, not dropped. */
-static size_t json_string(char *out, size_t cap, const char *str) {
-  size_t n = 0;
-  out[n++] = '"';
-  for (; *str && n + 8 < cap; str++) {
-    unsigned char ch = (unsigned char)*str;
-    if (ch == '"' || ch == '\\') {
-      out[n++] = '\\';
-      out[n++] = (char)ch;
-    } else if (ch < 0x20) {
-      n += (size_t)snprintf(out + n, cap - n, "\\u%04x", ch);
-    } else {
-      out[n++] = (char)ch;
-    }
-  }
-  out[n++] = '"';
-  return n;
-}
+#define ERROR_TEXT_MAX 512 /* bytes of an error's text an error event carries */
 
-/* On a running stream, queues an error event with msg and the id. */
+/* On a running stream, queues an error event with msg (cut at
+ * ERROR_TEXT_MAX bytes) and the id. */
 static void queue_error_event(struct flosse_stream *s, const char *msg, const char id[13]) {
   if (!s || !s->sse || !flosse_conn_is_open(s->conn)) return;
-  char flat[2048];
+  char flat[FLOSSE_JSON_STRING_MAX(ERROR_TEXT_MAX) + 64];
+  size_t mlen = strnlen(msg, ERROR_TEXT_MAX);
   size_t flen = (size_t)snprintf(flat, sizeof flat, "{\"message\":");
-  flen += json_string(flat + flen, sizeof flat - flen - 40, msg);
+  flen += flosse_json_string(flat + flen, msg, mlen);
   flen += (size_t)snprintf(flat + flen, sizeof flat - flen, ",\"error_id\":\"%s\"}", id);
   struct flosse_sse_event ev = {"error", 5, flat, flen, NULL, 0, -1};
   queue_event(s, &ev);
@@ -96,9 +82,7 @@ static void queue_error_event(struct flosse_stream *s, const char *msg, const ch
 
 void flosse_stream_report_error(struct flosse_stream *s, const char *log_text,
                                 const char *client_text, char id[13]) {
-  flosse_log_error_id(id);
-  flosse_log(FLOSSE_LOG_ERROR, "error %s %s: %s", id, s && s->conn->reqline ? s->conn->reqline : "-",
-             log_text);
+  flosse_log_error(id, s ? s->conn->reqline : NULL, log_text);
   if (s) queue_error_event(s, s->ctx->cfg->debug ? client_text : "Internal server error", id);
 }
 
@@ -247,8 +231,7 @@ static int on_event(struct flosse_task *t, int nres) {
   lua_xmove(T, L, nres);
   struct flosse_msg *m = nres == 1 ? flosse_lvalues_testmsg(L, base) : NULL;
   if (m) {
-    int rc = s->chunked ? flosse_buf_append_seg(&c->out, m->seg)
-                        : flosse_buf_append_range(&c->out, m->seg, m->frame_off, m->frame_len);
+    int rc = flosse_msg_append(&c->out, m, s->chunked);
     lua_settop(L, base - 1);
     if (rc != FLOSSE_OK) {
       flosse_conn_close(c, "out of memory");
@@ -413,9 +396,12 @@ static void on_drained(struct flosse_conn *c) {
 
 static void on_idle(struct flosse_conn *c) {
   struct flosse_stream *s = c->up;
-  char frame[32];
-  size_t n = flosse_sse_comment_flat(frame, sizeof frame, " heartbeat", 10);
-  queue_flat(s, frame, n);
+  static const char text[] = " heartbeat";
+  char flat[sizeof text + 2 + FLOSSE_RESPONSE_CHUNK_EXTRA];
+  size_t n = flosse_response_chunk_open(flat, sizeof text + 2, s->chunked); /* ':' text "\n\n" */
+  n += flosse_sse_comment_flat(flat + n, sizeof flat - n, text, sizeof text - 1);
+  n += flosse_response_chunk_close(flat + n, s->chunked);
+  queue_flat(s, flat, n);
 }
 
 /* Graceful shutdown: a stream is ended (view closed, on_close run,

@@ -66,9 +66,7 @@ void flosse_wait_relay_fire(struct flosse_relay *r) {
     n = flosse_sub_take(r->sub, ms, BATCH);
     for (size_t i = 0; i < n; i++) {
       if (!failed) {
-        struct flosse_msg *m = ms[i];
-        failed = (r->chunked ? flosse_buf_append_seg(&c->out, m->seg)
-                             : flosse_buf_append_range(&c->out, m->seg, m->frame_off, m->frame_len)) != FLOSSE_OK;
+        failed = flosse_msg_append(&c->out, ms[i], r->chunked) != FLOSSE_OK;
         if (!failed) c->events++;
       }
       flosse_msg_unref(ms[i]);

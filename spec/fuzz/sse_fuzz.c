@@ -1,11 +1,11 @@
 /* fuzz-sources: core/sse.c core/buf.c core/response.c  fuzz-libs: */
 /* libFuzzer harness for the SSE framer (core/sse.c): flosse_sse_check,
  * flosse_sse_frame_len, flosse_sse_frame_flat, flosse_sse_chunk,
- * flosse_sse_frame, flosse_chunk_head and flosse_sse_comment.
+ * flosse_sse_frame, flosse_response_chunk_head and flosse_sse_comment.
  *
  * Input: a flags byte (bit 0: an event name, 1: data, 2: an id, 3: a retry,
  * 4: a negative retry, which means none), 8 bytes of retry (and of a length
- * for flosse_chunk_head), the event name's and the id's lengths (one byte
+ * for flosse_response_chunk_head), the event name's and the id's lengths (one byte
  * each), then the event name, the id, and the rest as data.
  *
  * Invariants: the check fails exactly when the event name or the id holds
