@@ -85,6 +85,8 @@ describe("in-process connections and tasks (srv:step over socketpairs)", functio
     local frames = {}
     for f in c.got:gmatch("data: (n%d)\nid: %d\n\n") do frames[#frames + 1] = f end
     assert.same({ "n1", "n2", "n3" }, frames)
+    -- each event is one chunk: its size in hex, the frame, CRLF
+    assert.truthy(c.got:find("\r\n10\r\ndata: n1\nid: 1\n\n\r\n", 1, true), c.got)
     c.close()
   end)
 
