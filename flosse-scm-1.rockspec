@@ -36,6 +36,7 @@ dependencies = {
 external_dependencies = {
    LIBEV = { header = "ev.h", library = "ev" },
    HTTP_PARSER = { header = "http_parser.h", library = "http_parser" },
+   HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
 
 build = {
@@ -57,7 +58,9 @@ build = {
             "core/loop.c",
             "core/lalloc.c",
             "core/watch.c",
+            "core/redis.c",
             "core/channel.c",
+            "core/channel_redis.c",
             "core/conn.c",
             "core/lvalues.c",
             "core/task.c",
@@ -65,6 +68,7 @@ build = {
             "core/wait_drain.c",
             "core/wait_channel.c",
             "core/wait_relay.c",
+            "core/wait_redis.c",
             "core/stream.c",
             "core/background.c",
             "core/ljson.c",
@@ -72,14 +76,15 @@ build = {
             "core/ltask.c",
             "core/lchannel.c",
             "core/lsocket.c",
+            "core/lredis.c",
             "core/worker.c",
             "core/server.c",
             "core/lcore.c",
          },
          defines = { "_GNU_SOURCE" },
-         incdirs = { "$(LIBEV_INCDIR)", "$(HTTP_PARSER_INCDIR)" },
-         libdirs = { "$(LIBEV_LIBDIR)", "$(HTTP_PARSER_LIBDIR)" },
-         libraries = { "ev", "http_parser", "m", "pthread" },
+         incdirs = { "$(LIBEV_INCDIR)", "$(HTTP_PARSER_INCDIR)", "$(HIREDIS_INCDIR)" },
+         libdirs = { "$(LIBEV_LIBDIR)", "$(HTTP_PARSER_LIBDIR)", "$(HIREDIS_LIBDIR)" },
+         libraries = { "ev", "http_parser", "hiredis", "m", "pthread" },
       },
       -- Every Lua module of lua/flosse/.
       ["flosse"] = "lua/flosse/init.lua",

@@ -1,0 +1,2 @@
+/* Being built (issue 12). */
+#include <stddef.h>
