@@ -23,6 +23,9 @@ struct flosse_task;
 struct flosse_wait {
   const char *name;
   void (*cancel)(struct flosse_task *t);
+  /* A stream's head waits too: the client is answered only once the wait
+   * is over (a subscription is in place before the client hears 200). */
+  int holds_head;
 };
 
 /* Why a task stopped with an error. */
