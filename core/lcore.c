@@ -306,6 +306,10 @@ static void push_defaults(lua_State *L) {
   INT("max_channels", FLOSSE_DEFAULT_MAX_CHANNELS);
   lua_pushliteral(L, FLOSSE_DEFAULT_LOG_LEVEL);
   lua_setfield(L, -2, "log_level");
+  lua_pushliteral(L, FLOSSE_DEFAULT_REDIS_PREFIX);
+  lua_setfield(L, -2, "redis_prefix");
+  NUM("redis_timeout", FLOSSE_DEFAULT_REDIS_TIMEOUT);
+  INT("redis_pool", FLOSSE_DEFAULT_REDIS_POOL);
 #undef INT
 #undef NUM
 }
