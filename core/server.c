@@ -19,6 +19,7 @@
 
 #include "channel.h"
 #include "lalloc.h"
+#include "redis.h"
 #include "worker.h"
 
 __thread struct flosse_server *flosse_current_server;
@@ -398,6 +399,7 @@ static void end(struct flosse_server *srv) {
   ev_async_stop(ev, &srv->worker_done_async);
   if (srv->worker) flosse_worker_ended(srv->worker);
   close_all(srv); /* whatever a forced stop left */
+  flosse_redis_pools_free(&srv->loop); /* after the tasks that waited on them */
   flosse_loop_stop(&srv->loop);
   ev_signal_stop(ev, &srv->sigint);
   ev_signal_stop(ev, &srv->sigterm);
