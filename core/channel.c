@@ -639,7 +639,9 @@ void flosse_channel_sync(const char *name, size_t len, const struct flosse_remot
     UNLOCK();
     return;
   }
-  if (ch->synced && base != ch->base && ch->base != 0) gap = 1; /* a new epoch */
+  /* A new epoch: the back end lost what it held (a first one, on a channel
+   * that had none, is no gap). */
+  if (ch->synced && ch->base != 0 && base != ch->base) gap = 1;
   if (ch->synced && gap) {
     /* What this node held is from before what it missed: a client resuming
      * from it is told, and the live subscribers are told now. */
@@ -653,7 +655,7 @@ void flosse_channel_sync(const char *name, size_t len, const struct flosse_remot
       flosse_msg_unref(g);
     }
   }
-  if (base) ch->base = base;
+  ch->base = base;
   if (dropped > ch->dropped) ch->dropped = dropped;
   for (size_t i = 0; i < n; i++) {
     if (msgs[i].id <= ch->last) continue; /* had it (pub/sub and a read overlap) */

@@ -158,7 +158,7 @@ static struct {
   ev_timer tick;
   pthread_mutex_t lock;      /* guards wants */
   struct want *wants, **wants_tail;
-} link = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} rl = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* The digest of publish_lua once a shard has loaded it (the same text has
  * the same digest everywhere); workers read it. */
@@ -182,7 +182,7 @@ const struct flosse_redis_url *flosse_channel_redis_shard(const char *name, size
   return rs->nshards > 0 ? &rs->shards[fnv1a(name, len) % (uint32_t)n] : &rs->url;
 }
 
-int flosse_channel_redis_active(void) { return link.active; }
+int flosse_channel_redis_active(void) { return rl.active; }
 
 /* P + infix + name into out (room for 128 + 3 + 200 bytes and a NUL). */
 static size_t key(char *out, const char *infix, const char *name, size_t len) {
@@ -359,25 +359,25 @@ int flosse_channel_redis_publish_reply(const struct redisReply *r, uint64_t *id,
 /* ---- the link: channels this node subscribes to -------------------------------- */
 
 static struct rchan **slot(const char *name, size_t len) {
-  struct rchan **pp = &link.table[fnv1a(name, len) & (link.table_cap - 1)];
+  struct rchan **pp = &rl.table[fnv1a(name, len) & (rl.table_cap - 1)];
   while (*pp && !((*pp)->len == len && memcmp((*pp)->name, name, len) == 0)) pp = &(*pp)->next;
   return pp;
 }
 
 static void grow(void) {
-  size_t ncap = link.table_cap * 2;
+  size_t ncap = rl.table_cap * 2;
   struct rchan **nt = calloc(ncap, sizeof *nt);
   if (!nt) return;
-  for (size_t i = 0; i < link.table_cap; i++)
-    for (struct rchan *c = link.table[i], *next; c; c = next) {
+  for (size_t i = 0; i < rl.table_cap; i++)
+    for (struct rchan *c = rl.table[i], *next; c; c = next) {
       next = c->next;
       size_t b = fnv1a(c->name, c->len) & (ncap - 1);
       c->next = nt[b];
       nt[b] = c;
     }
-  free(link.table);
-  link.table = nt;
-  link.table_cap = ncap;
+  free(rl.table);
+  rl.table = nt;
+  rl.table_cap = ncap;
 }
 
 static size_t nchans;
@@ -504,7 +504,7 @@ static void unsubscribe(struct rchan *c) {
   if (redisAsyncCommandArgv(ctx, NULL, NULL, 2, argv, lens) == REDIS_OK) c->sub = SUB_LEAVING;
 }
 
-/* A message or a (un)subscribe confirmation, on the shard's pub/sub link. */
+/* A message or a (un)subscribe confirmation, on the shard's pub/sub rl. */
 static void on_pubsub(struct redisAsyncContext *ctx, void *reply, void *data) {
   (void)ctx;
   (void)data;
@@ -593,11 +593,11 @@ static void on_want(const char *name, size_t len, int on) {
   w->on = on;
   w->len = len;
   memcpy(w->name, name, len);
-  pthread_mutex_lock(&link.lock);
-  *link.wants_tail = w;
-  link.wants_tail = &w->next;
-  pthread_mutex_unlock(&link.lock);
-  ev_async_send(link.loop, &link.wake);
+  pthread_mutex_lock(&rl.lock);
+  *rl.wants_tail = w;
+  rl.wants_tail = &w->next;
+  pthread_mutex_unlock(&rl.lock);
+  ev_async_send(rl.loop, &rl.wake);
 }
 
 static const struct flosse_channel_backend backend = {on_want};
@@ -610,14 +610,14 @@ static void apply(struct want *w) {
     if (!c) return;
     c->len = w->len;
     memcpy(c->name, w->name, w->len);
-    c->shard = &link.shards[link.nshards > 1 ? fnv1a(w->name, w->len) % (uint32_t)link.nshards : 0];
+    c->shard = &rl.shards[rl.nshards > 1 ? fnv1a(w->name, w->len) % (uint32_t)rl.nshards : 0];
     *pp = c;
     nchans++;
   }
   c->wanted = w->on;
   if (!w->on) {
     c->live = 0;
-    c->unwanted_since = ev_now(link.loop);
+    c->unwanted_since = ev_now(rl.loop);
     if (c->read) {
       flosse_redis_req_cancel(c->read);
       c->read = NULL;
@@ -639,14 +639,14 @@ static void on_wake(struct ev_loop *loop, ev_async *w, int revents) {
   (void)loop;
   (void)w;
   (void)revents;
-  pthread_mutex_lock(&link.lock);
-  struct want *list = link.wants;
-  link.wants = NULL;
-  link.wants_tail = &link.wants;
-  pthread_mutex_unlock(&link.lock);
+  pthread_mutex_lock(&rl.lock);
+  struct want *list = rl.wants;
+  rl.wants = NULL;
+  rl.wants_tail = &rl.wants;
+  pthread_mutex_unlock(&rl.lock);
   while (list) {
     struct want *next = list->next;
-    if (link.table_cap && nchans + 1 > link.table_cap / 2) grow();
+    if (rl.table_cap && nchans + 1 > rl.table_cap / 2) grow();
     apply(list);
     free(list);
     list = next;
@@ -659,8 +659,8 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)w;
   (void)revents;
   double now = ev_now(loop);
-  for (size_t i = 0; i < link.table_cap; i++)
-    for (struct rchan *c = link.table[i], *next; c; c = next) {
+  for (size_t i = 0; i < rl.table_cap; i++)
+    for (struct rchan *c = rl.table[i], *next; c; c = next) {
       next = c->next;
       if (c->wanted) {
         if (c->sub == SUB_NONE) subscribe(c);
@@ -692,16 +692,16 @@ static void cmd_up(struct flosse_redis_conn *conn, void *data) {
   const char *why;
   flosse_redis_command(conn, 3, argv, lens, flosse_redis_settings()->timeout, load_reply, NULL, &why);
   /* Reads that waited for the link go now. */
-  for (size_t i = 0; i < link.table_cap; i++)
-    for (struct rchan *c = link.table[i]; c; c = c->next)
+  for (size_t i = 0; i < rl.table_cap; i++)
+    for (struct rchan *c = rl.table[i]; c; c = c->next)
       if (c->shard->cmd == conn && c->wanted && c->sub == SUB_ON && !c->live && !c->read) start_read(c);
 }
 
 static void ps_up(struct flosse_redis_conn *conn, void *data) {
   struct shard *sh = data;
   (void)conn;
-  for (size_t i = 0; i < link.table_cap; i++)
-    for (struct rchan *c = link.table[i]; c; c = c->next)
+  for (size_t i = 0; i < rl.table_cap; i++)
+    for (struct rchan *c = rl.table[i]; c; c = c->next)
       if (c->shard == sh && c->wanted && c->sub == SUB_NONE) subscribe(c);
 }
 
@@ -711,8 +711,8 @@ static void ps_down(struct flosse_redis_conn *conn, void *data, const char *why)
   struct shard *sh = data;
   (void)conn;
   (void)why;
-  for (size_t i = 0; i < link.table_cap; i++)
-    for (struct rchan *c = link.table[i]; c; c = c->next)
+  for (size_t i = 0; i < rl.table_cap; i++)
+    for (struct rchan *c = rl.table[i]; c; c = c->next)
       if (c->shard == sh) {
         c->sub = SUB_NONE;
         c->live = 0;
@@ -729,50 +729,50 @@ static const struct flosse_redis_conn_callbacks cmd_callbacks = {cmd_up, NULL};
 
 int flosse_channel_redis_start(struct ev_loop *loop) {
   const struct flosse_redis_settings *rs = flosse_redis_settings();
-  if (link.active || !rs->configured) return FLOSSE_OK;
-  link.loop = loop;
-  link.nshards = rs->nshards > 0 ? rs->nshards : 1;
-  link.table_cap = 64;
-  link.table = calloc(link.table_cap, sizeof *link.table);
-  if (!link.table) return FLOSSE_ERR;
-  link.wants = NULL;
-  link.wants_tail = &link.wants;
-  for (int i = 0; i < link.nshards; i++) {
-    struct shard *sh = &link.shards[i];
+  if (rl.active || !rs->configured) return FLOSSE_OK;
+  rl.loop = loop;
+  rl.nshards = rs->nshards > 0 ? rs->nshards : 1;
+  rl.table_cap = 64;
+  rl.table = calloc(rl.table_cap, sizeof *rl.table);
+  if (!rl.table) return FLOSSE_ERR;
+  rl.wants = NULL;
+  rl.wants_tail = &rl.wants;
+  for (int i = 0; i < rl.nshards; i++) {
+    struct shard *sh = &rl.shards[i];
     sh->url = rs->nshards > 0 ? rs->shards[i] : rs->url;
     sh->ps = flosse_redis_conn_new(loop, &sh->url, rs->timeout, &ps_callbacks, sh);
     sh->cmd = flosse_redis_conn_new(loop, &sh->url, rs->timeout, &cmd_callbacks, sh);
   }
-  ev_async_init(&link.wake, on_wake);
-  ev_async_start(loop, &link.wake);
-  ev_timer_init(&link.tick, on_tick, 1., 1.);
-  ev_timer_start(loop, &link.tick);
-  link.active = 1;
+  ev_async_init(&rl.wake, on_wake);
+  ev_async_start(loop, &rl.wake);
+  ev_timer_init(&rl.tick, on_tick, 1., 1.);
+  ev_timer_start(loop, &rl.tick);
+  rl.active = 1;
   flosse_channel_set_backend(&backend);
   return FLOSSE_OK;
 }
 
 void flosse_channel_redis_stop(void) {
-  if (!link.active) return;
+  if (!rl.active) return;
   flosse_channel_set_backend(NULL);
-  ev_async_stop(link.loop, &link.wake);
-  ev_timer_stop(link.loop, &link.tick);
-  for (size_t i = 0; i < link.table_cap; i++)
-    while (link.table[i]) free_rchan(link.table[i]);
-  for (int i = 0; i < link.nshards; i++) {
-    flosse_redis_conn_free(link.shards[i].ps);
-    flosse_redis_conn_free(link.shards[i].cmd);
+  ev_async_stop(rl.loop, &rl.wake);
+  ev_timer_stop(rl.loop, &rl.tick);
+  for (size_t i = 0; i < rl.table_cap; i++)
+    while (rl.table[i]) free_rchan(rl.table[i]);
+  for (int i = 0; i < rl.nshards; i++) {
+    flosse_redis_conn_free(rl.shards[i].ps);
+    flosse_redis_conn_free(rl.shards[i].cmd);
   }
-  free(link.table);
-  link.table = NULL;
-  link.table_cap = 0;
-  pthread_mutex_lock(&link.lock);
-  while (link.wants) {
-    struct want *next = link.wants->next;
-    free(link.wants);
-    link.wants = next;
+  free(rl.table);
+  rl.table = NULL;
+  rl.table_cap = 0;
+  pthread_mutex_lock(&rl.lock);
+  while (rl.wants) {
+    struct want *next = rl.wants->next;
+    free(rl.wants);
+    rl.wants = next;
   }
-  link.wants_tail = &link.wants;
-  pthread_mutex_unlock(&link.lock);
-  link.active = 0;
+  rl.wants_tail = &rl.wants;
+  pthread_mutex_unlock(&rl.lock);
+  rl.active = 0;
 }

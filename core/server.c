@@ -19,6 +19,7 @@
 
 #include "channel.h"
 #include "lalloc.h"
+#include "channel_redis.h"
 #include "redis.h"
 #include "worker.h"
 
@@ -375,9 +376,11 @@ static void begin(struct flosse_server *srv, lua_State *L, int stepping) {
   ev_async_start(ev, &srv->stop_async);
   ev_async_start(ev, &srv->force_async);
   ev_async_start(ev, &srv->reload_async);
-  if (!srv->worker) { /* channels' sweep and signals are the main thread's */
+  if (!srv->worker) { /* channels' sweep, their Redis link and signals are the main thread's */
     ev_timer_init(&srv->channel_sweep, on_channel_sweep, 1., 1.);
     ev_timer_start(ev, &srv->channel_sweep);
+    if (flosse_redis_settings()->configured && flosse_channel_redis_start(ev) != FLOSSE_OK)
+      luaL_error(L, "out of memory");
     if (!stepping) {
       ev_signal_start(ev, &srv->sigint);
       ev_signal_start(ev, &srv->sigterm);
@@ -418,6 +421,7 @@ static void end(struct flosse_server *srv) {
     /* The workers drain on their own, within their grace period. */
     flosse_workers_join(srv);
   }
+  flosse_channel_redis_stop(); /* once no worker subscribes any more */
   flosse_current_server = NULL;
 }
 

@@ -4,7 +4,7 @@
 
 /* Nothing to undo: a notification that comes after the wait ended finds
  * the task not waiting on a channel, and is ignored. */
-const struct flosse_wait flosse_wait_channel = {"channel", NULL};
+const struct flosse_wait flosse_wait_channel = {"channel", NULL, 0};
 
 int flosse_wait_channel_arm(lua_State *T, struct flosse_task *t, struct flosse_sub *s) {
   /* Marks the subscription as waiting atomically with publishers. */

@@ -43,7 +43,7 @@ static void cancel(struct flosse_task *t) {
   free(w);
 }
 
-const struct flosse_wait flosse_wait_redis = {"redis", cancel};
+const struct flosse_wait flosse_wait_redis = {"redis", cancel, 0};
 
 static void resume_job(struct flosse_job *j) {
   struct rwait *w = flosse_container_of(j, struct rwait, job);
