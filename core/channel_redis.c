@@ -164,6 +164,9 @@ static struct {
  * the same digest everywhere); workers read it. */
 static char publish_sha[41];
 static int publish_sha_ready;
+/* read_lua's, the link's alone. */
+static char read_sha[41];
+static int read_sha_ready;
 /* Redis' clock minus this node's, in microseconds (0: not measured yet). */
 static int64_t clock_offset_us;
 static int clock_measured;
@@ -409,8 +412,13 @@ static void start_read(struct rchan *c) {
   char k1[400], k2[400], k3[400], hist[24], ms[32], after[24];
   const char *argv[9];
   size_t lens[9];
-  argv[0] = "EVAL", lens[0] = 4;
-  argv[1] = read_lua, lens[1] = sizeof read_lua - 1;
+  if (read_sha_ready) {
+    argv[0] = "EVALSHA", lens[0] = 7;
+    argv[1] = read_sha, lens[1] = 40;
+  } else {
+    argv[0] = "EVAL", lens[0] = 4;
+    argv[1] = read_lua, lens[1] = sizeof read_lua - 1;
+  }
   argv[2] = "3", lens[2] = 1;
   lens[3] = key(k1, "seq", "", 0), argv[3] = k1;
   lens[4] = key(k2, "s:", c->name, c->len), argv[4] = k2;
@@ -435,6 +443,11 @@ static int str_el(const struct redisReply *r, size_t i) {
 static void read_reply(void *arg, struct redisReply *r, const char *err) {
   struct rchan *c = arg;
   c->read = NULL;
+  if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+    read_sha_ready = 0; /* Redis restarted and lost it: send the text */
+    if (c->wanted && c->sub == SUB_ON) start_read(c);
+    return;
+  }
   if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 || (r->elements - 3) % 3 || !str_el(r, 0) ||
       !str_el(r, 1) || !str_el(r, 2)) {
     flosse_log(FLOSSE_LOG_WARN, "redis: reading channel %.*s failed: %s; trying again", (int)c->len, c->name,
@@ -675,22 +688,31 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents) {
 
 /* ---- the shards' connections --------------------------------------------------- */
 
+/* The digest of a script Redis loaded (arg: publish_lua or read_lua). */
 static void load_reply(void *arg, struct redisReply *r, const char *err) {
-  (void)arg;
   (void)err;
-  if (r && r->type == REDIS_REPLY_STRING && r->len == 40 && !__atomic_load_n(&publish_sha_ready, __ATOMIC_ACQUIRE)) {
+  if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) return;
+  if (arg == publish_lua) {
+    if (__atomic_load_n(&publish_sha_ready, __ATOMIC_ACQUIRE)) return; /* the same text, the same digest */
     memcpy(publish_sha, r->str, 40);
     publish_sha[40] = '\0';
     __atomic_store_n(&publish_sha_ready, 1, __ATOMIC_RELEASE);
+  } else {
+    memcpy(read_sha, r->str, 40);
+    read_sha[40] = '\0';
+    read_sha_ready = 1;
   }
 }
 
 static void cmd_up(struct flosse_redis_conn *conn, void *data) {
   (void)data;
+  const char *why;
   const char *argv[3] = {"SCRIPT", "LOAD", publish_lua};
   size_t lens[3] = {6, 4, sizeof publish_lua - 1};
-  const char *why;
-  flosse_redis_command(conn, 3, argv, lens, flosse_redis_settings()->timeout, load_reply, NULL, &why);
+  flosse_redis_command(conn, 3, argv, lens, flosse_redis_settings()->timeout, load_reply, (void *)publish_lua, &why);
+  argv[2] = read_lua;
+  lens[2] = sizeof read_lua - 1;
+  flosse_redis_command(conn, 3, argv, lens, flosse_redis_settings()->timeout, load_reply, (void *)read_lua, &why);
   /* Reads that waited for the link go now. */
   for (size_t i = 0; i < rl.table_cap; i++)
     for (struct rchan *c = rl.table[i]; c; c = c->next)
