@@ -143,7 +143,7 @@ struct flosse_redis_conn {
   ev_timer retry_timer;
   struct flosse_list reqs;   /* in flight, in the order sent */
   int inflight;
-  int handshake;             /* AUTH/SELECT replies still to come */
+  int handshake;             /* AUTH/SELECT/PING replies still to come */
   int failing;               /* it could not connect and said so: fail commands at once */
   int logged_lost;           /* the failure line is out; "back" is logged when up again */
   int quiet;                 /* a pool's second and later connections: the first one logs */
@@ -263,8 +263,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
   went_down(c, status == REDIS_OK ? "closed by the server" : ac->errstr, NULL, 1);
 }
 
-/* AUTH and SELECT's answers: an error (a wrong password, a database out of
- * range) is a failure to connect, retried like any other. */
+/* AUTH, SELECT or PING's answers: an error (a wrong password, a database
+ * out of range) is a failure to connect, retried like any other. */
 static void on_handshake(redisAsyncContext *ac, void *r, void *privdata) {
   struct flosse_redis_conn *c = privdata;
   redisReply *reply = r;
@@ -310,6 +310,12 @@ static void connect_now(struct flosse_redis_conn *c) {
   }
   if (c->url.db) {
     redisAsyncCommand(ac, on_handshake, c, "SELECT %d", c->url.db);
+    c->handshake++;
+  }
+  /* It is up once Redis answered, not once the socket connected: a socket
+   * can connect and be reset at once (a server going away). */
+  if (!c->handshake) {
+    redisAsyncCommand(ac, on_handshake, c, "PING");
     c->handshake++;
   }
   ev_timer_set(&c->connect_timer, c->timeout > 0 ? c->timeout : FLOSSE_DEFAULT_REDIS_TIMEOUT, 0.);
