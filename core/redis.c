@@ -107,13 +107,15 @@ int flosse_redis_url_parse(const char *url, struct flosse_redis_url *out, char *
     char *colon = strchr(field, ':');
     const char *pass = field;
     if (colon) {
-      *colon = '\0';
-      if (strlen(field) >= sizeof out->user) return url_error(err, errlen, url, "the user is too long");
-      snprintf(out->user, sizeof out->user, "%s", field);
+      size_t ulen = (size_t)(colon - field);
+      if (ulen >= sizeof out->user) return url_error(err, errlen, url, "the user is too long");
+      memcpy(out->user, field, ulen);
+      out->user[ulen] = '\0';
       pass = colon + 1;
     }
-    if (strlen(pass) >= sizeof out->password) return url_error(err, errlen, url, "the password is too long");
-    snprintf(out->password, sizeof out->password, "%s", pass);
+    size_t plen = strlen(pass);
+    if (plen >= sizeof out->password) return url_error(err, errlen, url, "the password is too long");
+    memcpy(out->password, pass, plen + 1);
   }
   redact(url, &pu, url, out->text, sizeof out->text);
   return FLOSSE_OK;
