@@ -108,13 +108,15 @@ int flosse_redis_url_parse(const char *url, struct flosse_redis_url *out, char *
     char *colon = strchr(field, ':');
     const char *pass = field;
     if (colon) {
-      *colon = '\0';
-      if (strlen(field) >= sizeof out->user) return url_error(err, errlen, url, "the user is too long");
-      snprintf(out->user, sizeof out->user, "%s", field);
+      size_t ulen = (size_t)(colon - field);
+      if (ulen >= sizeof out->user) return url_error(err, errlen, url, "the user is too long");
+      memcpy(out->user, field, ulen);
+      out->user[ulen] = '\0';
       pass = colon + 1;
     }
-    if (strlen(pass) >= sizeof out->password) return url_error(err, errlen, url, "the password is too long");
-    snprintf(out->password, sizeof out->password, "%s", pass);
+    size_t plen = strlen(pass);
+    if (plen >= sizeof out->password) return url_error(err, errlen, url, "the password is too long");
+    memcpy(out->password, pass, plen + 1);
   }
   redact(url, &pu, url, out->text, sizeof out->text);
   return FLOSSE_OK;
@@ -144,7 +146,7 @@ struct flosse_redis_conn {
   ev_timer retry_timer;
   struct flosse_list reqs;   /* in flight, in the order sent */
   int inflight;
-  int handshake;             /* AUTH/SELECT replies still to come */
+  int handshake;             /* AUTH/SELECT/PING replies still to come */
   int failing;               /* it could not connect and said so: fail commands at once */
   int logged_lost;           /* the failure line is out; "back" is logged when up again */
   int freeing;
@@ -292,8 +294,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
   went_down(c, status == REDIS_OK ? "closed by the server" : ac->errstr, NULL, 1);
 }
 
-/* AUTH and SELECT's answers: an error (a wrong password, a database out of
- * range) is a failure to connect, retried like any other. */
+/* AUTH, SELECT or PING's answers: an error (a wrong password, a database
+ * out of range) is a failure to connect, retried like any other. */
 static void on_handshake(redisAsyncContext *ac, void *r, void *privdata) {
   struct flosse_redis_conn *c = privdata;
   redisReply *reply = r;
@@ -339,6 +341,12 @@ static void connect_now(struct flosse_redis_conn *c) {
   }
   if (c->url.db) {
     redisAsyncCommand(ac, on_handshake, c, "SELECT %d", c->url.db);
+    c->handshake++;
+  }
+  /* It is up once Redis answered, not once the socket connected: a socket
+   * can connect and be reset at once (a server going away). */
+  if (!c->handshake) {
+    redisAsyncCommand(ac, on_handshake, c, "PING");
     c->handshake++;
   }
   ev_timer_set(&c->connect_timer, c->timeout > 0 ? c->timeout : FLOSSE_DEFAULT_REDIS_TIMEOUT, 0.);
