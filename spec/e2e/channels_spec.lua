@@ -383,7 +383,7 @@ describe("#e2e channels: history and Last-Event-ID (channel_history = 5)", funct
     s2:close()
   end)
 
-  it("a numeric id older than the history is told as a gap, then gets what is still in history, then live ones", function()
+  it("a numeric id older than the history: a gap notice, what is still in history, then live ones", function()
     local ch = uniq("old")
     local f = {}
     for i = 1, 8 do f[i] = publish(ch, "e" .. i) end  -- history keeps e4..e8
