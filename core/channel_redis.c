@@ -11,6 +11,7 @@
 #include "channel.h"
 #include "log.h"
 #include "redis.h"
+#include "redis_event.h"
 
 /* ---- the scripts ----------------------------------------------------------------
  * Keys, with the prefix P: P"seq" (a hash: the shard's epoch base and its
@@ -203,69 +204,6 @@ static double redis_to_local(double redis_ms) {
   return redis_ms / 1000.0 - (double)off / 1e6;
 }
 
-/* ---- the event as Redis keeps it: "<event length|->:<retry|->:<event><data>" --- */
-
-static int encode(const struct flosse_sse_event *ev, char **out, size_t *outlen) {
-  char head[48];
-  char el[24] = "-", rt[24] = "-";
-  if (ev->event) snprintf(el, sizeof el, "%zu", ev->event_len);
-  if (ev->retry >= 0) snprintf(rt, sizeof rt, "%lld", ev->retry);
-  int hl = snprintf(head, sizeof head, "%s:%s:", el, rt);
-  size_t elen = ev->event ? ev->event_len : 0, dlen = ev->data ? ev->data_len : 0;
-  char *p = malloc((size_t)hl + elen + dlen + 1);
-  if (!p) return FLOSSE_ERR;
-  memcpy(p, head, (size_t)hl);
-  if (elen) memcpy(p + hl, ev->event, elen);
-  if (dlen) memcpy(p + hl + elen, ev->data, dlen);
-  *out = p;
-  *outlen = (size_t)hl + elen + dlen;
-  return FLOSSE_OK;
-}
-
-/* Reads one field ("-" or digits) up to ':'; returns the byte after it. */
-static const char *field(const char *p, const char *end, long long *v) {
-  *v = -1;
-  if (p < end && *p == '-') {
-    p++;
-  } else {
-    long long n = 0;
-    int digits = 0;
-    while (p < end && *p >= '0' && *p <= '9' && digits < 18) n = n * 10 + (*p++ - '0'), digits++;
-    if (!digits) return NULL;
-    *v = n;
-  }
-  return p < end && *p == ':' ? p + 1 : NULL;
-}
-
-/* The event in s (pointers into s). */
-static int decode(const char *s, size_t len, struct flosse_sse_event *ev) {
-  const char *end = s + len;
-  long long elen, retry;
-  const char *p = field(s, end, &elen);
-  if (p) p = field(p, end, &retry);
-  if (!p || (elen > 0 && elen > end - p)) return FLOSSE_ERR;
-  ev->event = elen >= 0 ? p : NULL;
-  ev->event_len = elen >= 0 ? (size_t)elen : 0;
-  p += elen > 0 ? elen : 0;
-  ev->data = p;
-  ev->data_len = (size_t)(end - p);
-  ev->id = NULL;
-  ev->id_len = 0;
-  ev->retry = retry;
-  return FLOSSE_OK;
-}
-
-static int parse_u64(const char *s, size_t len, uint64_t *v) {
-  if (!len || len > 19) return FLOSSE_ERR;
-  uint64_t n = 0;
-  for (size_t i = 0; i < len; i++) {
-    if (s[i] < '0' || s[i] > '9') return FLOSSE_ERR;
-    n = n * 10 + (uint64_t)(s[i] - '0');
-  }
-  *v = n;
-  return FLOSSE_OK;
-}
-
 /* ---- publishing (any worker) -------------------------------------------------- */
 
 int flosse_channel_redis_publish_cmd(const char *name, size_t len, const struct flosse_sse_event *ev,
@@ -282,7 +220,7 @@ int flosse_channel_redis_publish_cmd(const char *name, size_t len, const struct 
   }
   char *payload;
   size_t plen;
-  if (encode(ev, &payload, &plen) != FLOSSE_OK) {
+  if (flosse_redis_event_encode(ev, &payload, &plen) != FLOSSE_OK) {
     snprintf(err, errlen, "out of memory");
     return FLOSSE_ERR;
   }
@@ -352,7 +290,7 @@ int flosse_channel_redis_publish_reply(const struct redisReply *r, uint64_t *id,
     return FLOSSE_ERR;
   }
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_STRING ||
-      parse_u64(r->element[0]->str, r->element[0]->len, id) != FLOSSE_OK) {
+      flosse_redis_u64(r->element[0]->str, r->element[0]->len, id) != FLOSSE_OK) {
     snprintf(err, errlen, "redis: an unexpected reply to the publish");
     return FLOSSE_ERR;
   }
@@ -459,9 +397,9 @@ static void read_reply(void *arg, struct redisReply *r, const char *err) {
     return;
   }
   uint64_t base = 0, dropped = 0, now_ms = 0;
-  parse_u64(r->element[0]->str, r->element[0]->len, &base);
-  parse_u64(r->element[1]->str, r->element[1]->len, &dropped);
-  parse_u64(r->element[2]->str, r->element[2]->len, &now_ms);
+  flosse_redis_u64(r->element[0]->str, r->element[0]->len, &base);
+  flosse_redis_u64(r->element[1]->str, r->element[1]->len, &dropped);
+  flosse_redis_u64(r->element[2]->str, r->element[2]->len, &now_ms);
   /* Redis' clock against ours, give or take the round trip. */
   __atomic_store_n(&clock_offset_us, (int64_t)now_ms * 1000 - (int64_t)(ev_time() * 1e6), __ATOMIC_RELAXED);
   __atomic_store_n(&clock_measured, 1, __ATOMIC_RELEASE);
@@ -474,9 +412,9 @@ static void read_reply(void *arg, struct redisReply *r, const char *err) {
     size_t at = 3 + 3 * i;
     uint64_t id, t;
     if (!str_el(r, at) || !str_el(r, at + 1) || !str_el(r, at + 2) ||
-        parse_u64(r->element[at]->str, r->element[at]->len, &id) != FLOSSE_OK ||
-        parse_u64(r->element[at + 1]->str, r->element[at + 1]->len, &t) != FLOSSE_OK ||
-        decode(r->element[at + 2]->str, r->element[at + 2]->len, &msgs[k].ev) != FLOSSE_OK)
+        flosse_redis_u64(r->element[at]->str, r->element[at]->len, &id) != FLOSSE_OK ||
+        flosse_redis_u64(r->element[at + 1]->str, r->element[at + 1]->len, &t) != FLOSSE_OK ||
+        flosse_redis_event_decode(r->element[at + 2]->str, r->element[at + 2]->len, &msgs[k].ev) != FLOSSE_OK)
       continue;
     msgs[k].id = id;
     msgs[k].time = redis_to_local((double)t);
@@ -546,20 +484,12 @@ static void on_pubsub(struct redisAsyncContext *ctx, void *reply, void *data) {
     return;
   }
   if (strcmp(kind, "message") != 0 || r->element[2]->type != REDIS_REPLY_STRING || !c->wanted) return;
-  /* "<id> <base> <t> <event>" */
-  const char *s = r->element[2]->str, *end = s + r->element[2]->len, *f[3];
-  size_t fl[3];
-  for (int i = 0; i < 3; i++) {
-    const char *sp = memchr(s, ' ', (size_t)(end - s));
-    if (!sp) return;
-    f[i] = s;
-    fl[i] = (size_t)(sp - s);
-    s = sp + 1;
-  }
   struct flosse_remote_msg m;
   uint64_t base, t;
-  if (parse_u64(f[0], fl[0], &m.id) != FLOSSE_OK || parse_u64(f[1], fl[1], &base) != FLOSSE_OK ||
-      parse_u64(f[2], fl[2], &t) != FLOSSE_OK || decode(s, (size_t)(end - s), &m.ev) != FLOSSE_OK)
+  const char *s;
+  size_t blen;
+  if (flosse_redis_message_parse(r->element[2]->str, r->element[2]->len, &m.id, &base, &t, &s, &blen, &m.ev) !=
+      FLOSSE_OK)
     return;
   m.time = redis_to_local((double)t);
   if (c->live) {
@@ -582,14 +512,13 @@ static void on_pubsub(struct redisAsyncContext *ctx, void *reply, void *data) {
     c->held_cap = ncap;
   }
   /* A copy of the event's bytes, which the reply's memory will not keep. */
-  size_t blen = (size_t)(end - s);
   char *copy = malloc(blen + 1);
   if (!copy) {
     c->overflow = 1;
     return;
   }
   memcpy(copy, s, blen);
-  decode(copy, blen, &m.ev);
+  flosse_redis_event_decode(copy, blen, &m.ev);
   c->held[c->nheld].m = m;
   c->held[c->nheld++].bytes = copy;
 }
