@@ -88,12 +88,19 @@ static const char read_lua[] =
     "local dropped = redis.call('HGET', KEYS[3], 'dropped') or '0'\n"
     "local e\n"
     "if ARGV[3] == '0' then\n"
-    "  e = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', hist)\n"
+    /* The newest hist: one more held (a node with a longer history
+     * published) is this node's dropped. */
+    "  e = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', hist + 1)\n"
+    "  if #e > hist then\n"
+    "    local id = string.sub(e[#e][1], 1, -3)\n"
+    "    if tonumber(id) > tonumber(dropped) then dropped = id end\n"
+    "    e[#e] = nil\n"
+    "  end\n"
     "  local r = {}\n"
     "  for i = #e, 1, -1 do r[#r + 1] = e[i] end\n"
     "  e = r\n"
     "else\n"
-    "  e = redis.call('XRANGE', KEYS[2], '(' .. ARGV[3] .. '-0', '+', 'COUNT', hist + 1)\n"
+    "  e = redis.call('XRANGE', KEYS[2], '(' .. ARGV[3] .. '-0', '+')\n"
     "end\n"
     /* All of it expired with its key: everything up to last is gone. */
     "if #e == 0 and redis.call('EXISTS', KEYS[2]) == 0 and tonumber(last) > tonumber(dropped) then\n"
