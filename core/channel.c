@@ -268,16 +268,22 @@ static struct flosse_msg *make_msg(struct flosse_chan *ch, struct flosse_sse_eve
   return m;
 }
 
-/* The flosse-gap notice for a client of ch that last saw last_id. */
+/* The flosse-gap notice for a client of ch that last saw last_id (NULL:
+ * none yet, null in the JSON). */
 static struct flosse_msg *gap_msg(struct flosse_chan *ch, const char *last_id) {
-  size_t id_len = strlen(last_id);
+  size_t id_len = last_id ? strlen(last_id) : 0;
   char *data = malloc(FLOSSE_JSON_STRING_MAX(ch->name_len) + FLOSSE_JSON_STRING_MAX(id_len) + 40);
   if (!data) return NULL;
   size_t n = 0;
   n += (size_t)sprintf(data + n, "{\"channel\":");
   n += flosse_json_string(data + n, ch->name, ch->name_len);
   n += (size_t)sprintf(data + n, ",\"last_event_id\":");
-  n += flosse_json_string(data + n, last_id, id_len);
+  if (last_id) {
+    n += flosse_json_string(data + n, last_id, id_len);
+  } else {
+    memcpy(data + n, "null", 4);
+    n += 4;
+  }
   data[n++] = '}';
   struct flosse_sse_event ev = {FLOSSE_GAP_EVENT, sizeof FLOSSE_GAP_EVENT - 1, data, n, NULL, 0, -1};
   char err[64];
@@ -649,7 +655,7 @@ void flosse_channel_sync(const char *name, size_t len, const struct flosse_remot
     snprintf(last, sizeof last, "%llu", (unsigned long long)ch->last);
     while (ch->hist_len) hist_drop_oldest(ch);
     if (ch->last > ch->dropped) ch->dropped = ch->last;
-    struct flosse_msg *g = gap_msg(ch, last);
+    struct flosse_msg *g = gap_msg(ch, ch->last ? last : NULL);
     if (g) {
       fan_out_locked(ch, g);
       flosse_msg_unref(g);
