@@ -499,6 +499,7 @@ enum flosse_chan_rc flosse_sub_init(struct flosse_sub *s, struct flosse_sub_owne
   }
   nchans = nuniq;
   s->owner = owner;
+  s->since = now;
   s->backlog = config.backlog;
   s->nrefs = nchans;
   for (int i = 0; i < nchans; i++) {
@@ -617,6 +618,19 @@ static struct flosse_msg *remote_msg(struct flosse_chan *ch, const struct flosse
   return new_msg(ch, &ev, r->id, r->time, err, sizeof err);
 }
 
+/* A message of a channel's first read: the subscriptions made before it
+ * was published (with no Last-Event-ID to resume from) take it as live,
+ * whether their stream's head waited for the read or went out after the
+ * timeout (Redis was away). */
+static void fan_out_since_locked(struct flosse_chan *ch, struct flosse_msg *m) {
+  for (struct flosse_list *it = ch->subs.next; it != &ch->subs; it = it->next) {
+    struct flosse_sub *s = flosse_container_of(it, struct flosse_subref, link)->sub;
+    if (!s->owner || s->resume || m->time < s->since) continue;
+    /* Woken by synced_locked, once all its channels are in place. */
+    if (!sub_push(s, m)) s->owner->notify(s->owner, 1);
+  }
+}
+
 /* The mirror is in place: the subscriptions that waited for it resume. */
 static void synced_locked(struct flosse_chan *ch) {
   ch->synced = 1;
@@ -670,6 +684,7 @@ void flosse_channel_sync(const char *name, size_t len, const struct flosse_remot
     if (hist_push(ch, m, msgs[i].time) == FLOSSE_OK) {
       ch->last = m->seq;
       if (ch->synced) fan_out_locked(ch, m);
+      else fan_out_since_locked(ch, m);
     }
     flosse_msg_unref(m);
   }

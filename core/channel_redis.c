@@ -122,6 +122,7 @@ enum sub_state { SUB_NONE, SUB_PENDING, SUB_ON, SUB_LEAVING };
 /* A message kept while a read is in flight, with the copy it points into. */
 struct held {
   struct flosse_remote_msg m;
+  uint64_t t;                /* Redis' time (ms): m.time once the read measured the clocks */
   char *bytes;
 };
 
@@ -430,7 +431,10 @@ static void read_reply(void *arg, struct redisReply *r, const char *err) {
   }
   /* Then what pub/sub brought meanwhile that the read did not have. */
   for (size_t i = 0; i < c->nheld; i++)
-    if (c->held[i].m.id > newest) msgs[k++] = c->held[i].m;
+    if (c->held[i].m.id > newest) {
+      msgs[k] = c->held[i].m;
+      msgs[k++].time = redis_to_local((double)c->held[i].t);
+    }
   int synced = 0;
   uint64_t last = flosse_channel_last(c->name, c->len, &synced);
   /* Back after an outage, some of what came meanwhile is gone already. */
@@ -527,6 +531,7 @@ static void on_pubsub(struct redisAsyncContext *ctx, void *reply, void *data) {
   memcpy(copy, s, blen);
   flosse_redis_event_decode(copy, blen, &m.ev);
   c->held[c->nheld].m = m;
+  c->held[c->nheld].t = t;
   c->held[c->nheld++].bytes = copy;
 }
 
