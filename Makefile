@@ -29,7 +29,7 @@ LIBS = -L$(LIBEV_LIBDIR) -lev -L$(HTTP_PARSER_LIBDIR) -lhttp_parser -lhiredis -l
 
 # Debian packages the build, the example app and the tests need.
 DEB_PACKAGES = lua5.4 liblua5.4-dev libev-dev lua-cjson lua-busted lua-socket \
-  libhttp-parser-dev libhiredis-dev luarocks pkg-config gcc make curl valgrind
+  libhttp-parser-dev libhiredis-dev redis-server luarocks pkg-config gcc make curl valgrind
 
 .PHONY: all deps test-deps run test clean check bench bench-quick
 
@@ -40,7 +40,7 @@ $(CORE_SO): $(CORE_SRC) $(CORE_HDR)
 	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $(CORE_SRC) $(LIBS)
 
 # The tests also drive a real browser, and build the fuzz harnesses with clang.
-TEST_PACKAGES = redis-server chromium lua-check clang libclang-rt-14-dev
+TEST_PACKAGES = chromium lua-check clang libclang-rt-14-dev
 
 # Installs what is missing when run as root; otherwise says what to run.
 deps: PACKAGES = $(DEB_PACKAGES)
