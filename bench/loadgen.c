@@ -299,13 +299,13 @@ static struct {
   /* fanout */
   const char *pub_path, *hist_file;
   long events, pub_conns;
-  double pub_rate, quiet, start_timeout;
+  double pub_rate, quiet, start_timeout, pub_wait, linger;
   int subscribe_only;
   /* streams */
   double duration, timeout, grace;
   int close;
 } opt = { NULL, "127.0.0.1", NULL, "/", 0, -1, 2000, 30, 512,
-          NULL, NULL, 100, 2, 50, 5, 120, 0,
+          NULL, NULL, 100, 2, 50, 5, 120, 0, 0, 0,
           -1, 30, 2, 0 };
 
 static void start_hold(void);
@@ -900,7 +900,8 @@ static void on_pub_timer(struct ev_loop *l, ev_timer *w, int revents) {
   if (fo.pub_phase == 1) { /* waiting for the publisher connections (2 s at most) */
     long ready = 0;
     for (long k = 0; k < opt.pub_conns; k++) ready += pubs[k].state == C_PUB_IDLE;
-    if (ready < opt.pub_conns && now - t_hold < 2) return;
+    if (ready < opt.pub_conns && now - t_hold < 2 + opt.pub_wait) return;
+    if (now - t_hold < opt.pub_wait) return; /* --pub-wait: a quiet moment before the first publish */
     fo.pub_phase = 2;
     fo.t_pub_start = now;
     fprintf(stderr, "loadgen: publishing %ld events at %g/s over %ld connection(s)\n", opt.events,
@@ -1409,6 +1410,10 @@ static void usage(const char *msg) {
           "  --start-timeout S    subscribe-only: wait S seconds for the first event (default 120)\n"
           "  --quiet S            stop S seconds after the last delivery (or publish) (default 5)\n"
           "  --hist FILE          write the latency histogram (\"<us> <count>\" lines) to FILE\n"
+          "  --pub-wait S         publisher: wait S seconds after its subscribers are established\n"
+          "                       before the first publish (default 0)\n"
+          "  --linger S           when done, say \"loadgen: finished\" on stderr and keep every\n"
+          "                       connection open S seconds more before closing (default 0)\n"
           "\n"
           "       loadgen streams --port P --path P --conns C --duration D [--events N] [--close]\n"
           "                       [--timeout T] [--grace G]\n"
@@ -1467,6 +1472,8 @@ static void parse_args(int argc, char **argv) {
     else if (fanout_mode && strcmp(a, "--pub-conns") == 0) opt.pub_conns = (long)num(a, v, 1, 1000);
     else if (fanout_mode && strcmp(a, "--quiet") == 0) opt.quiet = num(a, v, 0.1, 3600);
     else if (fanout_mode && strcmp(a, "--start-timeout") == 0) opt.start_timeout = num(a, v, 1, 86400);
+    else if (fanout_mode && strcmp(a, "--pub-wait") == 0) opt.pub_wait = num(a, v, 0, 3600);
+    else if (fanout_mode && strcmp(a, "--linger") == 0) opt.linger = num(a, v, 0, 3600);
     else if (fanout_mode && strcmp(a, "--hist") == 0) opt.hist_file = v;
     else if (streams_mode && strcmp(a, "--events") == 0) { opt.events = (long)num(a, v, 0, 1000000); events_set = 1; }
     else if (streams_mode && strcmp(a, "--duration") == 0) opt.duration = num(a, v, 0.001, 86400);
@@ -1577,6 +1584,15 @@ int main(int argc, char **argv) {
 
   ev_run(loop, 0);
   if (phase != 2) finish(); /* nothing left to watch (cannot happen while a timer runs) */
+  if (fanout_mode && opt.linger > 0 && !aborted) {
+    /* a runner reading the servers' CPU time between the first publish and the
+     * last delivery does it now, before the closing of every connection */
+    fprintf(stderr, "loadgen: finished (deliveries=%lld duplicated=%lld); lingering %g s\n", fo.deliveries,
+            fo.duplicated, opt.linger);
+    fflush(stderr);
+    struct timespec ts = { (time_t)opt.linger, (long)((opt.linger - (double)(time_t)opt.linger) * 1e9) };
+    nanosleep(&ts, NULL); /* a signal cuts it short */
+  }
 
   if (streams_mode) {
     double dur = 0;
