@@ -100,6 +100,7 @@ build = {
       ["flosse.server"] = "lua/flosse/server.lua",
       ["flosse.static"] = "lua/flosse/static.lua",
       ["flosse.tasks"] = "lua/flosse/tasks.lua",
+      ["flosse.redis"] = "lua/flosse/redis.lua",
       ["flosse.urls"] = "lua/flosse/urls.lua",
    },
    install = {

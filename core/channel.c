@@ -1,5 +1,7 @@
 #include "channel.h"
 
+#include "json.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,11 @@ static struct flosse_channel_config config = {
 /* Channels with history, oldest last publish first: the sweep frees from
  * the front what has expired. */
 static struct flosse_list by_age = {&by_age, &by_age};
+/* With a back end, channels span nodes (channel_redis.c). */
+static const struct flosse_channel_backend *backend;
+/* The newest seq that fell out of a channel since freed: a channel made
+ * again may have held it, so resuming from before it is told as a gap. */
+static uint64_t lost_upto;
 
 void flosse_channel_configure(const struct flosse_channel_config *cfg) {
   LOCK();
@@ -31,6 +38,14 @@ void flosse_channel_configure(const struct flosse_channel_config *cfg) {
 }
 
 const struct flosse_channel_config *flosse_channel_config(void) { return &config; }
+
+void flosse_channel_set_backend(const struct flosse_channel_backend *b) {
+  LOCK();
+  backend = b;
+  UNLOCK();
+}
+
+int flosse_channel_has_backend(void) { return backend != NULL; }
 
 int flosse_channel_name_ok(const char *name, size_t len) {
   return len > 0 && len <= FLOSSE_CHANNEL_NAME_MAX && flosse_sse_field_ok(name, len);
@@ -96,10 +111,13 @@ static struct flosse_chan *make_locked(const char *name, size_t len) {
   c->name_len = len;
   flosse_list_init(&c->subs);
   flosse_list_init(&c->age);
+  c->dropped = backend ? 0 : lost_upto;
+  c->synced = backend == NULL;
   size_t b = hash(name, len) & (table_cap - 1);
   c->next = table[b];
   table[b] = c;
   table_len++;
+  if (backend) backend->watch(c->name, len, 1);
   return c;
 }
 
@@ -113,15 +131,18 @@ static void free_locked(struct flosse_chan *ch) {
   *pp = ch->next;
   table_len--;
   while (ch->hist_len) hist_drop_oldest(ch);
+  if (ch->dropped > lost_upto) lost_upto = ch->dropped;
+  if (backend) backend->watch(ch->name, ch->name_len, 0);
   flosse_list_unlink(&ch->age);
   free(ch->hist);
   free(ch->name);
   free(ch);
 }
 
-/* A channel with no history and no subscriber is not kept. */
+/* A channel with no history and no subscriber is not kept; with a back
+ * end, one without subscribers is not (the back end keeps the history). */
 static void release_if_unused(struct flosse_chan *ch) {
-  if (ch->hist_len == 0 && flosse_list_empty(&ch->subs)) free_locked(ch);
+  if ((ch->hist_len == 0 || backend) && flosse_list_empty(&ch->subs)) free_locked(ch);
 }
 
 void flosse_msg_ref(struct flosse_msg *m) { __atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED); }
@@ -138,7 +159,9 @@ static struct flosse_msg *hist_at(struct flosse_chan *ch, size_t i) {
 }
 
 static void hist_drop_oldest(struct flosse_chan *ch) {
-  flosse_msg_unref(ch->hist[ch->hist_head]);
+  struct flosse_msg *m = ch->hist[ch->hist_head];
+  if (m->seq > ch->dropped) ch->dropped = m->seq;
+  flosse_msg_unref(m);
   ch->hist_head = (ch->hist_head + 1) % ch->hist_cap;
   ch->hist_len--;
   if (!ch->hist_len) flosse_list_unlink(&ch->age);
@@ -177,8 +200,10 @@ static int hist_push(struct flosse_chan *ch, struct flosse_msg *m, double now) {
   return FLOSSE_OK;
 }
 
-/* Queues m on s; returns 0 when the backlog is full. */
+/* Queues m on s; returns 0 when the backlog is full. A message the client
+ * has already (resumed on a node that had not taken it yet) is skipped. */
 static int sub_push(struct flosse_sub *s, struct flosse_msg *m) {
+  if (m->seq && m->seq <= s->after) return 1;
   if (s->qlen == s->qcap) {
     if (s->qcap >= s->backlog) return 0;
     size_t ncap = s->qcap ? s->qcap * 2 : 8;
@@ -197,17 +222,14 @@ static int sub_push(struct flosse_sub *s, struct flosse_msg *m) {
   return 1;
 }
 
-static struct flosse_msg *make_msg(struct flosse_chan *ch, struct flosse_sse_event *ev, double now,
-                                   char *err, size_t errlen) {
-  char idbuf[24];
-  if (!ev->id) {
-    ev->id_len = (size_t)snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)next_seq);
-    ev->id = idbuf;
-  }
+/* A message of ev for channel ch: seq orders it (0: a notice outside the
+ * sequence, never kept in a history), time is when it was published. */
+static struct flosse_msg *new_msg(struct flosse_chan *ch, const struct flosse_sse_event *ev, uint64_t seq,
+                                  double time, char *err, size_t errlen) {
   if (flosse_sse_check(ev, err, errlen) != FLOSSE_OK) return NULL;
   size_t name_len = ch->name_len, ev_len = ev->event ? ev->event_len : 0;
-  size_t data_len = ev->data ? ev->data_len : 0;
-  struct flosse_msg *m = malloc(sizeof *m + name_len + ev->id_len + ev_len + data_len + 4);
+  size_t id_len = ev->id ? ev->id_len : 0, data_len = ev->data ? ev->data_len : 0;
+  struct flosse_msg *m = malloc(sizeof *m + name_len + id_len + ev_len + data_len + 4);
   uint32_t frame_off = 0, frame_len = 0;
   struct flosse_seg *seg = m ? flosse_sse_chunk(ev, &frame_off, &frame_len) : NULL;
   if (!seg) {
@@ -217,20 +239,75 @@ static struct flosse_msg *make_msg(struct flosse_chan *ch, struct flosse_sse_eve
   }
 
   m->refs = 1;
-  m->seq = next_seq++;
-  m->time = now;
+  m->seq = seq;
+  m->time = time;
   m->seg = seg;
   m->frame_off = frame_off;
   m->frame_len = frame_len;
   char *p = m->strings;
 #define COPY(dst, src, len) do { memcpy(p, (src), (len)); p[len] = '\0'; dst = p; p += (len) + 1; } while (0)
   COPY(m->channel, ch->name, name_len);
-  COPY(m->id, ev->id, ev->id_len);
+  if (ev->id) COPY(m->id, ev->id, id_len); else m->id = NULL;
   if (ev->event) COPY(m->event, ev->event, ev_len); else m->event = NULL;
   COPY(m->data, ev->data ? ev->data : "", data_len);
 #undef COPY
   m->data_len = data_len;
   return m;
+}
+
+/* A message published here: an event without an id gets its seq. */
+static struct flosse_msg *make_msg(struct flosse_chan *ch, struct flosse_sse_event *ev, double now,
+                                   char *err, size_t errlen) {
+  char idbuf[24];
+  if (!ev->id) {
+    ev->id_len = (size_t)snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)next_seq);
+    ev->id = idbuf;
+  }
+  struct flosse_msg *m = new_msg(ch, ev, next_seq, now, err, errlen);
+  if (m) next_seq++;
+  return m;
+}
+
+/* The flosse-gap notice for a client of ch that last saw last_id. */
+static struct flosse_msg *gap_msg(struct flosse_chan *ch, const char *last_id) {
+  size_t id_len = strlen(last_id);
+  char *data = malloc(FLOSSE_JSON_STRING_MAX(ch->name_len) + FLOSSE_JSON_STRING_MAX(id_len) + 40);
+  if (!data) return NULL;
+  size_t n = 0;
+  n += (size_t)sprintf(data + n, "{\"channel\":");
+  n += flosse_json_string(data + n, ch->name, ch->name_len);
+  n += (size_t)sprintf(data + n, ",\"last_event_id\":");
+  n += flosse_json_string(data + n, last_id, id_len);
+  data[n++] = '}';
+  struct flosse_sse_event ev = {FLOSSE_GAP_EVENT, sizeof FLOSSE_GAP_EVENT - 1, data, n, NULL, 0, -1};
+  char err[64];
+  struct flosse_msg *m = new_msg(ch, &ev, 0, 0, err, sizeof err);
+  free(data);
+  return m;
+}
+
+/* Queues m to ch's subscribers and wakes those waiting; returns how many
+ * took it. Subscriptions still waiting for a resume point skip it: they
+ * take it from the history when they resume. */
+static size_t fan_out_locked(struct flosse_chan *ch, struct flosse_msg *m) {
+  size_t n = 0;
+  for (struct flosse_list *it = ch->subs.next; it != &ch->subs; it = it->next) {
+    struct flosse_subref *r = flosse_container_of(it, struct flosse_subref, link);
+    struct flosse_sub *s = r->sub;
+    if (!s->owner || s->resume) continue;
+    if (!sub_push(s, m)) {
+      /* Too far behind: its client reconnects with Last-Event-ID and
+       * replays from history; the others are not held back. */
+      s->owner->notify(s->owner, 1);
+      continue;
+    }
+    n++;
+    if (s->waiting) {
+      s->waiting = 0;
+      s->owner->notify(s->owner, 0);
+    }
+  }
+  return n;
 }
 
 struct flosse_msg *flosse_channel_publish(const char *name, size_t len,
@@ -273,23 +350,8 @@ struct flosse_msg *flosse_channel_publish(const char *name, size_t len,
     UNLOCK();
     return NULL;
   }
-  size_t n = 0;
-  for (struct flosse_list *it = ch->subs.next; it != &ch->subs; it = it->next) {
-    struct flosse_subref *r = flosse_container_of(it, struct flosse_subref, link);
-    struct flosse_sub *s = r->sub;
-    if (!s->owner) continue;
-    if (!sub_push(s, m)) {
-      /* Too far behind: its client reconnects with Last-Event-ID and
-       * replays from history; the others are not held back. */
-      s->owner->notify(s->owner, 1);
-      continue;
-    }
-    n++;
-    if (s->waiting) {
-      s->waiting = 0;
-      s->owner->notify(s->owner, 0);
-    }
-  }
+  ch->last = m->seq;
+  size_t n = fan_out_locked(ch, m);
   *delivered = n;
   *rc = FLOSSE_CHAN_OK;
   /* The history and the queues hold it now; the caller gets a reference
@@ -317,6 +379,79 @@ size_t flosse_sub_size(int nchans) {
 static int cmp_seq(const void *a, const void *b) {
   uint64_t x = (*(struct flosse_msg *const *)a)->seq, y = (*(struct flosse_msg *const *)b)->seq;
   return x < y ? -1 : x > y;
+}
+
+/* Where a client that last saw id x is in this server's sequence: sets
+ * *after and returns 1, or returns 0 when x cannot be placed (an id no
+ * history holds that is not one of our numbers, or a number from another
+ * run: live only, after a gap notice). With a back end every id is the
+ * back end's number. */
+static int place_locked(struct flosse_sub *s, const char *x, uint64_t *after) {
+  size_t len = strlen(x);
+  int numeric = len > 0 && len < 20 && strspn(x, "0123456789") == len;
+  if (backend) {
+    *after = numeric ? strtoull(x, NULL, 10) : 0;
+    return numeric;
+  }
+  int found = 0;
+  for (int i = 0; i < s->nrefs; i++) {
+    struct flosse_chan *ch = s->refs[i].chan;
+    for (size_t k = 0; k < ch->hist_len; k++) {
+      struct flosse_msg *m = hist_at(ch, k);
+      if (m->id && strcmp(m->id, x) == 0 && (!found || m->seq > *after)) {
+        *after = m->seq;
+        found = 1;
+      }
+    }
+  }
+  if (found) return 1;
+  if (!numeric) return 0;
+  *after = strtoull(x, NULL, 10);
+  return *after < next_seq;
+}
+
+/* 1 if a client of ch at after (placed or not) may have missed messages
+ * that ch no longer holds. */
+static int gap_locked(const struct flosse_chan *ch, uint64_t after, int placed) {
+  if (!placed) return 1;
+  /* A back end's epoch starts above every id of the one before. */
+  if (backend && after && (ch->base == 0 || after < ch->base)) return 1;
+  return ch->dropped > after;
+}
+
+/* Queues what a client that last saw x has not seen: a flosse-gap notice
+ * for each channel where some of it is gone, then every message after it
+ * still held, in seq order. */
+static void resume_locked(struct flosse_sub *s, const char *x) {
+  uint64_t after = 0;
+  int placed = place_locked(s, x, &after);
+  size_t total = 0, nm = 0;
+  for (int i = 0; i < s->nrefs; i++) total += s->refs[i].chan->hist_len + 1;
+  struct flosse_msg **missed = malloc(total * sizeof *missed);
+  if (!missed) return; /* out of memory: live only */
+  for (int i = 0; i < s->nrefs; i++)
+    if (gap_locked(s->refs[i].chan, after, placed)) {
+      struct flosse_msg *g = gap_msg(s->refs[i].chan, x);
+      if (g) missed[nm++] = g;
+    }
+  size_t ngaps = nm;
+  for (int i = 0; placed && i < s->nrefs; i++) {
+    struct flosse_chan *ch = s->refs[i].chan;
+    for (size_t k = 0; k < ch->hist_len; k++)
+      if (hist_at(ch, k)->seq > after) {
+        missed[nm] = hist_at(ch, k);
+        flosse_msg_ref(missed[nm++]);
+      }
+  }
+  qsort(missed + ngaps, nm - ngaps, sizeof *missed, cmp_seq);
+  /* Replay is not held to the live backlog: it is bounded by history. */
+  if (s->backlog < nm) s->backlog = nm;
+  for (size_t k = 0; k < nm; k++) {
+    sub_push(s, missed[k]);
+    flosse_msg_unref(missed[k]);
+  }
+  free(missed);
+  if (placed) s->after = after;
 }
 
 enum flosse_chan_rc flosse_sub_init(struct flosse_sub *s, struct flosse_sub_owner *owner,
@@ -360,46 +495,19 @@ enum flosse_chan_rc flosse_sub_init(struct flosse_sub *s, struct flosse_sub_owne
   s->owner = owner;
   s->backlog = config.backlog;
   s->nrefs = nchans;
-  for (int i = 0; i < nchans; i++) hist_trim(chans[i], now);
-  if (last_event_id) {
-    /* Where the client stopped: an id still in a history, else a
-     * server-assigned sequence number, else nowhere (live only). */
-    uint64_t after = 0;
-    int found = 0;
-    for (int i = 0; i < nchans; i++)
-      for (size_t k = 0; k < chans[i]->hist_len; k++) {
-        struct flosse_msg *m = hist_at(chans[i], k);
-        if (strcmp(m->id, last_event_id) == 0 && (!found || m->seq > after)) {
-          after = m->seq;
-          found = 1;
-        }
-      }
-    size_t len = strlen(last_event_id);
-    if (!found && len > 0 && len < 20 && strspn(last_event_id, "0123456789") == len) {
-      after = strtoull(last_event_id, NULL, 10);
-      found = 1;
-    }
-    if (found) {
-      size_t total = 0;
-      for (int i = 0; i < nchans; i++) total += chans[i]->hist_len;
-      struct flosse_msg **missed = total ? malloc(total * sizeof *missed) : NULL;
-      size_t nm = 0;
-      for (int i = 0; missed && i < nchans; i++)
-        for (size_t k = 0; k < chans[i]->hist_len; k++)
-          if (hist_at(chans[i], k)->seq > after) missed[nm++] = hist_at(chans[i], k);
-      qsort(missed, nm, sizeof *missed, cmp_seq);
-      /* Replay is not held to the live backlog: it is bounded by history. */
-      size_t saved = s->backlog;
-      if (s->backlog < nm) s->backlog = nm;
-      for (size_t k = 0; k < nm; k++) sub_push(s, missed[k]);
-      s->backlog = saved > s->backlog ? saved : s->backlog;
-      free(missed);
-    }
-  }
   for (int i = 0; i < nchans; i++) {
+    hist_trim(chans[i], now);
     s->refs[i].chan = chans[i];
     s->refs[i].sub = s;
     flosse_list_push(&chans[i]->subs, &s->refs[i].link);
+    if (!chans[i]->synced) s->unsynced++;
+  }
+  if (last_event_id && s->unsynced) {
+    /* Resumed when the last of them is synced (flosse_channel_sync). */
+    s->resume = strdup(last_event_id);
+    if (!s->resume) s->unsynced = 0; /* out of memory: live only */
+  } else if (last_event_id) {
+    resume_locked(s, last_event_id);
   }
   UNLOCK();
   return FLOSSE_CHAN_OK;
@@ -452,6 +560,9 @@ void flosse_sub_close(struct flosse_sub *s) {
   flosse_list_unlink(&s->owner_link);
   s->owner = NULL;
   s->waiting = 0;
+  free(s->resume);
+  s->resume = NULL;
+  s->unsynced = 0;
   UNLOCK();
 }
 
@@ -459,5 +570,104 @@ void flosse_sub_set_owner(struct flosse_sub *s, struct flosse_sub_owner *owner) 
   LOCK();
   flosse_list_unlink(&s->owner_link);
   if (s->owner) s->owner = owner;
+  UNLOCK();
+}
+
+int flosse_sub_synced(struct flosse_sub *s) {
+  LOCK();
+  int synced = !s->owner || s->unsynced == 0;
+  if (!synced) s->waiting = 1;
+  UNLOCK();
+  return synced;
+}
+
+/* ---- the back end's side ------------------------------------------------------ */
+
+uint64_t flosse_channel_last(const char *name, size_t len, int *synced) {
+  LOCK();
+  struct flosse_chan *ch = find_locked(name, len);
+  uint64_t last = ch ? ch->last : 0;
+  if (synced) *synced = ch ? ch->synced : 0;
+  UNLOCK();
+  return last;
+}
+
+size_t flosse_channel_subscribers(const char *name, size_t len) {
+  size_t n = 0;
+  LOCK();
+  struct flosse_chan *ch = find_locked(name, len);
+  if (ch)
+    for (struct flosse_list *it = ch->subs.next; it != &ch->subs; it = it->next) n++;
+  UNLOCK();
+  return n;
+}
+
+/* A back end's message as this node frames it: with its id. */
+static struct flosse_msg *remote_msg(struct flosse_chan *ch, const struct flosse_remote_msg *r) {
+  char idbuf[24], err[64];
+  struct flosse_sse_event ev = r->ev;
+  ev.id_len = (size_t)snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)r->id);
+  ev.id = idbuf;
+  return new_msg(ch, &ev, r->id, r->time, err, sizeof err);
+}
+
+/* The mirror is in place: the subscriptions that waited for it resume. */
+static void synced_locked(struct flosse_chan *ch) {
+  ch->synced = 1;
+  for (struct flosse_list *it = ch->subs.next; it != &ch->subs; it = it->next) {
+    struct flosse_sub *s = flosse_container_of(it, struct flosse_subref, link)->sub;
+    if (!s->owner || s->unsynced == 0 || --s->unsynced > 0) continue;
+    if (s->resume) {
+      char *x = s->resume;
+      s->resume = NULL;
+      resume_locked(s, x);
+      free(x);
+    }
+    if (s->waiting) {
+      s->waiting = 0;
+      s->owner->notify(s->owner, 0);
+    }
+  }
+}
+
+void flosse_channel_sync(const char *name, size_t len, const struct flosse_remote_msg *msgs, size_t n,
+                         uint64_t dropped, uint64_t base, int gap, int complete) {
+  double now = msgs && n ? msgs[n - 1].time : 0;
+  LOCK();
+  struct flosse_chan *ch = find_locked(name, len);
+  if (!ch || (!ch->synced && !complete)) {
+    UNLOCK();
+    return;
+  }
+  /* A new epoch: the back end lost what it held (a first one, on a channel
+   * that had none, is no gap). */
+  if (ch->synced && ch->base != 0 && base != ch->base) gap = 1;
+  if (ch->synced && gap) {
+    /* What this node held is from before what it missed: a client resuming
+     * from it is told, and the live subscribers are told now. */
+    char last[24];
+    snprintf(last, sizeof last, "%llu", (unsigned long long)ch->last);
+    while (ch->hist_len) hist_drop_oldest(ch);
+    if (ch->last > ch->dropped) ch->dropped = ch->last;
+    struct flosse_msg *g = gap_msg(ch, last);
+    if (g) {
+      fan_out_locked(ch, g);
+      flosse_msg_unref(g);
+    }
+  }
+  ch->base = base;
+  if (dropped > ch->dropped) ch->dropped = dropped;
+  for (size_t i = 0; i < n; i++) {
+    if (msgs[i].id <= ch->last) continue; /* had it (pub/sub and a read overlap) */
+    struct flosse_msg *m = remote_msg(ch, &msgs[i]);
+    if (!m) continue;
+    if (hist_push(ch, m, msgs[i].time) == FLOSSE_OK) {
+      ch->last = m->seq;
+      if (ch->synced) fan_out_locked(ch, m);
+    }
+    flosse_msg_unref(m);
+  }
+  if (!ch->synced) synced_locked(ch);
+  hist_trim(ch, now);
   UNLOCK();
 }

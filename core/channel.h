@@ -34,7 +34,9 @@ struct flosse_msg {
 
 /* A channel lives while it has a subscriber or history: the last
  * subscriber leaving an empty channel frees it, and so does its history
- * expiring (channel_history_seconds) once nobody is subscribed. */
+ * expiring (channel_history_seconds) once nobody is subscribed. With a
+ * back end (Redis), the history is a mirror of the back end's, and the
+ * channel lives exactly while it has subscribers on this node. */
 struct flosse_chan {
   char *name;
   size_t name_len;
@@ -44,6 +46,10 @@ struct flosse_chan {
   struct flosse_list subs;   /* struct flosse_subref.link */
   struct flosse_list age;    /* in the age list (newest publish last) while it has history */
   double last_publish;
+  uint64_t dropped;          /* the newest seq that may have been on it and is gone */
+  uint64_t last;             /* the newest seq it took (a back end's messages come once) */
+  uint64_t base;             /* back end: the first id of the back end's epoch (0: none yet) */
+  int synced;                /* back end: its mirror is in place */
 };
 
 struct flosse_sub;
@@ -60,6 +66,9 @@ struct flosse_sub {
   struct flosse_list owner_link;  /* in its owner's list */
   struct flosse_msg **q;     /* ring of messages the stream has not taken */
   size_t qcap, qhead, qlen, backlog;
+  uint64_t after;            /* messages up to this seq are the client's already */
+  char *resume;              /* back end: the Last-Event-ID to resume from once synced */
+  int unsynced;              /* back end: channels whose mirror is not in place yet */
   int waiting;               /* the stream is suspended in sub:wait() */
   int nrefs;
   struct flosse_subref refs[];
@@ -116,12 +125,59 @@ static inline int flosse_msg_append(struct flosse_buf *out, struct flosse_msg *m
                  : flosse_buf_append_range(out, m->seg, m->frame_off, m->frame_len);
 }
 
+/* The event a client is sent first when it cannot be resumed without a
+ * gap: no id, so the client keeps the Last-Event-ID it had. */
+#define FLOSSE_GAP_EVENT "flosse-gap"
+
+/* ---- a shared back end (Redis: channel_redis.c) ------------------------------
+ * With one set, channels span every node sharing the back end: publishes go
+ * to it (not through flosse_channel_publish), ids are its, and what it
+ * sends comes in through flosse_channel_sync, in id order. */
+struct flosse_channel_backend {
+  /* Under the lock: name got its first subscriber on this node (on = 1),
+   * or lost its last (on = 0: the channel is freed). Must only queue work. */
+  void (*watch)(const char *name, size_t len, int on);
+};
+void flosse_channel_set_backend(const struct flosse_channel_backend *b);
+int flosse_channel_has_backend(void);
+
+/* A message from the back end: its id (decimal digits), its time on this
+ * node's clock, the event to frame (without id: the id is added). */
+struct flosse_remote_msg {
+  uint64_t id;
+  double time;
+  struct flosse_sse_event ev;
+};
+/* Takes what the back end holds or sends for name, oldest first: on a
+ * channel not synced yet, it becomes the history (the subscriptions waiting
+ * for it resume from it and are woken); on a synced one, what is newer than
+ * the channel's last message is published to its subscribers. dropped: the
+ * newest id the back end no longer holds for it; base: the first id of the
+ * back end's epoch; gap: the node may have missed messages (it was cut off
+ * from the back end and history was lost meanwhile): subscribers are sent
+ * a flosse-gap event. complete: msgs is all the back end holds after the
+ * channel's last (a read), not just what pub/sub brought: only a complete
+ * sync puts a mirror in place. No-op for a channel nobody here subscribes to. */
+void flosse_channel_sync(const char *name, size_t len, const struct flosse_remote_msg *msgs, size_t n,
+                         uint64_t dropped, uint64_t base, int gap, int complete);
+/* The newest id name took (0: none), and whether it is synced. */
+uint64_t flosse_channel_last(const char *name, size_t len, int *synced);
+/* Subscriptions to name on this node. */
+size_t flosse_channel_subscribers(const char *name, size_t len);
+
+/* 1 if every channel of s has its mirror in place (always, without a back
+ * end); otherwise marks s as waiting, so that the last sync wakes it. */
+int flosse_sub_synced(struct flosse_sub *s);
+
 void flosse_msg_ref(struct flosse_msg *m);
 void flosse_msg_unref(struct flosse_msg *m);
 
 /* Initialises a subscription (memory from the caller, sized with
  * flosse_sub_size) to the named channels (made if need be), queuing what it
- * missed after last_event_id (NULL: live only). Returns FLOSSE_CHAN_OK, or
+ * missed after last_event_id (NULL: live only), after one flosse-gap event
+ * for each channel on which some of it is gone (docs/channels.md, "History
+ * and Last-Event-ID"). With a back end, channels not synced yet do that
+ * when they are (flosse_sub_synced waits for it). Returns FLOSSE_CHAN_OK, or
  * why nothing was subscribed (nothing made either); either way the
  * subscription can be closed. */
 size_t flosse_sub_size(int nchans);

@@ -24,6 +24,9 @@
 #define FLOSSE_DEFAULT_CHANNEL_BACKLOG 1000
 #define FLOSSE_DEFAULT_MAX_CHANNELS 100000
 #define FLOSSE_DEFAULT_LOG_LEVEL "info"
+#define FLOSSE_DEFAULT_REDIS_PREFIX "flosse:"   /* of every Redis key flosse makes */
+#define FLOSSE_DEFAULT_REDIS_TIMEOUT 2.0        /* seconds: connect, and each command */
+#define FLOSSE_DEFAULT_REDIS_POOL 4             /* connections per worker per Redis URL */
 
 /* Not settings: how long a closing connection waits for its client's FIN,
  * and the longest channel name. */

@@ -8,10 +8,12 @@
 #include <stdlib.h>
 
 #include "channel.h"
+#include "channel_redis.h"
 #include "lprivate.h"
 #include "lvalues.h"
 #include "stream.h"
 #include "wait_channel.h"
+#include "wait_redis.h"
 #include "wait_relay.h"
 
 #define SUB_MT "flosse.Subscription"
@@ -27,9 +29,84 @@ static int refuse(lua_State *L, enum flosse_chan_rc rc) {
   return luaL_error(L, "out of memory");
 }
 
-/* core.publish(name, ...) -> id, delivered | nil, message
- * A bad name or a full registry raises a refusal (400, 503). */
-static int l_publish(lua_State *L) {
+/* What a publish through Redis needs when its reply comes: the channel. */
+struct rpub {
+  size_t len;
+  char name[];
+};
+
+/* The reply: id, this node's subscriber count; or nil, why, and a code
+ * ("noscript": send the script's text; "unavailable": Redis did not take
+ * it, 503). */
+static int push_publish(lua_State *L, int n, struct redisReply **replies, const char *err, void *arg) {
+  struct rpub *p = arg;
+  char why[256];
+  uint64_t id;
+  int noscript = 0;
+  (void)n;
+  if (!replies) {
+    luaL_pushfail(L);
+    lua_pushfstring(L, "redis: %s", err);
+    lua_pushliteral(L, "unavailable");
+    return 3;
+  }
+  if (flosse_channel_redis_publish_reply(replies[0], &id, &noscript, why, sizeof why) != FLOSSE_OK) {
+    luaL_pushfail(L);
+    lua_pushstring(L, why);
+    if (noscript) lua_pushliteral(L, "noscript");
+    else lua_pushliteral(L, "unavailable");
+    return 3;
+  }
+  char idbuf[24];
+  snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)id);
+  lua_pushstring(L, idbuf);
+  /* Those on this node: the message reaches them through pub/sub. */
+  lua_pushinteger(L, (lua_Integer)flosse_channel_subscribers(p->name, p->len));
+  return 2;
+}
+
+/* Publishes ev through Redis: suspends the calling task until Redis took
+ * it (or refused it). */
+static int publish_redis(lua_State *L, const char *name, size_t name_len, struct flosse_sse_event *ev,
+                         int eval, int top) {
+  struct flosse_task *t = flosse_task_of(L);
+  if (!t || !lua_isyieldable(L))
+    return luaL_error(L, "with Redis, a publish waits for Redis: publish from a view or a task "
+                         "(in its own coroutine)");
+  const char *argv[FLOSSE_REDIS_PUBLISH_ARGS];
+  size_t lens[FLOSSE_REDIS_PUBLISH_ARGS];
+  char *buf, err[256];
+  double timeout = flosse_redis_settings()->timeout;
+  if (flosse_channel_redis_publish_cmd(name, name_len, ev, timeout, eval, argv, lens, &buf, err, sizeof err) !=
+      FLOSSE_OK) {
+    lua_settop(L, top);
+    luaL_pushfail(L);
+    lua_pushstring(L, err);
+    return 2;
+  }
+  struct rpub *p = malloc(sizeof *p + name_len);
+  struct flosse_redis_pool *pool = p ? flosse_redis_pool_of(t->ctx->loop, flosse_channel_redis_shard(name, name_len)) : NULL;
+  if (!pool) {
+    free(p);
+    free(buf);
+    return luaL_error(L, "out of memory");
+  }
+  p->len = name_len;
+  memcpy(p->name, name, name_len);
+  lua_settop(L, top);
+  int argc = FLOSSE_REDIS_PUBLISH_ARGS;
+  const char *const *argvs[1] = {argv};
+  const size_t *lenss[1] = {lens};
+  int r = flosse_wait_redis_arm(L, t, pool, 1, &argc, argvs, lenss, timeout, push_publish, p, free);
+  free(buf); /* the command was copied */
+  return r;
+}
+
+/* core.publish(name, ...) -> id, delivered | nil, message [, code]
+ * A bad name or a full registry raises a refusal (400, 503). With Redis
+ * the task waits for Redis (see publish_redis); core.publish_eval is the
+ * same, sending the script's text. */
+static int publish(lua_State *L, int eval) {
   size_t name_len;
   const char *name = luaL_checklstring(L, 1, &name_len);
   int n = lua_gettop(L) - 1;
@@ -41,6 +118,10 @@ static int l_publish(lua_State *L) {
     luaL_pushfail(L);
     lua_pushstring(L, err);
     return 2;
+  }
+  if (flosse_channel_redis_active()) {
+    if (!flosse_channel_name_ok(name, name_len)) return refuse(L, FLOSSE_CHAN_BAD_NAME);
+    return publish_redis(L, name, name_len, &ev, eval, top);
   }
   size_t delivered = 0;
   enum flosse_chan_rc rc;
@@ -58,6 +139,9 @@ static int l_publish(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)delivered);
   return 2;
 }
+
+static int l_publish(lua_State *L) { return publish(L, 0); }
+static int l_publish_eval(lua_State *L) { return publish(L, 1); }
 
 /* The subscription's memory is C's, so that a relayed stream can keep it
  * once the view's thread (and this userdata) are gone: s is NULL then. */
@@ -133,6 +217,17 @@ static int sub_wait(lua_State *L) {
   return flosse_wait_channel_arm(L, own_task(L, s, "waited on"), s);
 }
 
+/* sub:ready(): with a back end, suspends the task (and holds a stream's
+ * head) until the subscription is in place on it, so that a client that
+ * has the head gets every event published after it; at most the Redis
+ * timeout (the back end is away: the stream goes on and catches up when it
+ * is back). At once without a back end. */
+static int sub_ready(lua_State *L) {
+  struct flosse_sub *s = check_sub(L);
+  if (flosse_sub_synced(s)) return 0;
+  return flosse_wait_channel_sync_arm(L, own_task(L, s, "waited on"), s, flosse_redis_settings()->timeout);
+}
+
 /* sub:relay(): hands the rest of the stream to the core, which moves each
  * message to the connection as it comes, with no Lua in between; the
  * view's thread is let go. It does not return: the stream ends when the
@@ -195,12 +290,12 @@ static int l_configure(lua_State *L) {
 
 void flosse_lchannel_register(lua_State *L) {
   static const luaL_Reg sub_methods[] = {
-      {"poll", sub_poll}, {"wait", sub_wait}, {"relay", sub_relay}, {"close", sub_close},
+      {"poll", sub_poll}, {"wait", sub_wait}, {"ready", sub_ready}, {"relay", sub_relay}, {"close", sub_close},
       {NULL, NULL}};
   static const luaL_Reg sub_meta[] = {
       {"__gc", sub_gc}, {"__close", sub_close}, {"__tostring", sub_tostring}, {NULL, NULL}};
   static const luaL_Reg fns[] = {
-      {"publish", l_publish}, {"subscribe", l_subscribe}, {"configure_channels", l_configure},
+      {"publish", l_publish}, {"publish_eval", l_publish_eval}, {"subscribe", l_subscribe}, {"configure_channels", l_configure},
       {NULL, NULL}};
   if (luaL_newmetatable(L, SUB_MT)) {
     luaL_setfuncs(L, sub_meta, 0);

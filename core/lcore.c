@@ -306,6 +306,14 @@ static void push_defaults(lua_State *L) {
   INT("max_channels", FLOSSE_DEFAULT_MAX_CHANNELS);
   lua_pushliteral(L, FLOSSE_DEFAULT_LOG_LEVEL);
   lua_setfield(L, -2, "log_level");
+  /* Not a setting's default (redis has none: no Redis), but those of
+   * the keys of a redis table. */
+  lua_createtable(L, 0, 3);
+  lua_pushliteral(L, FLOSSE_DEFAULT_REDIS_PREFIX);
+  lua_setfield(L, -2, "prefix");
+  NUM("timeout", FLOSSE_DEFAULT_REDIS_TIMEOUT);
+  INT("pool", FLOSSE_DEFAULT_REDIS_POOL);
+  lua_setfield(L, -2, "redis");
 #undef INT
 #undef NUM
 }
@@ -348,6 +356,7 @@ int luaopen_flosse_core(lua_State *L) {
   flosse_lchannel_register(L);
   flosse_lsocket_register(L);
   flosse_ljson_register(L);
+  flosse_lredis_register(L);
   push_defaults(L);
   lua_setfield(L, -2, "defaults");
   lua_pushcfunction(L, l_listen);

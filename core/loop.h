@@ -11,6 +11,7 @@
 #include "list.h"
 
 struct flosse_job;
+struct flosse_redis_pools;
 typedef void (*flosse_job_fn)(struct flosse_job *job);
 
 /* Embedded in what it runs (container_of finds the owner). */
@@ -33,6 +34,7 @@ struct flosse_loop {
   ev_idle idle;              /* keeps the loop from blocking while runq has work */
   struct flosse_inbox inbox;
   void (*after_turn)(struct flosse_loop *loop); /* the process's check once a turn is done */
+  struct flosse_redis_pools *redis; /* its Redis pools (redis.c), made on first use */
 };
 
 /* The loop the calling thread runs (NULL outside one). */

@@ -19,6 +19,8 @@
 
 #include "channel.h"
 #include "lalloc.h"
+#include "channel_redis.h"
+#include "redis.h"
 #include "worker.h"
 
 __thread struct flosse_server *flosse_current_server;
@@ -374,9 +376,11 @@ static void begin(struct flosse_server *srv, lua_State *L, int stepping) {
   ev_async_start(ev, &srv->stop_async);
   ev_async_start(ev, &srv->force_async);
   ev_async_start(ev, &srv->reload_async);
-  if (!srv->worker) { /* channels' sweep and signals are the main thread's */
+  if (!srv->worker) { /* channels' sweep, their Redis link and signals are the main thread's */
     ev_timer_init(&srv->channel_sweep, on_channel_sweep, 1., 1.);
     ev_timer_start(ev, &srv->channel_sweep);
+    if (flosse_redis_settings()->configured && flosse_channel_redis_start(ev) != FLOSSE_OK)
+      luaL_error(L, "out of memory");
     if (!stepping) {
       ev_signal_start(ev, &srv->sigint);
       ev_signal_start(ev, &srv->sigterm);
@@ -398,6 +402,7 @@ static void end(struct flosse_server *srv) {
   ev_async_stop(ev, &srv->worker_done_async);
   if (srv->worker) flosse_worker_ended(srv->worker);
   close_all(srv); /* whatever a forced stop left */
+  flosse_redis_pools_free(&srv->loop); /* after the tasks that waited on them */
   flosse_loop_stop(&srv->loop);
   ev_signal_stop(ev, &srv->sigint);
   ev_signal_stop(ev, &srv->sigterm);
@@ -416,6 +421,7 @@ static void end(struct flosse_server *srv) {
     /* The workers drain on their own, within their grace period. */
     flosse_workers_join(srv);
   }
+  flosse_channel_redis_stop(); /* once no worker subscribes any more */
   flosse_current_server = NULL;
 }
 

@@ -261,14 +261,15 @@ static int on_event(struct flosse_task *t, int nres) {
   return 1;
 }
 
-/* A stream's head goes out once its view first yields, waits or ends,
- * unless it ends with a refusal; and a view that handed its subscription
+/* A stream's head goes out once its view first yields, waits (but for a
+ * wait that holds it) or ends, unless it ends with a refusal; and a view that handed its subscription
  * over is let go here, once it is suspended. */
 static int on_resumed(struct flosse_task *t, int st) {
   struct flosse_stream *s = t->owner;
   struct flosse_conn *c = s->conn;
-  if (s->head_pending && s->sse && !(st != LUA_OK && st != LUA_YIELD && flosse_task_is_refusal(t->T, -1)) &&
-      write_head(s) != FLOSSE_OK) {
+  int held = st == LUA_YIELD && t->wait && t->wait->holds_head;
+  if (s->head_pending && s->sse && !held &&
+      !(st != LUA_OK && st != LUA_YIELD && flosse_task_is_refusal(t->T, -1)) && write_head(s) != FLOSSE_OK) {
     flosse_conn_close(c, "out of memory");
     return FLOSSE_ERR;
   }

@@ -16,13 +16,16 @@
 struct flosse_task;
 
 /* A wait primitive (one file each: wait_sleep.c, wait_drain.c,
- * wait_channel.c, wait_relay.c). Its arm function suspends the task and
+ * wait_channel.c, wait_relay.c, wait_redis.c). Its arm function suspends the task and
  * sets t->wait; its fire resumes the task; cancel undoes whatever arm did,
  * so that flosse_task_cancel_wait can undo any wait without knowing its kind
  * (lua-nginx-module's coctx->cleanup). */
 struct flosse_wait {
   const char *name;
   void (*cancel)(struct flosse_task *t);
+  /* A stream's head waits too: the client is answered only once the wait
+   * is over (a subscription is in place before the client hears 200). */
+  int holds_head;
 };
 
 /* Why a task stopped with an error. */
@@ -68,6 +71,7 @@ struct flosse_task {
   void *owner;
   const char *name;          /* for log lines: the request line or the task's name */
   const struct flosse_wait *wait; /* the armed wait; NULL: runnable */
+  void *wait_data;           /* the armed wait's own state, for its cancel (a Redis call's) */
   ev_timer timer;            /* the sleep's (a timed wait's) */
   struct flosse_job run;     /* resumes it at the end of the turn */
   struct flosse_sub_owner subs_owner; /* its subscriptions notify it */

@@ -2,7 +2,7 @@
 
 /* Nothing to undo: the connection tells the stream when it drains, and the
  * stream asks the task whether it still waits. */
-const struct flosse_wait flosse_wait_drain = {"drain", NULL};
+const struct flosse_wait flosse_wait_drain = {"drain", NULL, 0};
 
 void flosse_wait_drain_arm(struct flosse_task *t) { t->wait = &flosse_wait_drain; }
 

@@ -4,7 +4,7 @@
 
 #include "buf.h"
 
-const struct flosse_wait flosse_wait_relay = {"relay", NULL};
+const struct flosse_wait flosse_wait_relay = {"relay", NULL, 0};
 
 int flosse_wait_relay_yield(lua_State *T, struct flosse_task *t) {
   return flosse_task_yield_wait(T, t, &flosse_wait_relay);

@@ -2,7 +2,7 @@
 
 static void cancel(struct flosse_task *t) { ev_timer_stop(t->ctx->loop->ev, &t->timer); }
 
-const struct flosse_wait flosse_wait_sleep = {"sleep", cancel};
+const struct flosse_wait flosse_wait_sleep = {"sleep", cancel, 0};
 
 static void fire(struct ev_loop *loop, ev_timer *w, int revents) {
   (void)loop;

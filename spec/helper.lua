@@ -20,6 +20,8 @@
 --                 heartbeats, events
 --   fixtures.lua  the fixture apps' conventions: new_key, stats, wait_stats,
 --                 ticks_in_order
+--   redis.lua     a redis-server of the spec's own: start_redis (port, url,
+--                 cli, stop{save}, kill, start, flush), stop_all_redis
 --
 -- Every part's names are set on the one e2e table. A helper that two spec
 -- files need belongs in one of the parts, not copied into the specs.
@@ -28,7 +30,7 @@ if package.loaded["e2e"] then return package.loaded["e2e"] end
 
 local e2e = require "spec.e2e.helper.base"
 
-for _, part in ipairs { "process", "http", "sse", "fixtures" } do
+for _, part in ipairs { "process", "http", "sse", "fixtures", "redis" } do
   for name, value in pairs(require("spec.e2e.helper." .. part)) do
     assert(e2e[name] == nil, "spec/e2e/helper/" .. part .. ".lua: e2e." .. name .. " is set twice")
     e2e[name] = value

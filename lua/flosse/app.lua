@@ -9,12 +9,15 @@ local app = {}
 --- Every setting with its default; settings.lua and flags override them.
 -- The values are the C core's (core/defaults.h, as core.defaults): one place.
 -- Those with no default: retry (none), max_connections (nil: the open-file
--- limit less 64), workers (nil: one per CPU).
+-- limit less 64), workers (nil: one per CPU), redis (nil: no Redis;
+-- core.defaults.redis holds the defaults of its table's keys).
 app.DEFAULTS = {
   debug = false,
   authentication_classes = {},
 }
-for k, v in pairs(core.defaults) do app.DEFAULTS[k] = v end
+for k, v in pairs(core.defaults) do
+  if k ~= "redis" then app.DEFAULTS[k] = v end
+end
 
 local function file_exists(path)
   local f = io.open(path, "r")

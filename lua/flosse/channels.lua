@@ -14,10 +14,23 @@ local channels = {}
 local Channel = { __name = "flosse.Channel" }
 Channel.__index = Channel
 
+-- core.publish, sent again with the script's text when Redis (restarted)
+-- no longer knows its digest. The third value says why it failed: nil (the
+-- event itself), "unavailable" (Redis did not take it).
+local function publish(name, ...)
+  local id, n, code = core.publish(name, ...)
+  if code == "noscript" then id, n, code = core.publish_eval(name, ...) end
+  if code == "noscript" then code = "unavailable" end
+  return id, n, code
+end
+
 --- ch:publish(...) -> id, delivered | nil, message
--- Takes any yield style; an event without an id gets the next sequence number.
+-- Takes any yield style; an event without an id gets the next sequence
+-- number. With Redis (docs/scaling.md) the id is Redis', delivered counts
+-- this node's subscribers, and the calling view or task waits for Redis.
 function Channel:publish(...)
-  return core.publish(self.name, ...)
+  local id, n = publish(self.name, ...)
+  return id, n
 end
 
 function Channel:__tostring()
@@ -38,6 +51,8 @@ function channels.subscribe(names, opts)
   if opts ~= nil and type(opts) ~= "table" then error("flosse.subscribe: opts must be a table", 2) end
   local last = opts and opts.last_event_id
   local sub = core.subscribe(names, last)
+  -- With Redis: in place on every node before the stream's head goes out.
+  sub:ready()
   local function next_event()
     while true do
       local m = sub:poll()
@@ -62,6 +77,7 @@ function channels.relay_view(opts)
   }, function(request)
     local name = fixed or request.params.name
     local sub = core.subscribe(name, request.last_event_id)
+    sub:ready()
     -- Nothing registered to run at close (no request:on_close so far, and no
     -- Lua runs after this): the stream need not keep the request.
     if rawget(request, "_close_handlers") == nil then core.on_close(nil) end
@@ -127,7 +143,10 @@ function channels.publish_view(opts)
       local name = fixed or request.params.name
       local fields, why = fields_from(request)
       if not fields then return bad_request(why) end
-      local id, delivered = core.publish(name, fields)
+      local id, delivered, code = publish(name, fields)
+      if code == "unavailable" then
+        return response.text(503, "cannot publish: " .. tostring(delivered) .. "\n")
+      end
       if not id then return bad_request("cannot publish: " .. tostring(delivered)) end
       return response.new {
         status = 200,

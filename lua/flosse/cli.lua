@@ -5,6 +5,7 @@ local server = require "flosse.server"
 local check = require "flosse.check"
 local tasks = require "flosse.tasks"
 local new = require "flosse.new"
+local redis = require "flosse.redis"
 
 local cli = {}
 
@@ -40,6 +41,10 @@ options (each also a settings.lua key, with - written _; a flag wins):
   --instruction-budget N     VM instructions a view may run without yielding (default 100000000)
   --grace SECONDS            on SIGTERM/SIGINT, time to drain before exiting (default 5)
   --log-level LEVEL          error, warn, info or debug (default info)
+  --redis URL                the Redis server of flosse.redis() and of channels across nodes:
+                             redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///path[?db=N]
+                             (default: none; settings.lua's redis may also be a table
+                             { url =, prefix =, timeout =, shards =, pool = })
   --debug                    send error texts to clients in error events (never in production)
   -h, --help                 show this help
 ]]
@@ -91,6 +96,7 @@ local VALUE_FLAGS = {
   ["--log-level"] = { "log_level", "level" },
   ["--workers"] = { "workers", "integer" },
   ["--max-channels"] = { "max_channels", "integer" },
+  ["--redis"] = { "redis", "string" },
 }
 
 -- Settings without a flag, checked the same way.
@@ -169,6 +175,8 @@ local function check_settings(s)
   if not LEVELS[s.log_level] then
     return nil, "settings.lua: log_level must be error, warn, info or debug"
   end
+  local _, rerr = redis.settings(s.redis)
+  if rerr then return nil, "redis (settings.lua's redis, or --redis): " .. rerr end
   return true
 end
 
@@ -236,6 +244,9 @@ local function build(dir, flags, listen, app)
         core.log("error", "reload failed, still serving the previous app: " .. tostring(rerr))
       end
       return
+    end
+    if not listen.worker and not redis.same(redis.settings(fresh.settings.redis), redis.settings(s.redis)) then
+      core.log("warn", "the redis setting changed: a reload does not change it (restart the server to apply it)")
     end
     current = fresh
     configure_channels(fresh.settings)
@@ -310,6 +321,12 @@ local function serve(args)
   local s = s_or_code
   core.set_log_level(s.log_level)
   configure_channels(s)
+  -- Before any loop runs: every worker reads it.
+  local rs = redis.settings(s.redis)
+  core.configure_redis(rs)
+  if rs then
+    say("redis %s (prefix %q, timeout %g s, pool %d)", core.redis_settings().url, rs.prefix, rs.timeout, rs.pool)
+  end
   if opts.reload ~= false then
     local watching, werr = srv:watch(dir)
     if not watching then say("%s (run with --no-reload to serve without watching)", werr); return 2 end
@@ -350,6 +367,8 @@ local function run_check(args)
   if not dir then return 2 end
   local app, err = app_mod.load(dir)
   if not app then say("%s", err); return 2 end
+  local _, rerr = redis.settings(app.settings.redis)
+  if rerr then say("%s/settings.lua: redis: %s", dir, rerr); return 2 end
   local ok, report = pcall(check.report, app)
   if not ok then say("%s", app_mod.one_line(report)); return 2 end
   io.stdout:write(report)

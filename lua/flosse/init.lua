@@ -135,6 +135,10 @@ flosse.spawn = tasks.spawn
 flosse.after = tasks.after
 flosse.every = tasks.every
 
+--- flosse.redis([url]): the worker's Redis client (flosse.redis), for the
+-- configured server (settings' redis, or --redis) or url.
+flosse.redis = require("flosse.redis").client
+
 --- The index of the worker running the caller (0 is the main thread's).
 -- Each worker has its own Lua state: module tables are not shared.
 flosse.worker = core.worker

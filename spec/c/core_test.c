@@ -466,6 +466,131 @@ static void test_channel_registry(void) {
   flosse_channel_configure(&def);
 }
 
+
+/* Pops everything s holds into names[]: "gap:<channel>" for a flosse-gap
+ * notice, else the data. Returns how many. */
+static int drain(struct flosse_sub *s, char out[][48], int max) {
+  int n = 0;
+  for (struct flosse_msg *m; (m = flosse_sub_pop(s)) != NULL; flosse_msg_unref(m)) {
+    if (n >= max) continue;
+    if (m->event && strcmp(m->event, FLOSSE_GAP_EVENT) == 0) {
+      snprintf(out[n++], 48, "gap:%s%s", m->channel, m->id ? "+id" : "");
+    } else {
+      snprintf(out[n++], 48, "%s", m->data);
+    }
+  }
+  return n;
+}
+
+static struct flosse_sub *subscribe1(const char *name, const char *last) {
+  struct flosse_sub *s = calloc(1, flosse_sub_size(1));
+  size_t len = strlen(name);
+  flosse_sub_init(s, &fake_owner, &name, &len, 1, last, 10.0);
+  return s;
+}
+
+static void unsubscribe(struct flosse_sub *s) {
+  flosse_sub_close(s);
+  free(s);
+}
+
+/* Gaps are told: a Last-Event-ID that history no longer covers gets one
+ * flosse-gap notice (no id) before what is left; one it covers gets none. */
+static void test_channel_gaps(void) {
+  struct flosse_channel_config cfg = {3, 0, 100, FLOSSE_DEFAULT_MAX_CHANNELS};
+  flosse_channel_configure(&cfg);
+  size_t n;
+  char ids[6][24];
+  for (int i = 0; i < 6; i++) {
+    char data[8];
+    snprintf(data, sizeof data, "g%d", i + 1);
+    struct flosse_msg *m = publish_text("gaps", data, NULL, 1.0, &n); /* keeps g4..g6 */
+    snprintf(ids[i], sizeof ids[i], "%s", m->id);
+  }
+  char got[8][48];
+  struct flosse_sub *s = subscribe1("gaps", ids[3]);
+  int k = drain(s, got, 8);
+  check(k == 2 && strcmp(got[0], "g5") == 0 && strcmp(got[1], "g6") == 0,
+        "gaps: an id history covers resumes with no notice", NULL);
+  unsubscribe(s);
+  s = subscribe1("gaps", ids[2]);
+  k = drain(s, got, 8);
+  check(k == 3 && strcmp(got[0], "g4") == 0, "gaps: the id of the newest event dropped is still covered", NULL);
+  unsubscribe(s);
+  s = subscribe1("gaps", ids[0]);
+  k = drain(s, got, 8);
+  check(k == 4 && strcmp(got[0], "gap:gaps") == 0 && strcmp(got[1], "g4") == 0 && strcmp(got[3], "g6") == 0,
+        "gaps: trimmed history is told first (no id), then what is left", got[0]);
+  unsubscribe(s);
+  s = subscribe1("gaps", "nonsense");
+  k = drain(s, got, 8);
+  check(k == 1 && strcmp(got[0], "gap:gaps") == 0, "gaps: an unknown id is told, then live only", NULL);
+  unsubscribe(s);
+  s = subscribe1("gaps", "99999999999");
+  k = drain(s, got, 8);
+  check(k == 1 && strcmp(got[0], "gap:gaps") == 0, "gaps: an id from another run is told, then live only", NULL);
+  publish_text("gaps", "live", NULL, 2.0, &n);
+  k = drain(s, got, 8);
+  check(k == 1 && strcmp(got[0], "live") == 0, "gaps: ... and live events follow", NULL);
+  unsubscribe(s);
+  struct flosse_channel_config def = {100, 0, 1000, FLOSSE_DEFAULT_MAX_CHANNELS};
+  flosse_channel_configure(&def);
+}
+
+static int watched_on, watched_off;
+static void watch(const char *name, size_t len, int on) {
+  (void)name;
+  (void)len;
+  if (on) watched_on++;
+  else watched_off++;
+}
+static const struct flosse_channel_backend fake_backend = {watch};
+
+static struct flosse_remote_msg remote(uint64_t id, const char *data) {
+  struct flosse_remote_msg r = {id, 5.0, {NULL, 0, data, strlen(data), NULL, 0, -1}};
+  return r;
+}
+
+/* With a back end: the channel lives while subscribed here, subscriptions
+ * wait for its mirror and resume from it, a message comes once, in order. */
+static void test_channel_backend(void) {
+  flosse_channel_set_backend(&fake_backend);
+  watched_on = watched_off = 0;
+  woken = 0;
+  struct flosse_sub *s = subscribe1("rb", "1000002");
+  check(watched_on == 1 && !flosse_sub_synced(s), "backend: a new channel is watched, not synced yet", NULL);
+  struct flosse_remote_msg hist[3] = {remote(1000001, "a"), remote(1000002, "b"), remote(1000003, "c")};
+  flosse_channel_sync("rb", 2, hist, 3, 0, 1000000, 0, 1);
+  char got[8][48];
+  int k = drain(s, got, 8);
+  check(woken == 1 && k == 1 && strcmp(got[0], "c") == 0,
+        "backend: the sync wakes the subscription, which resumes from the mirror", NULL);
+  struct flosse_remote_msg live[2] = {remote(1000003, "c"), remote(1000004, "d")};
+  flosse_channel_sync("rb", 2, live, 2, 0, 1000000, 0, 0);
+  k = drain(s, got, 8);
+  check(k == 1 && strcmp(got[0], "d") == 0, "backend: what it had is not sent twice", NULL);
+  struct flosse_sub *lag = subscribe1("rb", "1000006");
+  struct flosse_remote_msg more[2] = {remote(1000005, "e"), remote(1000006, "f")};
+  flosse_channel_sync("rb", 2, more, 2, 0, 1000000, 0, 0);
+  k = drain(lag, got, 8);
+  check(k == 0, "backend: a client ahead of this node skips what it has", NULL);
+  struct flosse_sub *old = subscribe1("rb", "17");
+  k = drain(old, got, 8);
+  check(k >= 1 && strcmp(got[0], "gap:rb") == 0, "backend: an id from an earlier epoch is a gap", NULL);
+  unsubscribe(old);
+  struct flosse_remote_msg next[1] = {remote(2000001, "new epoch")};
+  drain(s, got, 8);
+  flosse_channel_sync("rb", 2, next, 1, 0, 2000000, 0, 1);
+  k = drain(s, got, 8);
+  check(k == 2 && strcmp(got[0], "gap:rb") == 0 && strcmp(got[1], "new epoch") == 0,
+        "backend: a new epoch tells live subscribers, then goes on", got[0]);
+  unsubscribe(lag);
+  unsubscribe(s);
+  check(watched_off == 1 && !flosse_channel_exists("rb", 2),
+        "backend: the last subscriber leaving frees the channel and unwatches it", NULL);
+  flosse_channel_set_backend(NULL);
+}
+
 static void test_channels(void) {
   struct flosse_channel_config cfg = {3, 0, 2, FLOSSE_DEFAULT_MAX_CHANNELS};
   flosse_channel_configure(&cfg);
@@ -633,6 +758,8 @@ int main(void) {
   test_rbuf();
   test_channels();
   test_channel_registry();
+  test_channel_gaps();
+  test_channel_backend();
   test_lalloc();
   printf("1..%d\n", n_checks);
   return n_failed ? 1 : 0;
