@@ -59,6 +59,7 @@ build = {
             "core/lalloc.c",
             "core/watch.c",
             "core/redis.c",
+            "core/redis_event.c",
             "core/channel.c",
             "core/channel_redis.c",
             "core/conn.c",

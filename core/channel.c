@@ -268,16 +268,22 @@ static struct flosse_msg *make_msg(struct flosse_chan *ch, struct flosse_sse_eve
   return m;
 }
 
-/* The flosse-gap notice for a client of ch that last saw last_id. */
+/* The flosse-gap notice for a client of ch that last saw last_id (NULL:
+ * none yet, null in the JSON). */
 static struct flosse_msg *gap_msg(struct flosse_chan *ch, const char *last_id) {
-  size_t id_len = strlen(last_id);
+  size_t id_len = last_id ? strlen(last_id) : 0;
   char *data = malloc(FLOSSE_JSON_STRING_MAX(ch->name_len) + FLOSSE_JSON_STRING_MAX(id_len) + 40);
   if (!data) return NULL;
   size_t n = 0;
   n += (size_t)sprintf(data + n, "{\"channel\":");
   n += flosse_json_string(data + n, ch->name, ch->name_len);
   n += (size_t)sprintf(data + n, ",\"last_event_id\":");
-  n += flosse_json_string(data + n, last_id, id_len);
+  if (last_id) {
+    n += flosse_json_string(data + n, last_id, id_len);
+  } else {
+    memcpy(data + n, "null", 4);
+    n += 4;
+  }
   data[n++] = '}';
   struct flosse_sse_event ev = {FLOSSE_GAP_EVENT, sizeof FLOSSE_GAP_EVENT - 1, data, n, NULL, 0, -1};
   char err[64];
@@ -493,6 +499,7 @@ enum flosse_chan_rc flosse_sub_init(struct flosse_sub *s, struct flosse_sub_owne
   }
   nchans = nuniq;
   s->owner = owner;
+  s->since = now;
   s->backlog = config.backlog;
   s->nrefs = nchans;
   for (int i = 0; i < nchans; i++) {
@@ -611,6 +618,19 @@ static struct flosse_msg *remote_msg(struct flosse_chan *ch, const struct flosse
   return new_msg(ch, &ev, r->id, r->time, err, sizeof err);
 }
 
+/* A message of a channel's first read: the subscriptions made before it
+ * was published (with no Last-Event-ID to resume from) take it as live,
+ * whether their stream's head waited for the read or went out after the
+ * timeout (Redis was away). */
+static void fan_out_since_locked(struct flosse_chan *ch, struct flosse_msg *m) {
+  for (struct flosse_list *it = ch->subs.next; it != &ch->subs; it = it->next) {
+    struct flosse_sub *s = flosse_container_of(it, struct flosse_subref, link)->sub;
+    if (!s->owner || s->resume || m->time < s->since) continue;
+    /* Woken by synced_locked, once all its channels are in place. */
+    if (!sub_push(s, m)) s->owner->notify(s->owner, 1);
+  }
+}
+
 /* The mirror is in place: the subscriptions that waited for it resume. */
 static void synced_locked(struct flosse_chan *ch) {
   ch->synced = 1;
@@ -649,7 +669,7 @@ void flosse_channel_sync(const char *name, size_t len, const struct flosse_remot
     snprintf(last, sizeof last, "%llu", (unsigned long long)ch->last);
     while (ch->hist_len) hist_drop_oldest(ch);
     if (ch->last > ch->dropped) ch->dropped = ch->last;
-    struct flosse_msg *g = gap_msg(ch, last);
+    struct flosse_msg *g = gap_msg(ch, ch->last ? last : NULL);
     if (g) {
       fan_out_locked(ch, g);
       flosse_msg_unref(g);
@@ -664,6 +684,7 @@ void flosse_channel_sync(const char *name, size_t len, const struct flosse_remot
     if (hist_push(ch, m, msgs[i].time) == FLOSSE_OK) {
       ch->last = m->seq;
       if (ch->synced) fan_out_locked(ch, m);
+      else fan_out_since_locked(ch, m);
     }
     flosse_msg_unref(m);
   }

@@ -67,6 +67,7 @@ struct flosse_sub {
   struct flosse_msg **q;     /* ring of messages the stream has not taken */
   size_t qcap, qhead, qlen, backlog;
   uint64_t after;            /* messages up to this seq are the client's already */
+  double since;              /* when it was made: a back end's first read brings it what came after */
   char *resume;              /* back end: the Last-Event-ID to resume from once synced */
   int unsynced;              /* back end: channels whose mirror is not in place yet */
   int waiting;               /* the stream is suspended in sub:wait() */

@@ -11,6 +11,7 @@
 #include "channel.h"
 #include "log.h"
 #include "redis.h"
+#include "redis_event.h"
 
 /* ---- the scripts ----------------------------------------------------------------
  * Keys, with the prefix P: P"seq" (a hash: the shard's epoch base and its
@@ -87,12 +88,19 @@ static const char read_lua[] =
     "local dropped = redis.call('HGET', KEYS[3], 'dropped') or '0'\n"
     "local e\n"
     "if ARGV[3] == '0' then\n"
-    "  e = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', hist)\n"
+    /* The newest hist: one more held (a node with a longer history
+     * published) is this node's dropped. */
+    "  e = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', hist + 1)\n"
+    "  if #e > hist then\n"
+    "    local id = string.sub(e[#e][1], 1, -3)\n"
+    "    if tonumber(id) > tonumber(dropped) then dropped = id end\n"
+    "    e[#e] = nil\n"
+    "  end\n"
     "  local r = {}\n"
     "  for i = #e, 1, -1 do r[#r + 1] = e[i] end\n"
     "  e = r\n"
     "else\n"
-    "  e = redis.call('XRANGE', KEYS[2], '(' .. ARGV[3] .. '-0', '+', 'COUNT', hist + 1)\n"
+    "  e = redis.call('XRANGE', KEYS[2], '(' .. ARGV[3] .. '-0', '+')\n"
     "end\n"
     /* All of it expired with its key: everything up to last is gone. */
     "if #e == 0 and redis.call('EXISTS', KEYS[2]) == 0 and tonumber(last) > tonumber(dropped) then\n"
@@ -114,6 +122,7 @@ enum sub_state { SUB_NONE, SUB_PENDING, SUB_ON, SUB_LEAVING };
 /* A message kept while a read is in flight, with the copy it points into. */
 struct held {
   struct flosse_remote_msg m;
+  uint64_t t;                /* Redis' time (ms): m.time once the read measured the clocks */
   char *bytes;
 };
 
@@ -164,6 +173,9 @@ static struct {
  * the same digest everywhere); workers read it. */
 static char publish_sha[41];
 static int publish_sha_ready;
+/* read_lua's, the link's alone. */
+static char read_sha[41];
+static int read_sha_ready;
 /* Redis' clock minus this node's, in microseconds (0: not measured yet). */
 static int64_t clock_offset_us;
 static int clock_measured;
@@ -200,69 +212,6 @@ static double redis_to_local(double redis_ms) {
   return redis_ms / 1000.0 - (double)off / 1e6;
 }
 
-/* ---- the event as Redis keeps it: "<event length|->:<retry|->:<event><data>" --- */
-
-static int encode(const struct flosse_sse_event *ev, char **out, size_t *outlen) {
-  char head[48];
-  char el[24] = "-", rt[24] = "-";
-  if (ev->event) snprintf(el, sizeof el, "%zu", ev->event_len);
-  if (ev->retry >= 0) snprintf(rt, sizeof rt, "%lld", ev->retry);
-  int hl = snprintf(head, sizeof head, "%s:%s:", el, rt);
-  size_t elen = ev->event ? ev->event_len : 0, dlen = ev->data ? ev->data_len : 0;
-  char *p = malloc((size_t)hl + elen + dlen + 1);
-  if (!p) return FLOSSE_ERR;
-  memcpy(p, head, (size_t)hl);
-  if (elen) memcpy(p + hl, ev->event, elen);
-  if (dlen) memcpy(p + hl + elen, ev->data, dlen);
-  *out = p;
-  *outlen = (size_t)hl + elen + dlen;
-  return FLOSSE_OK;
-}
-
-/* Reads one field ("-" or digits) up to ':'; returns the byte after it. */
-static const char *field(const char *p, const char *end, long long *v) {
-  *v = -1;
-  if (p < end && *p == '-') {
-    p++;
-  } else {
-    long long n = 0;
-    int digits = 0;
-    while (p < end && *p >= '0' && *p <= '9' && digits < 18) n = n * 10 + (*p++ - '0'), digits++;
-    if (!digits) return NULL;
-    *v = n;
-  }
-  return p < end && *p == ':' ? p + 1 : NULL;
-}
-
-/* The event in s (pointers into s). */
-static int decode(const char *s, size_t len, struct flosse_sse_event *ev) {
-  const char *end = s + len;
-  long long elen, retry;
-  const char *p = field(s, end, &elen);
-  if (p) p = field(p, end, &retry);
-  if (!p || (elen > 0 && elen > end - p)) return FLOSSE_ERR;
-  ev->event = elen >= 0 ? p : NULL;
-  ev->event_len = elen >= 0 ? (size_t)elen : 0;
-  p += elen > 0 ? elen : 0;
-  ev->data = p;
-  ev->data_len = (size_t)(end - p);
-  ev->id = NULL;
-  ev->id_len = 0;
-  ev->retry = retry;
-  return FLOSSE_OK;
-}
-
-static int parse_u64(const char *s, size_t len, uint64_t *v) {
-  if (!len || len > 19) return FLOSSE_ERR;
-  uint64_t n = 0;
-  for (size_t i = 0; i < len; i++) {
-    if (s[i] < '0' || s[i] > '9') return FLOSSE_ERR;
-    n = n * 10 + (uint64_t)(s[i] - '0');
-  }
-  *v = n;
-  return FLOSSE_OK;
-}
-
 /* ---- publishing (any worker) -------------------------------------------------- */
 
 int flosse_channel_redis_publish_cmd(const char *name, size_t len, const struct flosse_sse_event *ev,
@@ -279,7 +228,7 @@ int flosse_channel_redis_publish_cmd(const char *name, size_t len, const struct 
   }
   char *payload;
   size_t plen;
-  if (encode(ev, &payload, &plen) != FLOSSE_OK) {
+  if (flosse_redis_event_encode(ev, &payload, &plen) != FLOSSE_OK) {
     snprintf(err, errlen, "out of memory");
     return FLOSSE_ERR;
   }
@@ -349,7 +298,7 @@ int flosse_channel_redis_publish_reply(const struct redisReply *r, uint64_t *id,
     return FLOSSE_ERR;
   }
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_STRING ||
-      parse_u64(r->element[0]->str, r->element[0]->len, id) != FLOSSE_OK) {
+      flosse_redis_u64(r->element[0]->str, r->element[0]->len, id) != FLOSSE_OK) {
     snprintf(err, errlen, "redis: an unexpected reply to the publish");
     return FLOSSE_ERR;
   }
@@ -409,8 +358,13 @@ static void start_read(struct rchan *c) {
   char k1[400], k2[400], k3[400], hist[24], ms[32], after[24];
   const char *argv[9];
   size_t lens[9];
-  argv[0] = "EVAL", lens[0] = 4;
-  argv[1] = read_lua, lens[1] = sizeof read_lua - 1;
+  if (read_sha_ready) {
+    argv[0] = "EVALSHA", lens[0] = 7;
+    argv[1] = read_sha, lens[1] = 40;
+  } else {
+    argv[0] = "EVAL", lens[0] = 4;
+    argv[1] = read_lua, lens[1] = sizeof read_lua - 1;
+  }
   argv[2] = "3", lens[2] = 1;
   lens[3] = key(k1, "seq", "", 0), argv[3] = k1;
   lens[4] = key(k2, "s:", c->name, c->len), argv[4] = k2;
@@ -435,6 +389,11 @@ static int str_el(const struct redisReply *r, size_t i) {
 static void read_reply(void *arg, struct redisReply *r, const char *err) {
   struct rchan *c = arg;
   c->read = NULL;
+  if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+    read_sha_ready = 0; /* Redis restarted and lost it: send the text */
+    if (c->wanted && c->sub == SUB_ON) start_read(c);
+    return;
+  }
   if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 || (r->elements - 3) % 3 || !str_el(r, 0) ||
       !str_el(r, 1) || !str_el(r, 2)) {
     flosse_log(FLOSSE_LOG_WARN, "redis: reading channel %.*s failed: %s; trying again", (int)c->len, c->name,
@@ -446,9 +405,9 @@ static void read_reply(void *arg, struct redisReply *r, const char *err) {
     return;
   }
   uint64_t base = 0, dropped = 0, now_ms = 0;
-  parse_u64(r->element[0]->str, r->element[0]->len, &base);
-  parse_u64(r->element[1]->str, r->element[1]->len, &dropped);
-  parse_u64(r->element[2]->str, r->element[2]->len, &now_ms);
+  flosse_redis_u64(r->element[0]->str, r->element[0]->len, &base);
+  flosse_redis_u64(r->element[1]->str, r->element[1]->len, &dropped);
+  flosse_redis_u64(r->element[2]->str, r->element[2]->len, &now_ms);
   /* Redis' clock against ours, give or take the round trip. */
   __atomic_store_n(&clock_offset_us, (int64_t)now_ms * 1000 - (int64_t)(ev_time() * 1e6), __ATOMIC_RELAXED);
   __atomic_store_n(&clock_measured, 1, __ATOMIC_RELEASE);
@@ -461,9 +420,9 @@ static void read_reply(void *arg, struct redisReply *r, const char *err) {
     size_t at = 3 + 3 * i;
     uint64_t id, t;
     if (!str_el(r, at) || !str_el(r, at + 1) || !str_el(r, at + 2) ||
-        parse_u64(r->element[at]->str, r->element[at]->len, &id) != FLOSSE_OK ||
-        parse_u64(r->element[at + 1]->str, r->element[at + 1]->len, &t) != FLOSSE_OK ||
-        decode(r->element[at + 2]->str, r->element[at + 2]->len, &msgs[k].ev) != FLOSSE_OK)
+        flosse_redis_u64(r->element[at]->str, r->element[at]->len, &id) != FLOSSE_OK ||
+        flosse_redis_u64(r->element[at + 1]->str, r->element[at + 1]->len, &t) != FLOSSE_OK ||
+        flosse_redis_event_decode(r->element[at + 2]->str, r->element[at + 2]->len, &msgs[k].ev) != FLOSSE_OK)
       continue;
     msgs[k].id = id;
     msgs[k].time = redis_to_local((double)t);
@@ -472,7 +431,10 @@ static void read_reply(void *arg, struct redisReply *r, const char *err) {
   }
   /* Then what pub/sub brought meanwhile that the read did not have. */
   for (size_t i = 0; i < c->nheld; i++)
-    if (c->held[i].m.id > newest) msgs[k++] = c->held[i].m;
+    if (c->held[i].m.id > newest) {
+      msgs[k] = c->held[i].m;
+      msgs[k++].time = redis_to_local((double)c->held[i].t);
+    }
   int synced = 0;
   uint64_t last = flosse_channel_last(c->name, c->len, &synced);
   /* Back after an outage, some of what came meanwhile is gone already. */
@@ -533,20 +495,12 @@ static void on_pubsub(struct redisAsyncContext *ctx, void *reply, void *data) {
     return;
   }
   if (strcmp(kind, "message") != 0 || r->element[2]->type != REDIS_REPLY_STRING || !c->wanted) return;
-  /* "<id> <base> <t> <event>" */
-  const char *s = r->element[2]->str, *end = s + r->element[2]->len, *f[3];
-  size_t fl[3];
-  for (int i = 0; i < 3; i++) {
-    const char *sp = memchr(s, ' ', (size_t)(end - s));
-    if (!sp) return;
-    f[i] = s;
-    fl[i] = (size_t)(sp - s);
-    s = sp + 1;
-  }
   struct flosse_remote_msg m;
   uint64_t base, t;
-  if (parse_u64(f[0], fl[0], &m.id) != FLOSSE_OK || parse_u64(f[1], fl[1], &base) != FLOSSE_OK ||
-      parse_u64(f[2], fl[2], &t) != FLOSSE_OK || decode(s, (size_t)(end - s), &m.ev) != FLOSSE_OK)
+  const char *s;
+  size_t blen;
+  if (flosse_redis_message_parse(r->element[2]->str, r->element[2]->len, &m.id, &base, &t, &s, &blen, &m.ev) !=
+      FLOSSE_OK)
     return;
   m.time = redis_to_local((double)t);
   if (c->live) {
@@ -569,15 +523,15 @@ static void on_pubsub(struct redisAsyncContext *ctx, void *reply, void *data) {
     c->held_cap = ncap;
   }
   /* A copy of the event's bytes, which the reply's memory will not keep. */
-  size_t blen = (size_t)(end - s);
   char *copy = malloc(blen + 1);
   if (!copy) {
     c->overflow = 1;
     return;
   }
   memcpy(copy, s, blen);
-  decode(copy, blen, &m.ev);
+  flosse_redis_event_decode(copy, blen, &m.ev);
   c->held[c->nheld].m = m;
+  c->held[c->nheld].t = t;
   c->held[c->nheld++].bytes = copy;
 }
 
@@ -675,22 +629,31 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents) {
 
 /* ---- the shards' connections --------------------------------------------------- */
 
+/* The digest of a script Redis loaded (arg: publish_lua or read_lua). */
 static void load_reply(void *arg, struct redisReply *r, const char *err) {
-  (void)arg;
   (void)err;
-  if (r && r->type == REDIS_REPLY_STRING && r->len == 40 && !__atomic_load_n(&publish_sha_ready, __ATOMIC_ACQUIRE)) {
+  if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) return;
+  if (arg == publish_lua) {
+    if (__atomic_load_n(&publish_sha_ready, __ATOMIC_ACQUIRE)) return; /* the same text, the same digest */
     memcpy(publish_sha, r->str, 40);
     publish_sha[40] = '\0';
     __atomic_store_n(&publish_sha_ready, 1, __ATOMIC_RELEASE);
+  } else {
+    memcpy(read_sha, r->str, 40);
+    read_sha[40] = '\0';
+    read_sha_ready = 1;
   }
 }
 
 static void cmd_up(struct flosse_redis_conn *conn, void *data) {
   (void)data;
+  const char *why;
   const char *argv[3] = {"SCRIPT", "LOAD", publish_lua};
   size_t lens[3] = {6, 4, sizeof publish_lua - 1};
-  const char *why;
-  flosse_redis_command(conn, 3, argv, lens, flosse_redis_settings()->timeout, load_reply, NULL, &why);
+  flosse_redis_command(conn, 3, argv, lens, flosse_redis_settings()->timeout, load_reply, (void *)publish_lua, &why);
+  argv[2] = read_lua;
+  lens[2] = sizeof read_lua - 1;
+  flosse_redis_command(conn, 3, argv, lens, flosse_redis_settings()->timeout, load_reply, (void *)read_lua, &why);
   /* Reads that waited for the link go now. */
   for (size_t i = 0; i < rl.table_cap; i++)
     for (struct rchan *c = rl.table[i]; c; c = c->next)

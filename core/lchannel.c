@@ -29,11 +29,20 @@ static int refuse(lua_State *L, enum flosse_chan_rc rc) {
   return luaL_error(L, "out of memory");
 }
 
-/* What a publish through Redis needs when its reply comes: the channel. */
+/* What a publish through Redis holds until its reply comes: the command's
+ * bytes (the task yields, by a longjmp, while they are being sent) and the
+ * channel. */
 struct rpub {
+  char *cmd;
   size_t len;
   char name[];
 };
+
+static void free_rpub(void *arg) {
+  struct rpub *p = arg;
+  free(p->cmd);
+  free(p);
+}
 
 /* The reply: id, this node's subscriber count; or nil, why, and a code
  * ("noscript": send the script's text; "unavailable": Redis did not take
@@ -91,15 +100,14 @@ static int publish_redis(lua_State *L, const char *name, size_t name_len, struct
     free(buf);
     return luaL_error(L, "out of memory");
   }
+  p->cmd = buf;
   p->len = name_len;
   memcpy(p->name, name, name_len);
   lua_settop(L, top);
   int argc = FLOSSE_REDIS_PUBLISH_ARGS;
   const char *const *argvs[1] = {argv};
   const size_t *lenss[1] = {lens};
-  int r = flosse_wait_redis_arm(L, t, pool, 1, &argc, argvs, lenss, timeout, push_publish, p, free);
-  free(buf); /* the command was copied */
-  return r;
+  return flosse_wait_redis_arm(L, t, pool, 1, &argc, argvs, lenss, timeout, push_publish, p, free_rpub);
 }
 
 /* core.publish(name, ...) -> id, delivered | nil, message [, code]

@@ -4,6 +4,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <http_parser.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,13 +108,15 @@ int flosse_redis_url_parse(const char *url, struct flosse_redis_url *out, char *
     char *colon = strchr(field, ':');
     const char *pass = field;
     if (colon) {
-      *colon = '\0';
-      if (strlen(field) >= sizeof out->user) return url_error(err, errlen, url, "the user is too long");
-      snprintf(out->user, sizeof out->user, "%s", field);
+      size_t ulen = (size_t)(colon - field);
+      if (ulen >= sizeof out->user) return url_error(err, errlen, url, "the user is too long");
+      memcpy(out->user, field, ulen);
+      out->user[ulen] = '\0';
       pass = colon + 1;
     }
-    if (strlen(pass) >= sizeof out->password) return url_error(err, errlen, url, "the password is too long");
-    snprintf(out->password, sizeof out->password, "%s", pass);
+    size_t plen = strlen(pass);
+    if (plen >= sizeof out->password) return url_error(err, errlen, url, "the password is too long");
+    memcpy(out->password, pass, plen + 1);
   }
   redact(url, &pu, url, out->text, sizeof out->text);
   return FLOSSE_OK;
@@ -143,10 +146,9 @@ struct flosse_redis_conn {
   ev_timer retry_timer;
   struct flosse_list reqs;   /* in flight, in the order sent */
   int inflight;
-  int handshake;             /* AUTH/SELECT replies still to come */
+  int handshake;             /* AUTH/SELECT/PING replies still to come */
   int failing;               /* it could not connect and said so: fail commands at once */
   int logged_lost;           /* the failure line is out; "back" is logged when up again */
-  int quiet;                 /* a pool's second and later connections: the first one logs */
   int freeing;
   char why[160];             /* the last failure, for "not connected (...)" */
   char errbuf[200];
@@ -162,6 +164,35 @@ struct flosse_redis_req {
 };
 
 static void connect_now(struct flosse_redis_conn *c);
+
+/* Whether a URL was said to be down, over the whole process: the workers'
+ * pools and the channels' link each hold connections to one server, and
+ * it is one server that went away (one line), and one that is back. */
+static pthread_mutex_t announced_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct { char text[512]; int down; } announced[32];
+
+/* 1 if the caller is the one to say that url changed (down: went down). */
+static int announce(const char *url, int down) {
+  int say = 0, free_slot = -1, i;
+  pthread_mutex_lock(&announced_lock);
+  for (i = 0; i < 32; i++) {
+    if (announced[i].text[0] && strcmp(announced[i].text, url) == 0) break;
+    if (!announced[i].text[0] && free_slot < 0) free_slot = i;
+  }
+  if (i == 32 && down && free_slot >= 0) {
+    i = free_slot;
+    snprintf(announced[i].text, sizeof announced[i].text, "%s", url);
+    announced[i].down = 0;
+  }
+  if (i < 32 && announced[i].down != down) {
+    announced[i].down = down;
+    say = 1;
+  } else if (i == 32) {
+    say = 1; /* more servers than slots: say it per connection */
+  }
+  pthread_mutex_unlock(&announced_lock);
+  return say;
+}
 
 static void set_why(struct flosse_redis_conn *c, const char *why) {
   snprintf(c->why, sizeof c->why, "%s", why && *why ? why : "unknown error");
@@ -206,7 +237,7 @@ static void went_down(struct flosse_redis_conn *c, const char *why, const char *
   int now = was_up;
   if (!now) c->failing = 1;
   if (!c->logged_lost) {
-    if (!c->quiet) {
+    if (announce(c->url.text, 1)) {
       if (was_up)
         flosse_log(FLOSSE_LOG_WARN, "redis %s: connection lost (%s); reconnecting", c->url.text, c->why);
       else
@@ -226,7 +257,7 @@ static void became_up(struct flosse_redis_conn *c) {
   c->state = CONN_UP;
   c->failing = 0;
   if (c->logged_lost) {
-    if (!c->quiet) flosse_log(FLOSSE_LOG_INFO, "redis %s: connected again", c->url.text);
+    if (announce(c->url.text, 0)) flosse_log(FLOSSE_LOG_INFO, "redis %s: connected again", c->url.text);
     c->logged_lost = 0;
   }
   if (c->cb.up) c->cb.up(c, c->data);
@@ -263,8 +294,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
   went_down(c, status == REDIS_OK ? "closed by the server" : ac->errstr, NULL, 1);
 }
 
-/* AUTH and SELECT's answers: an error (a wrong password, a database out of
- * range) is a failure to connect, retried like any other. */
+/* AUTH, SELECT or PING's answers: an error (a wrong password, a database
+ * out of range) is a failure to connect, retried like any other. */
 static void on_handshake(redisAsyncContext *ac, void *r, void *privdata) {
   struct flosse_redis_conn *c = privdata;
   redisReply *reply = r;
@@ -310,6 +341,12 @@ static void connect_now(struct flosse_redis_conn *c) {
   }
   if (c->url.db) {
     redisAsyncCommand(ac, on_handshake, c, "SELECT %d", c->url.db);
+    c->handshake++;
+  }
+  /* It is up once Redis answered, not once the socket connected: a socket
+   * can connect and be reset at once (a server going away). */
+  if (!c->handshake) {
+    redisAsyncCommand(ac, on_handshake, c, "PING");
     c->handshake++;
   }
   ev_timer_set(&c->connect_timer, c->timeout > 0 ? c->timeout : FLOSSE_DEFAULT_REDIS_TIMEOUT, 0.);
@@ -512,7 +549,6 @@ static struct flosse_redis_conn *pick(struct flosse_redis_pool *p, const char **
   if (grow) {
     struct flosse_redis_conn *c = flosse_redis_conn_new(p->loop->ev, &p->url, p->timeout, NULL, NULL);
     if (c) {
-      c->quiet = p->n > 0;
       p->conns[p->n++] = c;
       if (!best && !connecting) connecting = c;
     }

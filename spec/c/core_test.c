@@ -537,7 +537,7 @@ static void test_channel_gaps(void) {
   flosse_channel_configure(&def);
 }
 
-static int watched_on, watched_off;
+static int watched_on, watched_off, flosse_sync_wait_probe;
 static void watch(const char *name, size_t len, int on) {
   (void)name;
   (void)len;
@@ -588,6 +588,21 @@ static void test_channel_backend(void) {
   unsubscribe(s);
   check(watched_off == 1 && !flosse_channel_exists("rb", 2),
         "backend: the last subscriber leaving frees the channel and unwatches it", NULL);
+
+  /* A live-only subscription made at 10.0 (its head may have gone out
+   * already, Redis being away): the first read brings it what came after. */
+  struct flosse_sub *fresh = subscribe1("rc", NULL);
+  struct flosse_remote_msg first[3] = {remote(3000001, "before"), remote(3000002, "after"), remote(3000003, "later")};
+  first[0].time = 9.0;
+  first[1].time = 10.5;
+  first[2].time = 11.0;
+  woken = 0;
+  flosse_sync_wait_probe = flosse_sub_synced(fresh);
+  flosse_channel_sync("rc", 2, first, 3, 0, 3000000, 0, 1);
+  k = drain(fresh, got, 8);
+  check(!flosse_sync_wait_probe && woken == 1 && k == 2 && strcmp(got[0], "after") == 0 && strcmp(got[1], "later") == 0,
+        "backend: a first read gives a live subscription what was published after it was made", NULL);
+  unsubscribe(fresh);
   flosse_channel_set_backend(NULL);
 }
 

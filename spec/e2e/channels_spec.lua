@@ -30,6 +30,13 @@ local function frame(f)
   return table.concat(lines, "\n")
 end
 
+-- The notice a client gets first when its Last-Event-ID cannot be resumed
+-- without a gap (no id line).
+local function gap_frame(channel, last_id)
+  return ('event: flosse-gap\ndata: {"channel":%s,"last_event_id":%s}'):format(
+    e2e.json_encode(channel), e2e.json_encode(last_id))
+end
+
 -- Publishes from Lua through the fixture's POST /pub/<channel>/?style=...;
 -- returns the decoded answer { id, delivered, ids, counts }.
 local function pub(port, channel, style, query)
@@ -361,32 +368,35 @@ describe("#e2e channels: history and Last-Event-ID (channel_history = 5)", funct
     s3:close()
   end)
 
-  it("an unknown non-numeric id (or none) gets only live events", function()
+  it("an unknown non-numeric id is told as a gap, then gets only live events (none: only live)", function()
     local ch = uniq("unknown")
     for i = 1, 3 do publish(ch, "old" .. i) end
-    local s1 = subscribe(port, { ch }, { last_event_id = "no-such-id-" .. uniq("x") })
+    local unknown = "no-such-id-" .. uniq("x")
+    local s1 = subscribe(port, { ch }, { last_event_id = unknown })
     local s2 = subscribe(port, { ch })
     local live, r = publish(ch, "live")
     assert.equal(2, r.delivered)
     local live2 = publish(ch, "live2")
-    expect_frames(s1, { live, live2 }, "unknown id")
+    expect_frames(s1, { gap_frame(ch, unknown), live, live2 }, "unknown id")
     expect_frames(s2, { live, live2 }, "no id")
     s1:close()
     s2:close()
   end)
 
-  it("a numeric id older than the history gets what is still in history, then live ones", function()
+  it("a numeric id older than the history: a gap notice, what is still in history, then live ones", function()
     local ch = uniq("old")
     local f = {}
     for i = 1, 8 do f[i] = publish(ch, "e" .. i) end  -- history keeps e4..e8
     local s1 = subscribe(port, { ch }, { last_event_id = id_of(f[1]) })
-    local s2 = subscribe(port, { ch }, { last_event_id = id_of(f[3]) })  -- the last one that fell out
+    local s2 = subscribe(port, { ch }, { last_event_id = id_of(f[3]) })  -- the last one that fell out: no gap
     local kept = { f[4], f[5], f[6], f[7], f[8] }
-    expect_frames(s1, kept, "id of e1")
+    local told = { gap_frame(ch, id_of(f[1])), f[4], f[5], f[6], f[7], f[8] }
+    expect_frames(s1, told, "id of e1")
     expect_frames(s2, kept, "id of e3")
     local e9 = publish(ch, "e9")
     kept[#kept + 1] = e9
-    expect_frames(s1, kept, "then live")
+    told[#told + 1] = e9
+    expect_frames(s1, told, "then live")
     expect_frames(s2, kept, "then live")
     s1:close()
     s2:close()

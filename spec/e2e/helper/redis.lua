@@ -1,7 +1,7 @@
 -- spec/e2e/helper/redis.lua: a redis-server of the spec's own. e2e.start_redis
 -- starts one on a free loopback port in a fresh temporary directory, with no
 -- configuration file of the system (no persistence unless a spec stops it with
--- save), and waits until it answers PING:
+-- save; DEBUG allowed from loopback), and waits until it answers PING:
 --
 --   local redis = e2e.start_redis()        -- opts: { port = P, args = { ... } }
 --   redis.port, redis.url ("redis://127.0.0.1:P/0"), redis.pid, redis.dir
@@ -92,7 +92,9 @@ function Redis:start()
   assert(not self:alive(), "e2e.Redis: already running (pid " .. tostring(self.pid) .. ")")
   local args = { "redis-server", "--port", tostring(self.port), "--bind", "127.0.0.1",
     "--dir", self.dir, "--dbfilename", "dump.rdb", "--save", "", "--appendonly", "no",
-    "--daemonize", "no", "--protected-mode", "no", "--logfile", "" }
+    "--daemonize", "no", "--protected-mode", "no", "--logfile", "",
+    -- DEBUG SLEEP: how a spec makes Redis slow.
+    "--enable-debug-command", "local" }
   for _, a in ipairs(self.args or {}) do args[#args + 1] = a end
   for i = 2, #args do args[i] = shell_quote(args[i]) end
   local p = assert(io.popen("exec " .. table.concat(args, " ") .. " >>" .. shell_quote(self.logfile)
