@@ -157,8 +157,10 @@ struct want {
 };
 
 static struct {
-  struct ev_loop *loop;
-  int active;
+  struct ev_loop *ev;        /* the link's loop (its thread's alone) */
+  struct ev_loop *loop;      /* the same, set under lock once the link runs: for the workers */
+  int configured;            /* channels go through Redis */
+  int active;                /* the link runs */
   int nshards;
   struct shard shards[16];
   struct rchan **table;
@@ -194,7 +196,7 @@ const struct flosse_redis_url *flosse_channel_redis_shard(const char *name, size
   return rs->nshards > 0 ? &rs->shards[fnv1a(name, len) % (uint32_t)n] : &rs->url;
 }
 
-int flosse_channel_redis_active(void) { return rl.active; }
+int flosse_channel_redis_active(void) { return __atomic_load_n(&rl.configured, __ATOMIC_ACQUIRE); }
 
 /* P + infix + name into out (room for 128 + 3 + 200 bytes and a NUL). */
 static size_t key(char *out, const char *infix, const char *name, size_t len) {
@@ -550,8 +552,9 @@ static void on_want(const char *name, size_t len, int on) {
   pthread_mutex_lock(&rl.lock);
   *rl.wants_tail = w;
   rl.wants_tail = &w->next;
+  struct ev_loop *loop = rl.loop; /* NULL until the link runs: it takes them then */
   pthread_mutex_unlock(&rl.lock);
-  ev_async_send(rl.loop, &rl.wake);
+  if (loop) ev_async_send(loop, &rl.wake);
 }
 
 static const struct flosse_channel_backend backend = {on_want};
@@ -571,7 +574,7 @@ static void apply(struct want *w) {
   c->wanted = w->on;
   if (!w->on) {
     c->live = 0;
-    c->unwanted_since = ev_now(rl.loop);
+    c->unwanted_since = ev_now(rl.ev);
     if (c->read) {
       flosse_redis_req_cancel(c->read);
       c->read = NULL;
@@ -690,16 +693,25 @@ static void ps_down(struct flosse_redis_conn *conn, void *data, const char *why)
 static const struct flosse_redis_conn_callbacks ps_callbacks = {ps_up, ps_down};
 static const struct flosse_redis_conn_callbacks cmd_callbacks = {cmd_up, NULL};
 
+void flosse_channel_redis_configure(void) {
+  if (__atomic_load_n(&rl.configured, __ATOMIC_ACQUIRE)) return;
+  pthread_mutex_lock(&rl.lock);
+  rl.wants = NULL;
+  rl.wants_tail = &rl.wants;
+  pthread_mutex_unlock(&rl.lock);
+  flosse_channel_set_backend(&backend);
+  __atomic_store_n(&rl.configured, 1, __ATOMIC_RELEASE);
+}
+
 int flosse_channel_redis_start(struct ev_loop *loop) {
   const struct flosse_redis_settings *rs = flosse_redis_settings();
   if (rl.active || !rs->configured) return FLOSSE_OK;
-  rl.loop = loop;
+  flosse_channel_redis_configure();
+  rl.ev = loop;
   rl.nshards = rs->nshards > 0 ? rs->nshards : 1;
   rl.table_cap = 64;
   rl.table = calloc(rl.table_cap, sizeof *rl.table);
   if (!rl.table) return FLOSSE_ERR;
-  rl.wants = NULL;
-  rl.wants_tail = &rl.wants;
   for (int i = 0; i < rl.nshards; i++) {
     struct shard *sh = &rl.shards[i];
     sh->url = rs->nshards > 0 ? rs->shards[i] : rs->url;
@@ -711,15 +723,23 @@ int flosse_channel_redis_start(struct ev_loop *loop) {
   ev_timer_init(&rl.tick, on_tick, 1., 1.);
   ev_timer_start(loop, &rl.tick);
   rl.active = 1;
-  flosse_channel_set_backend(&backend);
+  /* What the workers asked for before the link ran. */
+  pthread_mutex_lock(&rl.lock);
+  rl.loop = loop;
+  pthread_mutex_unlock(&rl.lock);
+  ev_async_send(loop, &rl.wake);
   return FLOSSE_OK;
 }
 
 void flosse_channel_redis_stop(void) {
   if (!rl.active) return;
   flosse_channel_set_backend(NULL);
-  ev_async_stop(rl.loop, &rl.wake);
-  ev_timer_stop(rl.loop, &rl.tick);
+  __atomic_store_n(&rl.configured, 0, __ATOMIC_RELEASE);
+  pthread_mutex_lock(&rl.lock);
+  rl.loop = NULL;
+  pthread_mutex_unlock(&rl.lock);
+  ev_async_stop(rl.ev, &rl.wake);
+  ev_timer_stop(rl.ev, &rl.tick);
   for (size_t i = 0; i < rl.table_cap; i++)
     while (rl.table[i]) free_rchan(rl.table[i]);
   for (int i = 0; i < rl.nshards; i++) {

@@ -17,10 +17,13 @@
 struct redisReply;
 struct flosse_redis_url;
 
-/* Starts the link on loop and makes Redis the channels' back end (the
- * settings are redis.h's). Returns FLOSSE_OK, or FLOSSE_ERR (logged). */
+/* Makes Redis the channels' back end (the settings are redis.h's, set
+ * before): from now on publishes go to Redis, and the channels subscribed
+ * to wait for the link, which flosse_channel_redis_start starts on loop
+ * (the first worker's). Returns FLOSSE_OK, or FLOSSE_ERR (out of memory). */
+void flosse_channel_redis_configure(void);
 int flosse_channel_redis_start(struct ev_loop *loop);
-/* Stops it (the loop's thread): channels are in-process again. */
+/* Stops the link (the loop's thread): channels are in-process again. */
 void flosse_channel_redis_stop(void);
 int flosse_channel_redis_active(void);
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "channel_redis.h"
 #include "lprivate.h"
 #include "redis.h"
 #include "wait_redis.h"
@@ -83,6 +84,9 @@ static int l_configure_redis(lua_State *L) {
   lua_pop(L, 1);
   s.configured = 1;
   flosse_redis_configure(&s);
+  /* Channels go through Redis from now on: a worker may take requests
+   * before the first worker's loop (which holds the link) runs. */
+  flosse_channel_redis_configure();
   return 0;
 }
 

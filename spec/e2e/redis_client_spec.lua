@@ -23,11 +23,16 @@ local function call(port, q)
   return get_json(port, "/call/?q=" .. urlencode(q))
 end
 
+-- Starts the fixture (opts.dir: a copy of it) with Redis at redis (nil:
+-- none; opts.url: that URL instead), opts.timeout, opts.pool, opts.quiet
+-- (no ticker task), opts.blocker (a task always waiting on Redis),
+-- opts.workers, opts.args.
 local function start(redis, opts)
   opts = opts or {}
-  local env = { FLOSSE_TEST_REDIS = redis and redis.url or false,
-    FLOSSE_TEST_REDIS_TIMEOUT = opts.timeout or false, FLOSSE_TEST_REDIS_QUIET = opts.quiet or false }
-  return e2e.start(FIXTURE, { env = env, args = opts.args })
+  local env = { FLOSSE_TEST_REDIS = opts.url or (redis and redis.url) or false,
+    FLOSSE_TEST_REDIS_TIMEOUT = opts.timeout or false, FLOSSE_TEST_REDIS_QUIET = opts.quiet or false,
+    FLOSSE_TEST_REDIS_POOL = opts.pool or false, FLOSSE_TEST_REDIS_BLOCKER = opts.blocker or false }
+  return e2e.start(opts.dir or FIXTURE, { env = env, args = opts.args, workers = opts.workers })
 end
 
 local function count(s, plain)
@@ -304,5 +309,135 @@ describe("#e2e redis settings", function()
     local code, out = e2e.run_flosse { "serve", "--help" }
     assert.equal(0, code)
     assert.matches("--redis URL", out, 1, true)
+  end)
+end)
+
+describe("#e2e redis client: AUTH, SELECT and unix sockets", function()
+  local redis
+
+  setup(function() redis = e2e.start_redis { password = "s3cret" } end)
+  teardown(function() if redis then redis:cleanup() end end)
+
+  it("sends AUTH and SELECT before a connection counts as up; the log shows no password", function()
+    local url = "redis://:s3cret@127.0.0.1:" .. redis.port .. "/3"
+    local server = start(nil, { url = url })
+    assert.same({ type = "string", v = "OK" }, call(server.port, "SET where db3"))
+    assert.equal("db3", redis:cli("-n", "3", "GET", "where"))
+    assert.equal("", redis:cli("-n", "0", "GET", "where"))
+    local log = server:log()
+    server:cleanup()
+    assert.matches("redis redis://:...@127.0.0.1:" .. redis.port .. "/3", log, 1, true)
+    assert.is_nil(log:find("s3cret", 1, true))
+  end)
+
+  it("a wrong password: calls fail with Redis' reason, one log line, no password in it", function()
+    local server = start(nil, { url = "redis://:wrongpw@127.0.0.1:" .. redis.port .. "/0" })
+    local r = call(server.port, "PING")
+    assert.equal("nil", r.type)
+    assert.matches("^not connected %(WRONGPASS", r.err)
+    local log = assert(server:wait_log(": cannot connect (WRONGPASS"))
+    server:cleanup()
+    assert.is_nil(log:find("wrongpw", 1, true))
+  end)
+
+  it("connects to a unix socket, with ?db=N", function()
+    local plain = e2e.start_redis { unixsocket = true }
+    local server = start(nil, { url = "unix://" .. plain.socket .. "?db=2" })
+    assert.same({ type = "number", v = 1 }, call(server.port, "INCR over:unix"))
+    server:cleanup()
+    assert.equal("1", plain:cli("-n", "2", "GET", "over:unix"))
+    plain:cleanup()
+  end)
+end)
+
+describe("#e2e redis client: workers and the pool", function()
+  local redis, server
+
+  setup(function()
+    redis = e2e.start_redis()
+    server = start(redis, { workers = 2, pool = 2, quiet = 1 })
+  end)
+
+  teardown(function()
+    if server then server:cleanup() end
+    if redis then redis:cleanup() end
+  end)
+
+  it("every worker calls Redis; each keeps at most `pool` connections", function()
+    local clients = {}
+    for i = 1, 40 do
+      local c = e2e.connect(server.port)
+      assert(c:send(e2e.request_bytes("GET", "/incr/pooled/10/")))
+      clients[i] = c
+    end
+    for _, c in ipairs(clients) do
+      local resp = assert(c:read_response())
+      assert.equal("number", e2e.json_decode(resp.body).type, resp.body)
+      c:close()
+    end
+    assert.equal("400", redis:cli("GET", "pooled"))
+    -- CLIENT LIST: one line per connection, this redis-cli's own included.
+    local n = #e2e.lines(redis:cli("CLIENT", "LIST")) - 1
+    assert.is_true(n >= 1 and n <= 4, "connections: " .. n)
+  end)
+end)
+
+describe("#e2e redis client: reloads and shutdown cancel calls in flight", function()
+  local redis
+
+  setup(function() redis = e2e.start_redis() end)
+  teardown(function() if redis then redis:cleanup() end end)
+
+  it("a reload cancels a task waiting on Redis, and says the redis setting did not change", function()
+    local dir, tmp = e2e.copy_app(FIXTURE)
+    local server = start(redis, { dir = dir, blocker = 1, timeout = 5, quiet = 1 })
+    assert.truthy(e2e.eventually(function() return redis:cli("GET", "blocker:calls") == "1" end))
+    -- The same app with another prefix: reloaded, the task cancelled mid-BLPOP.
+    local settings = e2e.read_file(dir .. "/settings.lua")
+    e2e.write_file(dir .. "/settings.lua", (settings:gsub("heartbeat = 0,", "heartbeat = 0, -- changed")))
+    assert(server:wait_log("reloaded"))
+    assert.truthy(e2e.eventually(function() return redis:cli("GET", "blocker:calls") == "2" end))
+    assert.is_nil(server:log():find("the redis setting changed", 1, true))
+    local other = settings:gsub("timeout = tonumber", "prefix = \"other:\", timeout = tonumber")
+    e2e.write_file(dir .. "/settings.lua", other)
+    assert(server:wait_log("the redis setting changed: a reload does not change it"))
+    assert.same({ type = "string", v = "PONG" }, call(server.port, "PING"))
+    assert.is_true(server:alive())
+    server:cleanup()
+    e2e.remove_tree(tmp)
+  end)
+
+  it("a shutdown while views and tasks wait on Redis", function()
+    local server = start(redis, { blocker = 1, timeout = 5, quiet = 1, args = { "--grace", "1" } })
+    local c = e2e.open(server.port, "/hold/3/")
+    assert.equal("waiting", assert(c:read_event()).event)
+    server:signal("TERM")
+    assert.truthy(e2e.eventually(function() return not server:alive() end, 8), "still running")
+    c:close()
+    local log = server:log()
+    server:cleanup()
+    assert.is_nil(log:find("error while closing", 1, true), log)
+  end)
+end)
+
+describe("#e2e redis settings: flosse check", function()
+  it("reports a bad redis setting and exits 2; serve refuses it too", function()
+    local dir, tmp = e2e.copy_app(FIXTURE)
+    e2e.write_file(dir .. "/settings.lua", 'return { redis = { url = "redis://h/x" } }')
+    local code, _, err = e2e.run_flosse { "check", dir }
+    assert.equal(2, code)
+    assert.matches("redis: bad Redis URL 'redis://h/x': the path must be /DB", err, 1, true)
+    code, _, err = e2e.run_serve(dir, { "--port", "0" })
+    assert.equal(2, code)
+    assert.matches("bad Redis URL 'redis://h/x'", err, 1, true)
+    e2e.write_file(dir .. "/settings.lua", 'return { redis = { url = "redis://h/1", pool = 0 } }')
+    code, _, err = e2e.run_flosse { "check", dir }
+    assert.equal(2, code)
+    assert.matches("pool must be an integer from 1 to 64", err, 1, true)
+    e2e.write_file(dir .. "/settings.lua", 'return { redis = 42 }')
+    code, _, err = e2e.run_flosse { "check", dir }
+    assert.equal(2, code)
+    assert.matches("redis: must be a URL", err, 1, true)
+    e2e.remove_tree(tmp)
   end)
 end)

@@ -3,8 +3,9 @@
 -- configuration file of the system (no persistence unless a spec stops it with
 -- save; DEBUG allowed from loopback), and waits until it answers PING:
 --
---   local redis = e2e.start_redis()        -- opts: { port = P, args = { ... } }
---   redis.port, redis.url ("redis://127.0.0.1:P/0"), redis.pid, redis.dir
+--   local redis = e2e.start_redis()        -- opts: { port =, args =, password =, unixsocket = true }
+--   redis.port, redis.url ("redis://127.0.0.1:P/0", with :PASSWORD@ when it has one),
+--   redis.pid, redis.dir, redis.socket (with unixsocket: its path, in dir)
 --   redis:cli("SET", "k", "v")   -- runs redis-cli -p P ... ; returns its output (trailing newline cut)
 --   redis:flush()                -- FLUSHALL
 --   redis:stop()                 -- SHUTDOWN NOSAVE (then TERM, then KILL, bounded)
@@ -42,14 +43,6 @@ local function free_port()
   return tonumber(port)
 end
 
-local function mkdtemp()
-  local p = assert(io.popen("mktemp -d /tmp/flosse-redis.XXXXXX", "r"))
-  local dir = p:read("l")
-  p:close()
-  assert(dir and dir ~= "", "mktemp -d failed")
-  return dir
-end
-
 local Redis = {}
 Redis.__index = Redis
 Redis.__name = "e2e.Redis"
@@ -59,6 +52,9 @@ M.Redis = Redis
 -- with the trailing newline cut.
 function Redis:cli(...)
   local parts = { "redis-cli", "-h", "127.0.0.1", "-p", tostring(self.port) }
+  if self.password then
+    parts[#parts + 1] = "--no-auth-warning -a " .. shell_quote(self.password)
+  end
   for _, a in ipairs { ... } do parts[#parts + 1] = shell_quote(a) end
   local p = assert(io.popen(table.concat(parts, " ") .. " 2>&1 </dev/null", "r"))
   local out = p:read("a") or ""
@@ -95,6 +91,16 @@ function Redis:start()
     "--daemonize", "no", "--protected-mode", "no", "--logfile", "",
     -- DEBUG SLEEP: how a spec makes Redis slow.
     "--enable-debug-command", "local" }
+  if self.password then
+    args[#args + 1] = "--requirepass"
+    args[#args + 1] = self.password
+  end
+  if self.socket then
+    args[#args + 1] = "--unixsocket"
+    args[#args + 1] = self.socket
+    args[#args + 1] = "--unixsocketperm"
+    args[#args + 1] = "700"
+  end
   for _, a in ipairs(self.args or {}) do args[#args + 1] = a end
   for i = 2, #args do args[i] = shell_quote(args[i]) end
   local p = assert(io.popen("exec " .. table.concat(args, " ") .. " >>" .. shell_quote(self.logfile)
@@ -146,24 +152,27 @@ end
 -- Stops it and removes its directory and log.
 function Redis:cleanup()
   self:stop()
-  os.execute("rm -rf " .. shell_quote(self.dir))
   os.remove(self.logfile)
+  e2e.remove_tree(self.dir)
 end
 
 -- e2e.start_redis(opts) -> a running Redis. opts.port: that port (default a
 -- free one); opts.args: more redis-server arguments; opts.started = false:
 -- set it up but do not start it (a spec that needs Redis down first calls
--- :start() later).
+-- :start() later); opts.password: requirepass (cli and url use it);
+-- opts.unixsocket = true: listen on dir/redis.sock too.
 function M.start_redis(opts)
   opts = opts or {}
-  local self = setmetatable({ args = opts.args }, Redis)
-  self.dir = mkdtemp()
+  local self = setmetatable({ args = opts.args, password = opts.password }, Redis)
+  self.dir = e2e.tempdir()
   self.logfile = self.dir .. "/redis.log"
+  if opts.unixsocket then self.socket = self.dir .. "/redis.sock" end
   local last
   -- The free port may be taken between the probe and the bind: try again.
   for _ = 1, 3 do
     self.port = opts.port or free_port()
-    self.url = "redis://127.0.0.1:" .. self.port .. "/0"
+    self.url = "redis://" .. (self.password and ":" .. self.password .. "@" or "") .. "127.0.0.1:"
+      .. self.port .. "/0"
     if opts.started == false then return self end
     local ok, err = pcall(self.start, self)
     if ok then return self end
