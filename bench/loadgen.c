@@ -288,24 +288,38 @@ static double t_start, t_hold, t_end;
 static int aborted;
 
 static struct addrinfo *addr;
+static struct addrinfo *src_addr; /* --bind: the local address of every connection (NULL: the kernel's choice) */
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+/* --bind: sets fd's source address (the port is left to connect(), which then
+ * needs only the 4-tuple to be free: each source address has the whole
+ * ephemeral range for each server port). 0, or -1 with errno. */
+static int bind_source(int fd) {
+  if (!src_addr) return 0;
+  int one = 1;
+  if (src_addr->ai_family == AF_INET) setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+  return bind(fd, src_addr->ai_addr, src_addr->ai_addrlen);
+}
 static char request[1024];
 static size_t request_len;
 
 static struct {
-  const char *mode, *host, *port, *path;
+  const char *mode, *host, *port, *path, *bind;
   long conns;
   double hold, rate, connect_timeout;
   long max_pending;
   /* fanout */
   const char *pub_path, *hist_file;
   long events, pub_conns;
-  double pub_rate, quiet, start_timeout;
+  double pub_rate, quiet, start_timeout, pub_wait, linger;
   int subscribe_only;
   /* streams */
   double duration, timeout, grace;
   int close;
-} opt = { NULL, "127.0.0.1", NULL, "/", 0, -1, 2000, 30, 512,
-          NULL, NULL, 100, 2, 50, 5, 120, 0,
+} opt = { NULL, "127.0.0.1", NULL, "/", NULL, 0, -1, 2000, 30, 512,
+          NULL, NULL, 100, 2, 50, 5, 120, 0, 0, 0,
           -1, 30, 2, 0 };
 
 static void start_hold(void);
@@ -677,7 +691,14 @@ static void conn_open(struct conn *c) {
   pending++;
   ev_io_init(&c->io, on_io, fd, EV_WRITE);
   c->io.data = c;
-  int rc;
+  int rc = bind_source(fd);
+  if (rc < 0) {
+    st.connect_errors++;
+    note_once(&said_connect, "bind (--bind): %s", strerror(errno));
+    c->state = C_CONNECTING;
+    conn_close(c);
+    return;
+  }
   do rc = connect(fd, addr->ai_addr, addr->ai_addrlen);
   while (rc < 0 && errno == EINTR);
   if (rc < 0 && errno != EINPROGRESS) {
@@ -786,7 +807,13 @@ static void pub_connect(struct conn *c) {
     note_once(&said_pub, "publisher socket: %s", strerror(errno));
     return;
   }
-  int rc;
+  int rc = bind_source(fd);
+  if (rc < 0) {
+    fo.pub_errors++;
+    note_once(&said_pub, "publisher bind (--bind): %s", strerror(errno));
+    close(fd);
+    return;
+  }
   do rc = connect(fd, addr->ai_addr, addr->ai_addrlen);
   while (rc < 0 && errno == EINTR);
   if (rc < 0 && errno != EINPROGRESS) {
@@ -900,7 +927,8 @@ static void on_pub_timer(struct ev_loop *l, ev_timer *w, int revents) {
   if (fo.pub_phase == 1) { /* waiting for the publisher connections (2 s at most) */
     long ready = 0;
     for (long k = 0; k < opt.pub_conns; k++) ready += pubs[k].state == C_PUB_IDLE;
-    if (ready < opt.pub_conns && now - t_hold < 2) return;
+    if (ready < opt.pub_conns && now - t_hold < 2 + opt.pub_wait) return;
+    if (now - t_hold < opt.pub_wait) return; /* --pub-wait: a quiet moment before the first publish */
     fo.pub_phase = 2;
     fo.t_pub_start = now;
     fprintf(stderr, "loadgen: publishing %ld events at %g/s over %ld connection(s)\n", opt.events,
@@ -1122,7 +1150,14 @@ static void client_connect(struct conn *c) {
     client_failed(c);
     return;
   }
-  int rc;
+  int rc = bind_source(fd);
+  if (rc < 0) {
+    st.connect_errors++;
+    note_once(&said_connect, "bind (--bind): %s", strerror(errno));
+    close(fd);
+    client_failed(c);
+    return;
+  }
   do rc = connect(fd, addr->ai_addr, addr->ai_addrlen);
   while (rc < 0 && errno == EINTR);
   if (rc < 0 && errno != EINPROGRESS) { /* EADDRNOTAVAIL: out of ephemeral ports */
@@ -1387,6 +1422,8 @@ static void usage(const char *msg) {
           "usage: loadgen idle --port P --conns N --hold SECONDS [--host H] [--path P]\n"
           "                    [--rate R] [--max-pending M] [--connect-timeout S]\n"
           "  --host H             server address (default 127.0.0.1)\n"
+          "  --bind A             source address of every connection, e.g. 127.0.0.2 (each source\n"
+          "                       address has its own ephemeral ports: default the kernel's choice)\n"
           "  --port P             server port (required)\n"
           "  --path P             request target (default /)\n"
           "  --conns N            connections to open and hold\n"
@@ -1409,6 +1446,10 @@ static void usage(const char *msg) {
           "  --start-timeout S    subscribe-only: wait S seconds for the first event (default 120)\n"
           "  --quiet S            stop S seconds after the last delivery (or publish) (default 5)\n"
           "  --hist FILE          write the latency histogram (\"<us> <count>\" lines) to FILE\n"
+          "  --pub-wait S         publisher: wait S seconds after its subscribers are established\n"
+          "                       before the first publish (default 0)\n"
+          "  --linger S           when done, say \"loadgen: finished\" on stderr and keep every\n"
+          "                       connection open S seconds more before closing (default 0)\n"
           "\n"
           "       loadgen streams --port P --path P --conns C --duration D [--events N] [--close]\n"
           "                       [--timeout T] [--grace G]\n"
@@ -1454,6 +1495,7 @@ static void parse_args(int argc, char **argv) {
     if (i + 1 >= argc) usage("every option takes a value");
     const char *v = argv[++i];
     if (strcmp(a, "--host") == 0) opt.host = v;
+    else if (strcmp(a, "--bind") == 0) opt.bind = v;
     else if (strcmp(a, "--port") == 0) { num(a, v, 1, 65535); opt.port = v; }
     else if (strcmp(a, "--path") == 0) opt.path = v;
     else if (strcmp(a, "--conns") == 0) opt.conns = (long)num(a, v, 1, 10000000);
@@ -1467,6 +1509,8 @@ static void parse_args(int argc, char **argv) {
     else if (fanout_mode && strcmp(a, "--pub-conns") == 0) opt.pub_conns = (long)num(a, v, 1, 1000);
     else if (fanout_mode && strcmp(a, "--quiet") == 0) opt.quiet = num(a, v, 0.1, 3600);
     else if (fanout_mode && strcmp(a, "--start-timeout") == 0) opt.start_timeout = num(a, v, 1, 86400);
+    else if (fanout_mode && strcmp(a, "--pub-wait") == 0) opt.pub_wait = num(a, v, 0, 3600);
+    else if (fanout_mode && strcmp(a, "--linger") == 0) opt.linger = num(a, v, 0, 3600);
     else if (fanout_mode && strcmp(a, "--hist") == 0) opt.hist_file = v;
     else if (streams_mode && strcmp(a, "--events") == 0) { opt.events = (long)num(a, v, 0, 1000000); events_set = 1; }
     else if (streams_mode && strcmp(a, "--duration") == 0) opt.duration = num(a, v, 0.001, 86400);
@@ -1521,6 +1565,18 @@ int main(int argc, char **argv) {
   if (gai) {
     fprintf(stderr, "loadgen: %s: %s\n", opt.host, gai_strerror(gai));
     return 2;
+  }
+  if (opt.bind) {
+    struct addrinfo bh;
+    memset(&bh, 0, sizeof bh);
+    bh.ai_family = addr->ai_family;
+    bh.ai_socktype = SOCK_STREAM;
+    bh.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+    gai = getaddrinfo(opt.bind, "0", &bh, &src_addr);
+    if (gai) {
+      fprintf(stderr, "loadgen: --bind %s: %s\n", opt.bind, gai_strerror(gai));
+      return 2;
+    }
   }
   int n = snprintf(request, sizeof request,
                    strchr(opt.host, ':') ? "GET %s HTTP/1.1\r\nHost: [%s]:%s\r\nAccept: text/event-stream\r\n%s\r\n"
@@ -1577,6 +1633,15 @@ int main(int argc, char **argv) {
 
   ev_run(loop, 0);
   if (phase != 2) finish(); /* nothing left to watch (cannot happen while a timer runs) */
+  if (fanout_mode && opt.linger > 0 && !aborted) {
+    /* a runner reading the servers' CPU time between the first publish and the
+     * last delivery does it now, before the closing of every connection */
+    fprintf(stderr, "loadgen: finished (deliveries=%lld duplicated=%lld); lingering %g s\n", fo.deliveries,
+            fo.duplicated, opt.linger);
+    fflush(stderr);
+    struct timespec ts = { (time_t)opt.linger, (long)((opt.linger - (double)(time_t)opt.linger) * 1e9) };
+    nanosleep(&ts, NULL); /* a signal cuts it short */
+  }
 
   if (streams_mode) {
     double dur = 0;
