@@ -34,6 +34,7 @@ local function start_node(redis, opts)
   opts = opts or {}
   local env = { FLOSSE_CLUSTER_REDIS = redis.url }
   if opts.timeout then env.FLOSSE_CLUSTER_TIMEOUT = tostring(opts.timeout) end
+  for k, v in pairs(opts.env or {}) do env[k] = v end
   local args = { "--heartbeat", "1", "--no-reload" }
   for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
   return e2e.start(APP, { workers = opts.workers or 1, env = env, args = args })
@@ -676,5 +677,64 @@ describe("#e2e #redis cluster: a slow Redis (timeout = 0.5)", function()
       end
     end
     close_all(subs)
+  end)
+end)
+
+------------------------------------------------------------------------------
+
+-- The documented shard of a channel: FNV-1a (32 bits) of its name, modulo the
+-- number of shards (1-based, as the shards list).
+local function shard_of(name, n)
+  local h = 2166136261
+  for i = 1, #name do h = ((h ~ name:byte(i)) * 16777619) & 0xffffffff end
+  return h % n + 1
+end
+
+describe("#e2e #redis cluster: two shards, history by age", function()
+  local r1, r2, nodes = nil, nil, {}
+
+  setup(function()
+    r1, r2 = e2e.start_redis(), e2e.start_redis()
+    local env = { FLOSSE_CLUSTER_SHARDS = r1.url .. "," .. r2.url, FLOSSE_CLUSTER_HISTORY_SECONDS = "1" }
+    for i, w in ipairs({ 2, 1 }) do nodes[i] = start_node(r1, { workers = w, env = env }) end
+  end)
+  teardown(function()
+    for _, n in pairs(nodes) do n:cleanup() end
+    if r1 then r1:cleanup() end
+    if r2 then r2:cleanup() end
+  end)
+
+  it("each channel lives on the shard its name hashes to, and works across nodes", function()
+    local names, on = {}, { 0, 0 }
+    for i = 1, 8 do names[i] = uniq("shard" .. i) end
+    local subs, want = {}, {}
+    for i, ch in ipairs(names) do subs[i] = relay(nodes[2], ch) end
+    for i, ch in ipairs(names) do
+      want[i] = { frame{ data = "to " .. ch, id = must_publish(nodes[1], ch, "text", "to " .. ch) } }
+    end
+    for i, ch in ipairs(names) do
+      expect_frames(subs[i], want[i], ch)
+      local k = shard_of(ch, 2)
+      on[k] = on[k] + 1
+      local mine, other = (k == 1 and r1 or r2), (k == 1 and r2 or r1)
+      assert.equal("1", mine:cli("EXISTS", "flosse:m:" .. ch), ch .. " is not on shard " .. k)
+      assert.equal("0", other:cli("EXISTS", "flosse:m:" .. ch), ch .. " is on the other shard too")
+    end
+    assert.is_true(on[1] > 0 and on[2] > 0, "8 names all hashed to one shard: " .. e2e.json_encode(on))
+    close_all(subs)
+  end)
+
+  it("channel_history_seconds ages history on Redis: a late resume gets flosse-gap, an early one the events", function()
+    local ch = uniq("aged")
+    local first = must_publish(nodes[1], ch, "text", "old")
+    local second = must_publish(nodes[1], ch, "text", "newer")
+    local early = relay(nodes[2], ch, first)
+    expect_frames(early, { frame{ data = "newer", id = second } }, "resumed within the age limit")
+    early:close()
+    e2e.sleep(2.2) -- past channel_history_seconds = 1 (and the key's expiry)
+    local late = relay(nodes[2], ch, first)
+    local live = must_publish(nodes[1], ch, "text", "live")
+    expect_frames(late, { gap_frame(ch, first), frame{ data = "live", id = live } }, "resumed after the age limit")
+    late:close()
   end)
 end)
