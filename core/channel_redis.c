@@ -134,6 +134,7 @@ struct rchan {
   int wanted;                /* the registry has the channel (it has subscribers here) */
   int live;                  /* read done since subscribed: pub/sub feeds the registry */
   int overflow;              /* too much came while reading: read again */
+  int warned;                /* a failed read was logged: the next ones until a success are not */
   double unwanted_since;
   struct flosse_redis_req *read; /* the read in flight */
   struct held *held;         /* what pub/sub brought while reading */
@@ -398,8 +399,10 @@ static void read_reply(void *arg, struct redisReply *r, const char *err) {
   }
   if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 || (r->elements - 3) % 3 || !str_el(r, 0) ||
       !str_el(r, 1) || !str_el(r, 2)) {
-    flosse_log(FLOSSE_LOG_WARN, "redis: reading channel %.*s failed: %s; trying again", (int)c->len, c->name,
+    int level = c->warned ? FLOSSE_LOG_DEBUG : FLOSSE_LOG_WARN;
+    flosse_log(level, "redis: reading channel %.*s failed: %s; trying again every second", (int)c->len, c->name,
                r && r->type == REDIS_REPLY_ERROR ? r->str : err ? err : "an unexpected reply");
+    c->warned = 1;
     return; /* the tick reads again */
   }
   if (c->overflow || c->sub != SUB_ON || !c->wanted) {
@@ -445,6 +448,7 @@ static void read_reply(void *arg, struct redisReply *r, const char *err) {
   free(msgs);
   drop_held(c);
   c->live = 1;
+  c->warned = 0;
 }
 
 static void subscribe(struct rchan *c) {

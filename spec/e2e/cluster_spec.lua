@@ -368,6 +368,26 @@ describe("#e2e #redis cluster: three nodes on one Redis", function()
     close_all({ s2, s3 })
   end)
 
+  it("a channel whose key Redis holds as something else: 503 with Redis' error, the others unaffected", function()
+    local n = c.nodes
+    local bad, good = uniq("wrongtype"), uniq("fine")
+    c.redis:cli("SET", "flosse:s:" .. bad, "not a stream")
+    local s = relay(n[2], bad) -- its head comes after the timeout: the read fails
+    local resp = publish(n[1], bad, "text", "refused")
+    assert.equal(503, resp.status, resp.body)
+    assert.truthy(resp.body:find("WRONGTYPE", 1, true), resp.body)
+    local g = relay(n[3], good)
+    local gid = must_publish(n[1], good, "text", "unaffected")
+    expect_frames(g, { frame{ data = "unaffected", id = gid } }, "another channel")
+    assert(n[2]:wait_log("reading channel " .. bad .. " failed: WRONGTYPE"), "no log line on node 2:\n" .. n[2]:log())
+    c.redis:cli("DEL", "flosse:s:" .. bad)
+    local id = must_publish(n[1], bad, "text", "fixed")
+    expect_frames(s, { frame{ data = "fixed", id = id } }, "once the key is gone")
+    local _, lines = n[2]:log():gsub("reading channel " .. bad:gsub("%p", "%%%0") .. " failed", "")
+    assert.equal(1, lines, "the failing read is logged once:\n" .. n[2]:log())
+    close_all({ s, g })
+  end)
+
   it("delivered counts the publishing node's subscribers only", function()
     local n = c.nodes
     local ch = uniq("delivered")
