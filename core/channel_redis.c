@@ -138,7 +138,7 @@ struct rchan {
   double unwanted_since;
   struct flosse_redis_req *read; /* the read in flight */
   struct held *held;         /* what pub/sub brought while reading */
-  size_t nheld, held_cap;
+  size_t nheld, held_cap, held_bytes;
   size_t len;
   char name[];
 };
@@ -183,7 +183,9 @@ static int read_sha_ready;
 static int64_t clock_offset_us;
 static int clock_measured;
 
-enum { HELD_MAX = 100000 };
+/* What a channel may hold while its read is in flight; past it the read
+ * is done again (what came meanwhile is in Redis' history). */
+enum { HELD_MAX = 100000, HELD_BYTES_MAX = 16 << 20 };
 
 static uint32_t fnv1a(const char *s, size_t len) {
   uint32_t h = 2166136261u;
@@ -337,6 +339,7 @@ static size_t nchans;
 static void drop_held(struct rchan *c) {
   for (size_t i = 0; i < c->nheld; i++) free(c->held[i].bytes);
   c->nheld = 0;
+  c->held_bytes = 0;
 }
 
 static void free_rchan(struct rchan *c) {
@@ -514,7 +517,7 @@ static void on_pubsub(struct redisAsyncContext *ctx, void *reply, void *data) {
     return;
   }
   if (!c->read) return; /* before the read is sent: the read has it */
-  if (c->nheld == HELD_MAX) {
+  if (c->nheld == HELD_MAX || c->held_bytes + blen > HELD_BYTES_MAX) {
     c->overflow = 1;
     return;
   }
@@ -536,6 +539,7 @@ static void on_pubsub(struct redisAsyncContext *ctx, void *reply, void *data) {
   }
   memcpy(copy, s, blen);
   flosse_redis_event_decode(copy, blen, &m.ev);
+  c->held_bytes += blen;
   c->held[c->nheld].m = m;
   c->held[c->nheld].t = t;
   c->held[c->nheld++].bytes = copy;
