@@ -77,8 +77,9 @@ static const char publish_lua[] =
     "return {id, base}\n";
 
 /* KEYS seq, stream, meta; ARGV history, history ms, after (0: the tail).
- * Returns {base, dropped, now, id, t, event, id, t, event, ...}, oldest
- * first: what the channel holds after `after`. */
+ * Returns {base, dropped, now, behind, id, t, event, id, t, event, ...},
+ * oldest first: what the channel holds after `after`; behind = 1 when the
+ * counter was behind `after` (and is now past it). */
 static const char read_lua[] =
     TRIM_LUA
     "local hist, ms = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
@@ -106,7 +107,16 @@ static const char read_lua[] =
     "if #e == 0 and redis.call('EXISTS', KEYS[2]) == 0 and tonumber(last) > tonumber(dropped) then\n"
     "  dropped = last\n"
     "end\n"
-    "local out = {base, dropped, tostring(now)}\n"
+    /* The counter behind what this node already took: Redis came back
+     * from an older snapshot. Set it past it, so that no id is given twice
+     * (this node's subscribers had those events; Redis lost them). */
+    "local behind = '0'\n"
+    "local top = redis.call('HGET', KEYS[1], 'top')\n"
+    "if ARGV[3] ~= '0' and top and tonumber(top) < tonumber(ARGV[3]) then\n"
+    "  redis.call('HSET', KEYS[1], 'top', ARGV[3])\n"
+    "  behind = '1'\n"
+    "end\n"
+    "local out = {base, dropped, tostring(now), behind}\n"
     "for i = 1, #e do\n"
     "  local f = e[i][2]\n"
     "  out[#out + 1] = string.sub(e[i][1], 1, -3)\n"
@@ -400,8 +410,8 @@ static void read_reply(void *arg, struct redisReply *r, const char *err) {
     if (c->wanted && c->sub == SUB_ON) start_read(c);
     return;
   }
-  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 || (r->elements - 3) % 3 || !str_el(r, 0) ||
-      !str_el(r, 1) || !str_el(r, 2)) {
+  if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 4 || (r->elements - 4) % 3 || !str_el(r, 0) ||
+      !str_el(r, 1) || !str_el(r, 2) || !str_el(r, 3)) {
     int level = c->warned ? FLOSSE_LOG_DEBUG : FLOSSE_LOG_WARN;
     flosse_log(level, "redis: reading channel %.*s failed: %s; trying again every second", (int)c->len, c->name,
                r && r->type == REDIS_REPLY_ERROR ? r->str : err ? err : "an unexpected reply");
@@ -419,13 +429,18 @@ static void read_reply(void *arg, struct redisReply *r, const char *err) {
   /* Redis' clock against ours, give or take the round trip. */
   __atomic_store_n(&clock_offset_us, (int64_t)now_ms * 1000 - (int64_t)(ev_time() * 1e6), __ATOMIC_RELAXED);
   __atomic_store_n(&clock_measured, 1, __ATOMIC_RELEASE);
-  size_t n = (r->elements - 3) / 3;
+  int behind = r->element[3]->len == 1 && r->element[3]->str[0] == '1';
+  if (behind)
+    flosse_log(FLOSSE_LOG_WARN, "redis %s: its id counter was behind what channel %.*s had (Redis came back "
+               "from an older snapshot?): moved past it, so that no id is given twice",
+               c->shard->url.text, (int)c->len, c->name);
+  size_t n = (r->elements - 4) / 3;
   struct flosse_remote_msg *msgs = malloc((n + c->nheld + 1) * sizeof *msgs);
   if (!msgs) return;
   size_t k = 0;
   uint64_t newest = 0;
   for (size_t i = 0; i < n; i++) {
-    size_t at = 3 + 3 * i;
+    size_t at = 4 + 3 * i;
     uint64_t id, t;
     if (!str_el(r, at) || !str_el(r, at + 1) || !str_el(r, at + 2) ||
         flosse_redis_u64(r->element[at]->str, r->element[at]->len, &id) != FLOSSE_OK ||
