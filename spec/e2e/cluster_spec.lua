@@ -515,6 +515,26 @@ describe("#e2e #redis cluster: Redis restarts", function()
     close_all({ open1, open2, back })
   end)
 
+  it("Redis back from an older snapshot: the id counter is moved past what the nodes had, no id twice", function()
+    local n = c.nodes
+    local ch = uniq("rollback")
+    local s = relay(n[2], ch)
+    local e1 = frame{ data = "e1", id = must_publish(n[1], ch, "text", "e1") }
+    c.redis:cli("SAVE") -- the snapshot holds e1 only
+    local e2 = frame{ data = "e2", id = must_publish(n[1], ch, "text", "e2") }
+    local e3 = frame{ data = "e3", id = must_publish(n[3], ch, "text", "e3") }
+    expect_frames(s, { e1, e2, e3 }, "before")
+    c.redis:kill()
+    c.redis:start() -- from the snapshot: its counter is behind e3
+    assert(n[2]:wait_log("its id counter was behind"), "node 2 did not see the counter behind:\n" .. n[2]:log())
+    local after = publish_until_taken(n[1], ch, "after", 8)
+    assert(after, "no publish was taken after the restart")
+    assert.is_true(num(id_of(after)) > num(id_of(e3)), "id " .. id_of(after) .. " given again (e3 had "
+      .. id_of(e3) .. ")")
+    expect_frames(s, { e1, e2, e3, after }, "the stream that stayed open")
+    s:close()
+  end)
+
   it("Redis stopped and restarted with its data mid-stream: streams stay open with heartbeats, 503 meanwhile,"
     .. " then every taken event once, in order, no gap", function()
     local n = c.nodes
