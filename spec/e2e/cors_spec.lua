@@ -228,3 +228,49 @@ describe("#e2e CORS settings are checked", function()
     assert.equal(0, code, out)
   end)
 end)
+
+describe("#e2e a browser's EventSource from another origin (headless Chromium)", function()
+  local page, sse, tmp
+
+  setup(function()
+    page = e2e.start("spec/fixtures/cors")
+    -- The stream's server lists the page's origin (another port: another origin).
+    local dir
+    dir, tmp = e2e.copy_app("spec/fixtures/cors")
+    e2e.write_file(dir .. "/settings.lua", ([[
+      return { heartbeat = 0, cors = { origins = { "http://127.0.0.1:%d" }, credentials = true } }
+    ]]):format(page.port))
+    sse = e2e.start(dir)
+  end)
+
+  teardown(function()
+    if sse then sse:cleanup() end
+    if page then page:cleanup() end
+    e2e.remove_tree(tmp)
+  end)
+
+  local function dump_dom(path)
+    return e2e.dump_dom(("http://127.0.0.1:%d/page/?port=%d&path=%s"):format(page.port, sse.port, path), 10000)
+  end
+
+  it("withCredentials: the events of a listed origin arrive", function()
+    e2e.have_chromium()
+    local dom = dump_dom("/stream/")
+    local items = {}
+    for li in (dom:match('<ul id="events">(.-)</ul>') or ""):gmatch("<li>(.-)</li>") do
+      items[#items + 1] = li
+    end
+    assert.same({ '1 {"n":1}', '2 {"n":2}' }, items)
+    assert.truthy(dom:find('<p id="status">done</p>', 1, true))
+  end)
+
+  it("an unlisted origin, or \"*\" without credentials: the browser refuses the stream", function()
+    -- /relay/ lists only https://relay.example; /star/ answers "*", which a
+    -- withCredentials EventSource may not take.
+    for _, path in ipairs({ "/relay/", "/star/" }) do
+      local dom = dump_dom(path)
+      assert.truthy(dom:find('<p id="status">error</p>', 1, true), path .. ": " .. dom)
+      assert.falsy(dom:find("<li>", 1, true), path)
+    end
+  end)
+end)
