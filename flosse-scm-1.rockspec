@@ -97,6 +97,7 @@ build = {
       ["flosse.new"] = "lua/flosse/new.lua",
       ["flosse.permissions"] = "lua/flosse/permissions.lua",
       ["flosse.request"] = "lua/flosse/request.lua",
+      ["flosse.cors"] = "lua/flosse/cors.lua",
       ["flosse.response"] = "lua/flosse/response.lua",
       ["flosse.server"] = "lua/flosse/server.lua",
       ["flosse.static"] = "lua/flosse/static.lua",

@@ -3,9 +3,11 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "lprivate.h"
 #include "lvalues.h"
+#include "response.h"
 #include "stream.h"
 
 struct flosse_task *flosse_lcheck_task(lua_State *L, const char *fname) {
@@ -26,8 +28,48 @@ static struct flosse_stream *check_stream(lua_State *T, const char *fname) {
   return s;
 }
 
-/* core.start_stream(retry, heartbeat): the request is a stream from now
- * on; its head goes out when the view first yields, waits or ends. */
+/* Checks the extra headers of core.start_stream (a table of string names
+ * and string values) and returns the bytes of their lines in a new string
+ * (a userdata on the stack, owned by the GC). A name that is not a token or one the core writes itself,
+ * or a value with CR, LF or NUL, raises: nothing is ever dropped silently
+ * or injected. */
+static const char *stream_headers(lua_State *T, int idx, size_t *len) {
+  size_t total = 0;
+  luaL_checktype(T, idx, LUA_TTABLE);
+  lua_pushnil(T);
+  while (lua_next(T, idx)) {
+    size_t kl, vl;
+    if (lua_type(T, -2) != LUA_TSTRING || lua_type(T, -1) != LUA_TSTRING)
+      luaL_error(T, "start_stream: headers must map string names to string values");
+    const char *k = lua_tolstring(T, -2, &kl), *v = lua_tolstring(T, -1, &vl);
+    if (!flosse_response_header_name_ok(k, kl) || flosse_response_managed_header(k, kl) ||
+        flosse_stream_head_header(k, kl))
+      luaL_error(T, "start_stream: %s is not a header a view may set", k);
+    if (memchr(v, '\r', vl) || memchr(v, '\n', vl) || memchr(v, '\0', vl))
+      luaL_error(T, "start_stream: the value of %s has a CR, LF or NUL", k);
+    total += kl + vl + 4;
+    lua_pop(T, 1);
+  }
+  char *out = lua_newuserdatauv(T, total ? total : 1, 0); /* the GC owns it */
+  size_t n = 0;
+  lua_pushnil(T);
+  while (lua_next(T, idx)) {
+    size_t kl, vl;
+    const char *k = lua_tolstring(T, -2, &kl), *v = lua_tolstring(T, -1, &vl);
+    memcpy(out + n, k, kl);
+    memcpy(out + n + kl, ": ", 2);
+    memcpy(out + n + kl + 2, v, vl);
+    memcpy(out + n + kl + 2 + vl, "\r\n", 2);
+    n += kl + vl + 4;
+    lua_pop(T, 1);
+  }
+  *len = n;
+  return out;
+}
+
+/* core.start_stream(retry, heartbeat [, headers]): the request is a stream
+ * from now on; its head (with headers, a table of names and values) goes
+ * out when the view first yields, waits or ends. */
 static int l_start_stream(lua_State *T) {
   long long retry = -1;
   if (!lua_isnoneornil(T, 1)) {
@@ -36,7 +78,14 @@ static int l_start_stream(lua_State *T) {
   }
   lua_Number hb = luaL_optnumber(T, 2, -1);
   struct flosse_stream *s = check_stream(T, "start_stream");
-  if (flosse_stream_start(s, retry, hb) != FLOSSE_OK) return luaL_error(T, "the stream has already started");
+  size_t xlen = 0;
+  const char *extra = NULL;
+  lua_settop(T, 3);
+  if (!lua_isnil(T, 3)) {
+    extra = stream_headers(T, 3, &xlen);
+  }
+  if (flosse_stream_start(s, retry, hb, extra, xlen) != FLOSSE_OK)
+    return luaL_error(T, "the stream has already started (or no memory for its headers)");
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "json.h"
 #include "log.h"
@@ -99,6 +100,7 @@ static int write_head(struct flosse_stream *s) {
   r |= flosse_response_header(&c->out, "Content-Type", 12, ctype, sizeof ctype - 1);
   r |= flosse_response_header(&c->out, "Cache-Control", 13, cache, sizeof cache - 1);
   r |= flosse_response_header(&c->out, "X-Accel-Buffering", 17, "no", 2);
+  if (s->head_extra_len) r |= flosse_buf_append(&c->out, s->head_extra, s->head_extra_len);
   r |= flosse_response_end_head(&c->out, s->chunked ? FLOSSE_BODY_CHUNKED : FLOSSE_BODY_CLOSE, 0, &rc);
   if (r != FLOSSE_OK || flosse_conn_begin_body(c) != FLOSSE_OK) return FLOSSE_ERR;
   if (s->head_retry >= 0) {
@@ -109,8 +111,24 @@ static int write_head(struct flosse_stream *s) {
   return FLOSSE_OK;
 }
 
-int flosse_stream_start(struct flosse_stream *s, long long retry, double heartbeat) {
+int flosse_stream_head_header(const char *name, size_t len) {
+  static const char *names[] = {"content-type", "cache-control", "x-accel-buffering"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+    if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0) return 1;
+  return 0;
+}
+
+int flosse_stream_start(struct flosse_stream *s, long long retry, double heartbeat,
+                        const char *extra, size_t extra_len) {
   if (s->sse) return FLOSSE_ERR;
+  if (extra_len) {
+    char *copy = malloc(extra_len);
+    if (!copy) return FLOSSE_ERR;
+    memcpy(copy, extra, extra_len);
+    free(s->head_extra);
+    s->head_extra = copy;
+    s->head_extra_len = extra_len;
+  }
   s->sse = 1;
   s->head_pending = 1;
   s->head_retry = retry;
@@ -366,6 +384,9 @@ static void on_request(struct flosse_conn *c, const struct flosse_http *h) {
   s->chunked = !c->http10;
   s->head_retry = -1;
   s->head_heartbeat = 0;
+  free(s->head_extra); /* a kept-alive connection's previous stream's */
+  s->head_extra = NULL;
+  s->head_extra_len = 0;
   lua_State *L = ctx->tasks->loop->L;
   lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->dispatch_ref);
   lua_pushcfunction(L, push_request);
@@ -419,7 +440,11 @@ static void on_shutdown(struct flosse_conn *c) {
   }
 }
 
-static void free_stream(struct flosse_job *j) { free(flosse_container_of(j, struct flosse_stream, free)); }
+static void free_stream(struct flosse_job *j) {
+  struct flosse_stream *s = flosse_container_of(j, struct flosse_stream, free);
+  free(s->head_extra);
+  free(s);
+}
 
 static void on_closed(struct flosse_conn *c) {
   struct flosse_stream *s = c->up;

@@ -27,6 +27,8 @@ struct flosse_stream {
   int onclose_ref, onclose_arg_ref; /* the task's close handler, kept while relaying */
   long long head_retry;      /* the stream's retry frame (< 0: none) */
   double head_heartbeat;     /* its heartbeat interval (0: none) */
+  char *head_extra;          /* the view's own header lines ("Name: value\r\n"...), owned */
+  size_t head_extra_len;
   unsigned sse : 1;          /* start_stream was called: an event stream */
   unsigned head_pending : 1; /* its head is not written yet: a refusal can still
                                 answer with its own status */
@@ -40,9 +42,16 @@ extern const struct flosse_conn_callbacks flosse_stream_conn_callbacks;
 /* The stream whose task t is, or NULL (a background task). */
 struct flosse_stream *flosse_stream_of(struct flosse_task *t);
 
-/* core.start_stream: the request is an event stream from now on. Returns
- * FLOSSE_ERR if it already is. */
-int flosse_stream_start(struct flosse_stream *s, long long retry, double heartbeat);
+/* core.start_stream: the request is an event stream from now on; extra
+ * (borrowed, copied) holds header lines the head carries besides the
+ * core's, already checked. Returns FLOSSE_ERR if it already is one, or
+ * on no memory. */
+int flosse_stream_start(struct flosse_stream *s, long long retry, double heartbeat,
+                        const char *extra, size_t extra_len);
+
+/* 1 for the headers a stream's head writes itself (Content-Type,
+ * Cache-Control, X-Accel-Buffering): a view may not set them. */
+int flosse_stream_head_header(const char *name, size_t len);
 
 /* Logs an error with a new id (written to id) and, on a running stream,
  * sends the error event: the text itself in debug mode, a generic one

@@ -20,6 +20,7 @@
 --                 heartbeats, events
 --   fixtures.lua  the fixture apps' conventions: new_key, stats, wait_stats,
 --                 ticks_in_order
+--   browser.lua   a headless Chromium: CHROMIUM, have_chromium, dump_dom
 --   redis.lua     a redis-server of the spec's own: start_redis (port, url,
 --                 cli, stop{save}, kill, start, flush), stop_all_redis
 --
@@ -30,7 +31,7 @@ if package.loaded["e2e"] then return package.loaded["e2e"] end
 
 local e2e = require "spec.e2e.helper.base"
 
-for _, part in ipairs { "process", "http", "sse", "fixtures", "redis" } do
+for _, part in ipairs { "process", "http", "sse", "fixtures", "browser", "redis" } do
   for name, value in pairs(require("spec.e2e.helper." .. part)) do
     assert(e2e[name] == nil, "spec/e2e/helper/" .. part .. ".lua: e2e." .. name .. " is set twice")
     e2e[name] = value

@@ -3,6 +3,7 @@
 local core = require "flosse.core"
 local static = require "flosse.static"
 local auth = require "flosse.auth"
+local cors = require "flosse.cors"
 
 local app = {}
 
@@ -112,6 +113,8 @@ function app.load(dir)
       return nil, ("%s/settings.lua: authentication_classes[%d] has no authenticate method"):format(dir, i)
     end
   end
+  local policy, cerr = cors.normalize(settings.cors, "settings.lua: cors")
+  if cerr then return nil, ("%s/%s"):format(dir, cerr) end
 
   local patterns, err = run_file(dir .. "/urls.lua", "a list of path(...) entries", env)
   if not patterns then return nil, err end
@@ -130,7 +133,7 @@ function app.load(dir)
     tasks = chunk
   end
   return { dir = dir, settings = settings, urlpatterns = patterns, modules = modules, auth = auth,
-           tasks = tasks }
+           tasks = tasks, cors = policy or nil }
 end
 
 return app

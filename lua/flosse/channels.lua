@@ -67,13 +67,14 @@ end
 -- Late require: flosse (init.lua) requires this module.
 local function flosse() return require "flosse" end
 
---- relay_view{ channel = name | nil, permission_classes =, retry =, heartbeat = }
+--- relay_view{ channel = name | nil, permission_classes =, retry =, heartbeat =, cors =, headers = }
 -- A stream view relaying one channel (the route's <str:name> when channel is nil).
 function channels.relay_view(opts)
   opts = opts or {}
   local fixed = opts.channel
   return flosse().sse_stream({
     permission_classes = opts.permission_classes, retry = opts.retry, heartbeat = opts.heartbeat,
+    cors = opts.cors, headers = opts.headers,
   }, function(request)
     local name = fixed or request.params.name
     local sub = core.subscribe(name, request.last_event_id)
@@ -132,13 +133,14 @@ local function fields_from(request)
   return { data = data, event = body.event, id = id, retry = body.retry }
 end
 
---- publish_view{ channel = name | nil, permission_classes = }
+--- publish_view{ channel = name | nil, permission_classes =, cors = }
 -- POST a JSON object (data, event, id, retry) or any other body (the data);
 -- answers {"id": ..., "delivered": N}.
 function channels.publish_view(opts)
   opts = opts or {}
   local fixed = opts.channel
-  return flosse().view({ methods = { "POST" }, permission_classes = opts.permission_classes },
+  return flosse().view({ methods = { "POST" }, permission_classes = opts.permission_classes,
+                        cors = opts.cors },
     function(request)
       local name = fixed or request.params.name
       local fields, why = fields_from(request)

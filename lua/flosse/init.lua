@@ -2,6 +2,7 @@
 -- A view is a function run as a coroutine; each coroutine.yield is an event.
 local core = require "flosse.core"
 local response = require "flosse.response"
+local cors = require "flosse.cors"
 
 local flosse = {
   _VERSION = core.version,
@@ -18,8 +19,10 @@ function View:__tostring()
   return ("flosse.View(%s)"):format(self.kind)
 end
 
-local STREAM_OPTIONS = { permission_classes = true, retry = true, heartbeat = true, name = true }
-local PLAIN_OPTIONS = { permission_classes = true, methods = true, name = true }
+local STREAM_OPTIONS = {
+  permission_classes = true, retry = true, heartbeat = true, name = true, cors = true, headers = true,
+}
+local PLAIN_OPTIONS = { permission_classes = true, methods = true, name = true, cors = true }
 
 local function check_options(opts, allowed, what)
   for k in pairs(opts) do
@@ -36,6 +39,9 @@ local function check_options(opts, allowed, what)
       end
     end
   end
+  local policy, err = cors.normalize(opts.cors, what .. ": cors")
+  if err then error(err, 4) end
+  return policy
 end
 
 local function is_nonneg_int(v)
@@ -45,7 +51,12 @@ end
 
 local function new_stream(opts, fn)
   if type(fn) ~= "function" then error("sse_stream: the view must be a function", 3) end
-  check_options(opts, STREAM_OPTIONS, "sse_stream")
+  local policy = check_options(opts, STREAM_OPTIONS, "sse_stream")
+  local headers = opts.headers
+  if headers ~= nil and type(headers) ~= "table" and type(headers) ~= "function" then
+    error("sse_stream: headers must be a table or a function of the request", 3)
+  end
+  if type(headers) == "table" then headers = response.check_stream_headers(headers, "sse_stream: headers", 3) end
   if opts.retry ~= nil and not is_nonneg_int(opts.retry) then
     error("sse_stream: retry must be a non-negative integer (milliseconds)", 3)
   end
@@ -61,6 +72,8 @@ local function new_stream(opts, fn)
     retry = opts.retry and math.tointeger(opts.retry),
     heartbeat = opts.heartbeat,
     name = opts.name,
+    cors = policy,
+    headers = headers,
   }, View)
 end
 
@@ -76,7 +89,7 @@ end
 
 local function new_plain(opts, fn)
   if type(fn) ~= "function" then error("view: the view must be a function", 3) end
-  check_options(opts, PLAIN_OPTIONS, "view")
+  local policy = check_options(opts, PLAIN_OPTIONS, "view")
   local methods = {}
   for _, m in ipairs(opts.methods or { "GET", "HEAD" }) do
     methods[tostring(m):upper()] = true
@@ -89,6 +102,7 @@ local function new_plain(opts, fn)
     methods = methods,
     permission_classes = opts.permission_classes or {},
     name = opts.name,
+    cors = policy,
   }, View)
 end
 

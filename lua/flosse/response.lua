@@ -46,6 +46,36 @@ local function copy_headers(headers, level)
   return out
 end
 
+-- What a stream's head is written with by the core, besides these two.
+local STREAM_RESERVED = {
+  ["content-length"] = true, ["transfer-encoding"] = true, ["connection"] = true,
+  ["content-type"] = true, ["cache-control"] = true, ["x-accel-buffering"] = true,
+}
+
+--- check_stream_headers(headers, what, level) -> a checked copy
+-- A stream view's headers option (or what its function returned): names
+-- are tokens and not headers the core writes, values strings (or numbers)
+-- without CR, LF or NUL. Raises naming what.
+function response.check_stream_headers(headers, what, level)
+  level = (level or 1) + 1
+  if type(headers) ~= "table" then error(what .. " must be a table of header names and values", level) end
+  local out = {}
+  for name, value in pairs(headers) do
+    if type(name) ~= "string" or not name:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
+      error(("%s: %q is not a header name"):format(what, tostring(name)), level)
+    end
+    if STREAM_RESERVED[name:lower()] then
+      error(("%s: %s is set by the server"):format(what, name), level)
+    end
+    if math.type(value) then value = tostring(value) end
+    if type(value) ~= "string" or value:find("[\r\n%z]") then
+      error(("%s: the value of %s must be a string without CR, LF or NUL"):format(what, name), level)
+    end
+    out[name] = value
+  end
+  return out
+end
+
 --- new{ status = 200, headers = {}, body = "" } -> Response
 function response.new(t)
   if t == nil then t = {} end

@@ -10,6 +10,7 @@ local auth = require "flosse.auth"
 local permissions = require "flosse.permissions"
 local request_mod = require "flosse.request"
 local response = require "flosse.response"
+local cors = require "flosse.cors"
 
 local server = {}
 
@@ -28,12 +29,26 @@ local function allow_header(methods)
   return table.concat(list, ", ")
 end
 
--- Turns an ordinary view's result into status, headers, body.
-local function answer(result)
+-- Turns an ordinary view's result into status, headers, body (with the
+-- CORS headers when a policy covers the route: extra).
+local function answer(result, extra)
   if response.is_response(result) then
-    return result.status, result.headers, result.body
+    local headers = result.headers
+    if extra then
+      headers = {}
+      for k, v in pairs(result.headers) do headers[k] = v end
+      for k, v in pairs(extra) do
+        if k == "Vary" then
+          local own = result:header("Vary")
+          for name in pairs(headers) do if name:lower() == "vary" then headers[name] = nil end end
+          if own then v = own .. ", " .. v end
+        end
+        headers[k] = v
+      end
+    end
+    return result.status, headers, result.body
   elseif type(result) == "string" then
-    return text(200, result)
+    return text(200, result, extra)
   end
   error(("the view returned %s; return flosse.response{...} or a string"):format(type(result)), 0)
 end
@@ -62,22 +77,43 @@ function server.dispatcher(get_app)
     local route, params = urls.resolve(app.urlpatterns, req.path)
     if not route then return text(404, "Not Found\n") end
     local view = flosse.as_view(route.view)
+    local policy = cors.policy_for(view.cors, app.cors)
     if not view.methods[req.method] then
-      return text(405, "Method Not Allowed\n", { Allow = allow_header(view.methods) })
+      local allow = allow_header(view.methods)
+      if policy then
+        -- A preflight: answered before authentication and permissions,
+        -- since a browser sends no credentials with it.
+        if req.method == "OPTIONS" then
+          local h = cors.preflight(policy, req, allow)
+          if h then return 204, h, "" end
+        end
+        return text(405, "Method Not Allowed\n", { Allow = allow, Vary = "Origin" })
+      end
+      return text(405, "Method Not Allowed\n", { Allow = allow })
     end
+    local extra = policy and cors.headers(policy, req.headers["origin"])
     if next(params) ~= nil then req.params = params end -- else made on first use
     req.route = route
     core.on_close(close_request, req)
     req.user = auth.authenticate(app.settings.authentication_classes, req)
     local ok, why = permissions.check(view.permission_classes, req)
-    if not ok then return text(403, tostring(why or "Forbidden")) end
+    if not ok then return text(403, tostring(why or "Forbidden"), extra) end
     if view.kind == "stream" then
       local retry = view.retry
       if retry == nil then retry = app.settings.retry end
-      core.start_stream(retry, view.heartbeat)
+      local headers = view.headers
+      if type(headers) == "function" then
+        headers = response.check_stream_headers(headers(req), "sse_stream: what headers(request) returned", 1)
+      end
+      if policy then
+        local all = {}
+        for k, v in pairs(headers or {}) do all[k] = v end
+        headers = cors.headers(policy, req.headers["origin"], all)
+      end
+      core.start_stream(retry, view.heartbeat, headers)
       return view.fn(req) -- a tail call: the stream keeps no dispatcher frame
     end
-    return answer(view.fn(req))
+    return answer(view.fn(req), extra)
   end
 end
 
