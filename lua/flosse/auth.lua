@@ -5,12 +5,19 @@
 -- permission checks, authenticate() runs in the view's coroutine: a token
 -- function may wait (a sleep, a channel, a Redis look-up).
 
-local core = require "flosse.core"
-local cjson = require("cjson.safe").new()
 local trim = require("flosse.request").trim
 
--- Only JSON: no NaN, Infinity or hex numbers (lua-cjson takes them by default).
-cjson.decode_invalid_numbers(false)
+-- JWTAuthentication's C core (libcrypto) and JSON decoder, loaded by its
+-- constructor: the token parsers here stay loadable without the C module
+-- (spec/fuzz/lua_parsers_fuzz embeds Lua with no C modules).
+local core, cjson
+local function load_jwt_libs()
+  if core then return end
+  core = require "flosse.core"
+  cjson = require("cjson.safe").new()
+  -- Only JSON: no NaN, Infinity or hex numbers (lua-cjson takes them by default).
+  cjson.decode_invalid_numbers(false)
+end
 
 local auth = {}
 
@@ -185,6 +192,7 @@ end
 -- algorithms: a non-empty list of HS256, HS384, HS512 (with secret) or RS256,
 -- ES256 (with public_key, a PEM file read and parsed here, once).
 function JWTAuthentication.new(opts)
+  load_jwt_libs()
   if type(opts) ~= "table" then jwt_error("expects an options table") end
   local secret, public_key = opts.secret, opts.public_key
   if secret ~= nil and public_key ~= nil then
