@@ -37,6 +37,8 @@ external_dependencies = {
    LIBEV = { header = "ev.h", library = "ev" },
    HTTP_PARSER = { header = "http_parser.h", library = "http_parser" },
    HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
+   -- OpenSSL's libcrypto (Debian: libssl-dev) checks JWT signatures.
+   CRYPTO = { header = "openssl/evp.h", library = "crypto" },
 }
 
 build = {
@@ -78,14 +80,18 @@ build = {
             "core/lchannel.c",
             "core/lsocket.c",
             "core/lredis.c",
+            "core/jwt.c",
+            "core/ljwt.c",
             "core/worker.c",
             "core/server.c",
             "core/lcore.c",
          },
          defines = { "_GNU_SOURCE" },
-         incdirs = { "$(LIBEV_INCDIR)", "$(HTTP_PARSER_INCDIR)", "$(HIREDIS_INCDIR)" },
-         libdirs = { "$(LIBEV_LIBDIR)", "$(HTTP_PARSER_LIBDIR)", "$(HIREDIS_LIBDIR)" },
-         libraries = { "ev", "http_parser", "hiredis", "m", "pthread" },
+         incdirs = { "$(LIBEV_INCDIR)", "$(HTTP_PARSER_INCDIR)", "$(HIREDIS_INCDIR)",
+                    "$(CRYPTO_INCDIR)" },
+         libdirs = { "$(LIBEV_LIBDIR)", "$(HTTP_PARSER_LIBDIR)", "$(HIREDIS_LIBDIR)",
+                    "$(CRYPTO_LIBDIR)" },
+         libraries = { "ev", "http_parser", "hiredis", "crypto", "m", "pthread" },
       },
       -- Every Lua module of lua/flosse/.
       ["flosse"] = "lua/flosse/init.lua",

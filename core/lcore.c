@@ -357,6 +357,7 @@ int luaopen_flosse_core(lua_State *L) {
   flosse_lsocket_register(L);
   flosse_ljson_register(L);
   flosse_lredis_register(L);
+  flosse_ljwt_register(L);
   push_defaults(L);
   lua_setfield(L, -2, "defaults");
   lua_pushcfunction(L, l_listen);

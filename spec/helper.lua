@@ -23,6 +23,8 @@
 --   browser.lua   a headless Chromium: CHROMIUM, have_chromium, dump_dom
 --   redis.lua     a redis-server of the spec's own: start_redis (port, url,
 --                 cli, stop{save}, kill, start, flush), stop_all_redis
+--   jwt.lua       tokens minted by python3 and openssl (jwt_mint), and key
+--                 pairs (jwt_keys)
 --
 -- Every part's names are set on the one e2e table. A helper that two spec
 -- files need belongs in one of the parts, not copied into the specs.
@@ -31,7 +33,7 @@ if package.loaded["e2e"] then return package.loaded["e2e"] end
 
 local e2e = require "spec.e2e.helper.base"
 
-for _, part in ipairs { "process", "http", "sse", "fixtures", "browser", "redis" } do
+for _, part in ipairs { "process", "http", "sse", "fixtures", "browser", "redis", "jwt" } do
   for name, value in pairs(require("spec.e2e.helper." .. part)) do
     assert(e2e[name] == nil, "spec/e2e/helper/" .. part .. ".lua: e2e." .. name .. " is set twice")
     e2e[name] = value
