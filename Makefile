@@ -39,8 +39,9 @@ $(CORE_SO): $(CORE_SRC) $(CORE_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $(CORE_SRC) $(LIBS)
 
-# The tests also drive a real browser, and build the fuzz harnesses with clang.
-TEST_PACKAGES = chromium lua-check clang libclang-rt-14-dev
+# The tests also drive a real browser, build the fuzz harnesses with clang, and
+# mint JWTs with python3 and the openssl command line.
+TEST_PACKAGES = chromium lua-check clang libclang-rt-14-dev python3 openssl
 
 # Installs what is missing when run as root; otherwise says what to run.
 deps: PACKAGES = $(DEB_PACKAGES)
