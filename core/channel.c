@@ -294,13 +294,16 @@ static struct flosse_msg *gap_msg(struct flosse_chan *ch, const char *last_id) {
 
 /* Queues m to ch's subscribers and wakes those waiting; returns how many
  * took it. Subscriptions still waiting for a resume point skip it: they
- * take it from the history when they resume. */
-static size_t fan_out_locked(struct flosse_chan *ch, struct flosse_msg *m) {
+ * take it from the history when they resume. first_read: m comes with a
+ * back end's first read of ch: only the subscriptions made before it was
+ * published take it (as live: their stream's head may have gone out after
+ * the timeout, Redis being away), and synced_locked wakes them. */
+static size_t fan_out_locked(struct flosse_chan *ch, struct flosse_msg *m, int first_read) {
   size_t n = 0;
   for (struct flosse_list *it = ch->subs.next; it != &ch->subs; it = it->next) {
     struct flosse_subref *r = flosse_container_of(it, struct flosse_subref, link);
     struct flosse_sub *s = r->sub;
-    if (!s->owner || s->resume) continue;
+    if (!s->owner || s->resume || (first_read && m->time < s->since)) continue;
     if (!sub_push(s, m)) {
       /* Too far behind: its client reconnects with Last-Event-ID and
        * replays from history; the others are not held back. */
@@ -308,7 +311,7 @@ static size_t fan_out_locked(struct flosse_chan *ch, struct flosse_msg *m) {
       continue;
     }
     n++;
-    if (s->waiting) {
+    if (s->waiting && !first_read) {
       s->waiting = 0;
       s->owner->notify(s->owner, 0);
     }
@@ -357,7 +360,7 @@ struct flosse_msg *flosse_channel_publish(const char *name, size_t len,
     return NULL;
   }
   ch->last = m->seq;
-  size_t n = fan_out_locked(ch, m);
+  size_t n = fan_out_locked(ch, m, 0);
   *delivered = n;
   *rc = FLOSSE_CHAN_OK;
   /* The history and the queues hold it now; the caller gets a reference
@@ -507,6 +510,7 @@ enum flosse_chan_rc flosse_sub_init(struct flosse_sub *s, struct flosse_sub_owne
     s->refs[i].chan = chans[i];
     s->refs[i].sub = s;
     flosse_list_push(&chans[i]->subs, &s->refs[i].link);
+    chans[i]->nsubs++;
     if (!chans[i]->synced) s->unsynced++;
   }
   if (last_event_id && s->unsynced) {
@@ -557,6 +561,7 @@ void flosse_sub_close(struct flosse_sub *s) {
   for (int i = 0; i < s->nrefs; i++)
     if (s->refs[i].chan) {
       flosse_list_unlink(&s->refs[i].link);
+      s->refs[i].chan->nsubs--;
       release_if_unused(s->refs[i].chan);
       s->refs[i].chan = NULL;
     }
@@ -600,11 +605,9 @@ uint64_t flosse_channel_last(const char *name, size_t len, int *synced) {
 }
 
 size_t flosse_channel_subscribers(const char *name, size_t len) {
-  size_t n = 0;
   LOCK();
   struct flosse_chan *ch = find_locked(name, len);
-  if (ch)
-    for (struct flosse_list *it = ch->subs.next; it != &ch->subs; it = it->next) n++;
+  size_t n = ch ? ch->nsubs : 0;
   UNLOCK();
   return n;
 }
@@ -616,19 +619,6 @@ static struct flosse_msg *remote_msg(struct flosse_chan *ch, const struct flosse
   ev.id_len = (size_t)snprintf(idbuf, sizeof idbuf, "%llu", (unsigned long long)r->id);
   ev.id = idbuf;
   return new_msg(ch, &ev, r->id, r->time, err, sizeof err);
-}
-
-/* A message of a channel's first read: the subscriptions made before it
- * was published (with no Last-Event-ID to resume from) take it as live,
- * whether their stream's head waited for the read or went out after the
- * timeout (Redis was away). */
-static void fan_out_since_locked(struct flosse_chan *ch, struct flosse_msg *m) {
-  for (struct flosse_list *it = ch->subs.next; it != &ch->subs; it = it->next) {
-    struct flosse_sub *s = flosse_container_of(it, struct flosse_subref, link)->sub;
-    if (!s->owner || s->resume || m->time < s->since) continue;
-    /* Woken by synced_locked, once all its channels are in place. */
-    if (!sub_push(s, m)) s->owner->notify(s->owner, 1);
-  }
 }
 
 /* The mirror is in place: the subscriptions that waited for it resume. */
@@ -671,7 +661,7 @@ void flosse_channel_sync(const char *name, size_t len, const struct flosse_remot
     if (ch->last > ch->dropped) ch->dropped = ch->last;
     struct flosse_msg *g = gap_msg(ch, ch->last ? last : NULL);
     if (g) {
-      fan_out_locked(ch, g);
+      fan_out_locked(ch, g, 0);
       flosse_msg_unref(g);
     }
   }
@@ -683,8 +673,7 @@ void flosse_channel_sync(const char *name, size_t len, const struct flosse_remot
     if (!m) continue;
     if (hist_push(ch, m, msgs[i].time) == FLOSSE_OK) {
       ch->last = m->seq;
-      if (ch->synced) fan_out_locked(ch, m);
-      else fan_out_since_locked(ch, m);
+      fan_out_locked(ch, m, !ch->synced);
     }
     flosse_msg_unref(m);
   }

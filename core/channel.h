@@ -44,6 +44,7 @@ struct flosse_chan {
   struct flosse_msg **hist;  /* ring: oldest at hist_head */
   size_t hist_cap, hist_head, hist_len;
   struct flosse_list subs;   /* struct flosse_subref.link */
+  size_t nsubs;              /* in subs */
   struct flosse_list age;    /* in the age list (newest publish last) while it has history */
   double last_publish;
   uint64_t dropped;          /* the newest seq that may have been on it and is gone */

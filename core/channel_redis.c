@@ -203,10 +203,15 @@ static uint32_t fnv1a(const char *s, size_t len) {
   return h;
 }
 
+/* Which of the settings' shards holds name (0 without shards). */
+static int shard_index(const char *name, size_t len) {
+  int n = flosse_redis_settings()->nshards;
+  return n > 1 ? (int)(fnv1a(name, len) % (uint32_t)n) : 0;
+}
+
 const struct flosse_redis_url *flosse_channel_redis_shard(const char *name, size_t len) {
   const struct flosse_redis_settings *rs = flosse_redis_settings();
-  int n = rs->nshards > 0 ? rs->nshards : 1;
-  return rs->nshards > 0 ? &rs->shards[fnv1a(name, len) % (uint32_t)n] : &rs->url;
+  return rs->nshards > 0 ? &rs->shards[shard_index(name, len)] : &rs->url;
 }
 
 int flosse_channel_redis_active(void) { return __atomic_load_n(&rl.configured, __ATOMIC_ACQUIRE); }
@@ -469,28 +474,25 @@ static void read_reply(void *arg, struct redisReply *r, const char *err) {
   c->warned = 0;
 }
 
-static void subscribe(struct rchan *c) {
+/* (UN)SUBSCRIBE to the channel's pub/sub channel; its state becomes then
+ * on success. hiredis routes the confirmations (and the messages) of a
+ * channel to the callback SUBSCRIBE gave. */
+static void send_sub(struct rchan *c, const char *cmd, enum sub_state then) {
   struct redisAsyncContext *ctx = flosse_redis_conn_ctx(c->shard->ps);
   if (!ctx) return;
   char k[400];
   size_t kl = key(k, "p:", c->name, c->len);
-  const char *argv[2] = {"SUBSCRIBE", k};
-  size_t lens[2] = {9, kl};
-  if (redisAsyncCommandArgv(ctx, on_pubsub, c->shard, 2, argv, lens) == REDIS_OK)
-    c->sub = SUB_PENDING;
+  const char *argv[2] = {cmd, k};
+  size_t lens[2] = {strlen(cmd), kl};
+  int sub = then == SUB_PENDING;
+  if (redisAsyncCommandArgv(ctx, sub ? on_pubsub : NULL, sub ? c->shard : NULL, 2, argv, lens) == REDIS_OK)
+    c->sub = then;
 }
 
-static void unsubscribe(struct rchan *c) {
-  struct redisAsyncContext *ctx = flosse_redis_conn_ctx(c->shard->ps);
-  if (!ctx) return;
-  char k[400];
-  size_t kl = key(k, "p:", c->name, c->len);
-  const char *argv[2] = {"UNSUBSCRIBE", k};
-  size_t lens[2] = {11, kl};
-  if (redisAsyncCommandArgv(ctx, NULL, NULL, 2, argv, lens) == REDIS_OK) c->sub = SUB_LEAVING;
-}
+static void subscribe(struct rchan *c) { send_sub(c, "SUBSCRIBE", SUB_PENDING); }
+static void unsubscribe(struct rchan *c) { send_sub(c, "UNSUBSCRIBE", SUB_LEAVING); }
 
-/* A message or a (un)subscribe confirmation, on the shard's pub/sub rl. */
+/* A message or a (un)subscribe confirmation, on the shard's pub/sub link. */
 static void on_pubsub(struct redisAsyncContext *ctx, void *reply, void *data) {
   (void)ctx;
   (void)data;
@@ -590,7 +592,7 @@ static void apply(struct want *w) {
     if (!c) return;
     c->len = w->len;
     memcpy(c->name, w->name, w->len);
-    c->shard = &rl.shards[rl.nshards > 1 ? fnv1a(w->name, w->len) % (uint32_t)rl.nshards : 0];
+    c->shard = &rl.shards[shard_index(w->name, w->len)];
     *pp = c;
     nchans++;
   }

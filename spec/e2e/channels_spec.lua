@@ -30,12 +30,7 @@ local function frame(f)
   return table.concat(lines, "\n")
 end
 
--- The notice a client gets first when its Last-Event-ID cannot be resumed
--- without a gap (no id line).
-local function gap_frame(channel, last_id)
-  return ('event: flosse-gap\ndata: {"channel":%s,"last_event_id":%s}'):format(
-    e2e.json_encode(channel), e2e.json_encode(last_id))
-end
+local gap_frame = e2e.gap_frame
 
 -- Publishes from Lua through the fixture's POST /pub/<channel>/?style=...;
 -- returns the decoded answer { id, delivered, ids, counts }.

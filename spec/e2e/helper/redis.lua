@@ -28,12 +28,7 @@ local M = {}
 
 local running = {}  -- redis -> true while its process may be up
 
-local function alive(pid)
-  local stat = read_file("/proc/" .. pid .. "/stat")
-  if stat == "" then return false end
-  local state = stat:match("^%d+ %b() (%a)")
-  return state ~= nil and state ~= "Z" and state ~= "X"
-end
+local alive = require("spec.e2e.helper.process").alive
 
 -- A port nobody listens on right now (the kernel's choice for 127.0.0.1:0).
 local function free_port()

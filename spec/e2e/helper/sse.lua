@@ -163,4 +163,12 @@ function M.pump(clients, done, timeout)
   end
 end
 
+-- The notice a client gets first when its Last-Event-ID cannot be resumed
+-- without a gap, as a frame without its blank line (no id line; last_id nil:
+-- the JSON null of a live stream whose node took no event yet).
+function M.gap_frame(channel, last_id)
+  return ('event: flosse-gap\ndata: {"channel":%s,"last_event_id":%s}'):format(
+    e2e.json_encode(channel), last_id == nil and "null" or e2e.json_encode(last_id))
+end
+
 return M
