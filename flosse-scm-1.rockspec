@@ -104,6 +104,7 @@ build = {
       ["flosse.permissions"] = "lua/flosse/permissions.lua",
       ["flosse.request"] = "lua/flosse/request.lua",
       ["flosse.cors"] = "lua/flosse/cors.lua",
+      ["flosse.current"] = "lua/flosse/current.lua",
       ["flosse.response"] = "lua/flosse/response.lua",
       ["flosse.server"] = "lua/flosse/server.lua",
       ["flosse.static"] = "lua/flosse/static.lua",

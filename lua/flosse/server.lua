@@ -11,6 +11,7 @@ local permissions = require "flosse.permissions"
 local request_mod = require "flosse.request"
 local response = require "flosse.response"
 local cors = require "flosse.cors"
+local current = require "flosse.current"
 
 local server = {}
 
@@ -94,6 +95,7 @@ function server.dispatcher(get_app)
     local extra = policy and cors.headers(policy, req.headers["origin"])
     if next(params) ~= nil then req.params = params end -- else made on first use
     req.route = route
+    current.bind(req)
     core.on_close(close_request, req)
     req.user = auth.authenticate(app.settings.authentication_classes, req)
     local ok, why = permissions.check(view.permission_classes, req)
