@@ -1,4 +1,5 @@
-/* Streams for Lua: core.start_stream, refuse, report_error, on_close,
+/* Streams for Lua: core.start_stream, admit_stream, revoke, client_streams,
+ * refuse, report_error, on_close,
  * in_stream and frame (lua/flosse wraps them). */
 #include <lauxlib.h>
 #include <lua.h>
@@ -89,6 +90,68 @@ static int l_start_stream(lua_State *T) {
   return 0;
 }
 
+/* An optional string argument as a key: NULL for nil or "". */
+static const char *opt_key(lua_State *T, int i, size_t *len) {
+  if (lua_isnoneornil(T, i)) return NULL;
+  const char *k = luaL_checklstring(T, i, len);
+  return *len ? k : NULL;
+}
+
+/* core.admit_stream(ip, user, max_per_ip, max_per_user, expires_at)
+ * -> true | false, "revoked" | "ip" | "user" | "memory"
+ * The stream is counted for ip and user (nil: not counted) unless the user
+ * is revoked or either is at its cap (nil or 0: none), and ends with
+ * flosse-expired at expires_at (seconds on the wall clock; nil: never) or
+ * with flosse-revoked when its user is. */
+static int l_admit_stream(lua_State *T) {
+  struct flosse_guard_opts o = {0};
+  o.ip = opt_key(T, 1, &o.iplen);
+  o.user = opt_key(T, 2, &o.userlen);
+  o.max_per_ip = (long)luaL_optinteger(T, 3, 0);
+  o.max_per_user = (long)luaL_optinteger(T, 4, 0);
+  o.expires_at = luaL_optnumber(T, 5, 0);
+  if (o.expires_at != o.expires_at) o.expires_at = 0;
+  struct flosse_stream *s = check_stream(T, "admit_stream");
+  static const char *why[] = {NULL, "revoked", "ip", "user", "memory"};
+  enum flosse_admit rc = flosse_stream_admit(s, &o);
+  if (rc == FLOSSE_ADMIT_OK) {
+    lua_pushboolean(T, 1);
+    return 1;
+  }
+  lua_pushboolean(T, 0);
+  lua_pushstring(T, why[rc]);
+  return 2;
+}
+
+/* core.revoke(user, seconds) -> true | nil, message: ends the user's
+ * streams on every worker and refuses its new ones for seconds. */
+static int l_revoke(lua_State *L) {
+  size_t len;
+  const char *user = luaL_checklstring(L, 1, &len);
+  lua_Number seconds = luaL_optnumber(L, 2, 0);
+  luaL_argcheck(L, seconds >= 0 && seconds == seconds, 2, "seconds must be a number >= 0");
+  if (len == 0 || len > FLOSSE_CLIENT_KEY_MAX)
+    return luaL_argerror(L, 1, "a user id of 1 to 256 bytes");
+  if (flosse_guards_revoke(user, len, seconds) != FLOSSE_OK) {
+    luaL_pushfail(L);
+    lua_pushliteral(L, "out of memory");
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.client_streams(kind, key) -> how many streams the address ("ip")
+ * or the user ("user") holds on this node's workers. */
+static int l_client_streams(lua_State *L) {
+  static const char *const kinds[] = {"ip", "user", NULL};
+  int k = luaL_checkoption(L, 1, NULL, kinds);
+  size_t len;
+  const char *key = luaL_checklstring(L, 2, &len);
+  lua_pushinteger(L, flosse_clients_count(k == 0 ? 'i' : 'u', key, len));
+  return 1;
+}
+
 /* core.refuse(status, text): see flosse_task_refuse. */
 static int l_refuse(lua_State *L) {
   lua_Integer status = luaL_checkinteger(L, 1);
@@ -170,6 +233,9 @@ void flosse_lstream_register(lua_State *L) {
       {"start_stream", l_start_stream},
       {"report_error", l_report_error},
       {"refuse", l_refuse},
+      {"admit_stream", l_admit_stream},
+      {"revoke", l_revoke},
+      {"client_streams", l_client_streams},
       {"on_close", l_on_close},
       {"in_stream", l_in_stream},
       {"frame", l_frame},

@@ -51,9 +51,7 @@ void flosse_server_init(struct flosse_server *srv, int worker, const struct flos
   flosse_conns_init(&srv->conns, &srv->loop, &srv->cfg, &flosse_stream_conn_callbacks, srv->conns_open);
   srv->conns.data = &srv->streams;
   flosse_tasks_init(&srv->tasks, &srv->loop, &srv->cfg);
-  srv->streams.tasks = &srv->tasks;
-  srv->streams.cfg = &srv->cfg;
-  srv->streams.dispatch_ref = LUA_NOREF;
+  flosse_streams_init(&srv->streams, &srv->tasks, &srv->cfg);
   flosse_background_init(&srv->background, &srv->tasks);
   pthread_mutex_init(&srv->wlock, NULL);
   pthread_cond_init(&srv->wcond, NULL);
@@ -373,6 +371,7 @@ static void begin(struct flosse_server *srv, lua_State *L, int stepping) {
   flosse_current_server = srv;
   flosse_loop_start(&srv->loop, L);
   flosse_conns_start(&srv->conns);
+  flosse_guards_start(&srv->streams.guards);
   ev_async_start(ev, &srv->stop_async);
   ev_async_start(ev, &srv->force_async);
   ev_async_start(ev, &srv->reload_async);
@@ -402,6 +401,7 @@ static void end(struct flosse_server *srv) {
   ev_async_stop(ev, &srv->worker_done_async);
   if (srv->worker) flosse_worker_ended(srv->worker);
   close_all(srv); /* whatever a forced stop left */
+  flosse_guards_stop(&srv->streams.guards); /* before its loop's inbox goes */
   flosse_redis_pools_free(&srv->loop); /* after the tasks that waited on them */
   flosse_loop_stop(&srv->loop);
   ev_signal_stop(ev, &srv->sigint);
@@ -499,6 +499,7 @@ void flosse_server_free(struct flosse_server *srv, lua_State *L) {
   }
   srv->nlisteners = 0;
   flosse_watch_stop(&srv->watch);
+  flosse_guards_stop(&srv->streams.guards); /* an in-process server freed without end() */
   flosse_conns_stop(&srv->conns);
   flosse_tasks_free(&srv->tasks, L);
   luaL_unref(L, LUA_REGISTRYINDEX, srv->streams.dispatch_ref);

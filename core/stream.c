@@ -140,6 +140,8 @@ int flosse_stream_start(struct flosse_stream *s, long long retry, double heartbe
 
 /* Lets go of the task; a relayed stream's close handler runs here too. */
 static void release(struct flosse_stream *s) {
+  flosse_guard_free(s->guard);
+  s->guard = NULL;
   flosse_task_release(&s->task);
   flosse_wait_relay_cancel(&s->relay);
   if (s->relay_pending) {
@@ -226,6 +228,42 @@ static void finish_response(struct flosse_stream *s, lua_State *T, int nres) {
   }
   release(s);
   if (flosse_conn_is_open(c)) flosse_conn_end_response(c);
+}
+
+/* ---- ended early: expiry and revocation ---------------------------------------- */
+
+/* The stream's credential expired or its user was revoked: a last event
+ * (no id: a reconnect resumes where the stream was), then its end, as a
+ * graceful shutdown ends it: view closed, on_close run, terminator queued. */
+static void guard_end(struct flosse_guard *g, const char *event) {
+  struct flosse_stream *s = g->owner;
+  struct flosse_conn *c = s->conn;
+  if (!s->sse || !flosse_conn_is_open(c)) return;
+  int expired = strcmp(event, "flosse-expired") == 0;
+  flosse_log(FLOSSE_LOG_INFO, "%s %s %s: %s", expired ? "expired" : "revoked", c->remote,
+             c->reqline ? c->reqline : "-",
+             expired ? "the credential expired" : "the user was revoked");
+  const char *data = expired ? "{\"reason\":\"expired\"}" : "{\"reason\":\"revoked\"}";
+  struct flosse_sse_event ev = {event, strlen(event), data, strlen(data), NULL, 0, -1};
+  if (queue_event(s, &ev) != FLOSSE_OK) return; /* the connection is closed */
+  end_stream(s);
+}
+
+void flosse_streams_init(struct flosse_streams *ss, struct flosse_tasks *tasks,
+                         const struct flosse_config *cfg) {
+  ss->tasks = tasks;
+  ss->cfg = cfg;
+  ss->dispatch_ref = LUA_NOREF;
+  flosse_guards_init(&ss->guards, tasks->loop, guard_end);
+}
+
+enum flosse_admit flosse_stream_admit(struct flosse_stream *s, const struct flosse_guard_opts *o) {
+  enum flosse_admit rc;
+  struct flosse_guard *g = flosse_guard_new(&s->ctx->guards, s, o, &rc);
+  if (!g) return rc;
+  flosse_guard_free(s->guard);
+  s->guard = g;
+  return FLOSSE_ADMIT_OK;
 }
 
 /* ---- the task's callbacks ---------------------------------------------------- */

@@ -6,6 +6,7 @@
 #define FLOSSE_STREAM_H
 
 #include "conn.h"
+#include "guard.h"
 #include "task.h"
 #include "wait_relay.h"
 
@@ -14,6 +15,7 @@ struct flosse_streams {
   struct flosse_tasks *tasks;
   const struct flosse_config *cfg;
   int dispatch_ref;          /* the Lua function every request's task starts in */
+  struct flosse_guards guards; /* its streams that may end early (expiry, revocation) */
 };
 
 struct flosse_stream {
@@ -27,6 +29,7 @@ struct flosse_stream {
   int onclose_ref, onclose_arg_ref; /* the task's close handler, kept while relaying */
   long long head_retry;      /* the stream's retry frame (< 0: none) */
   double head_heartbeat;     /* its heartbeat interval (0: none) */
+  struct flosse_guard *guard;/* its caps, expiry and revocation; NULL: none */
   char *head_extra;          /* the view's own header lines ("Name: value\r\n"...), owned */
   size_t head_extra_len;
   unsigned sse : 1;          /* start_stream was called: an event stream */
@@ -34,6 +37,14 @@ struct flosse_stream {
                                 answer with its own status */
   unsigned chunked : 1;
 };
+
+/* Sets up a worker's streams. */
+void flosse_streams_init(struct flosse_streams *ss, struct flosse_tasks *tasks,
+                         const struct flosse_config *cfg);
+
+/* Admits a started stream with what o says (see flosse_guard_new): its
+ * client's caps, its credential's expiry, its user's revocation. */
+enum flosse_admit flosse_stream_admit(struct flosse_stream *s, const struct flosse_guard_opts *o);
 
 /* The connection callbacks of the stream layer (conns->data must point at
  * the worker's struct flosse_streams). */

@@ -157,6 +157,10 @@ flosse.redis = require("flosse.redis").client
 -- Each worker has its own Lua state: module tables are not shared.
 flosse.worker = core.worker
 
+--- flosse.revoke{ user = id, seconds = N }: ends the user's streams on every
+-- worker (and node, with Redis) and refuses its new ones for N seconds.
+flosse.revoke = require("flosse.revoke").revoke
+
 local channels = require "flosse.channels"
 flosse.channel = channels.channel
 flosse.subscribe = channels.subscribe

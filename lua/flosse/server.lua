@@ -54,6 +54,48 @@ local function answer(result, extra)
   error(("the view returned %s; return flosse.response{...} or a string"):format(type(result)), 0)
 end
 
+-- Seconds a client over a per-client cap is told to wait (Retry-After).
+local RETRY_AFTER = "5"
+
+--- user_key(user) -> the id a user's streams are counted and revoked by
+-- (tostring of user.id, else of user.username), or nil for an anonymous user.
+function server.user_key(user)
+  if type(user) ~= "table" or not user.is_authenticated then return nil end
+  local id = user.id
+  if id == nil or id == "" then id = user.username end
+  if id == nil or id == "" then return nil end
+  if math.type(id) == "float" and math.tointeger(id) then id = math.tointeger(id) end
+  return tostring(id)
+end
+
+-- Admits a stream (see core.admit_stream): nil when it may start, else the
+-- status, headers and body refusing it.
+local function admit(req, settings, extra)
+  local user = req.user
+  local key = server.user_key(user)
+  local max_ip, max_user = settings.max_streams_per_ip, settings.max_streams_per_user
+  local expires = type(user) == "table" and user.expires_at or nil
+  if type(expires) ~= "number" then expires = nil end
+  if not (key or max_ip or expires) then return nil end
+  local ok, why = core.admit_stream(max_ip and req.remote_addr or nil, key, max_ip, max_user, expires)
+  if ok then return nil end
+  if why == "revoked" then
+    core.log("info", ("refused %s %s: the user %s is revoked"):format(req.remote_addr, req.path, key))
+    return text(403, permissions.DEFAULT_MESSAGE, extra)
+  elseif why == "memory" then
+    return text(503, "Service Unavailable\n", extra)
+  end
+  local h = { ["Retry-After"] = RETRY_AFTER }
+  for k, v in pairs(extra or {}) do h[k] = v end
+  if why == "ip" then
+    core.log("info", ("refused %s %s: 429 max_streams_per_ip (%d)"):format(req.remote_addr, req.path, max_ip))
+    return text(429, "Too many streams from this address\n", h)
+  end
+  core.log("info", ("refused %s %s: 429 max_streams_per_user (%d) for %s"):format(req.remote_addr,
+    req.path, max_user, key))
+  return text(429, "Too many streams for this user\n", h)
+end
+
 -- Runs the request's close handlers; the core calls it with the request
 -- once the request ends (one function for all requests: no closure each).
 local function close_request(req)
@@ -112,6 +154,8 @@ function server.dispatcher(get_app)
         for k, v in pairs(headers or {}) do all[k] = v end
         headers = cors.headers(policy, req.headers["origin"], all)
       end
+      local status, h, body = admit(req, app.settings, extra)
+      if status then return status, h, body end
       core.start_stream(retry, view.heartbeat, headers)
       return view.fn(req) -- a tail call: the stream keeps no dispatcher frame
     end
