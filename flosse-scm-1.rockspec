@@ -64,6 +64,7 @@ build = {
             "core/redis_event.c",
             "core/channel.c",
             "core/channel_redis.c",
+            "core/revoke_redis.c",
             "core/conn.c",
             "core/lvalues.c",
             "core/task.c",

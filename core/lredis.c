@@ -11,6 +11,7 @@
 #include "channel_redis.h"
 #include "lprivate.h"
 #include "redis.h"
+#include "revoke_redis.h"
 #include "wait_redis.h"
 
 #define CLIENT_MT "flosse.Redis"
@@ -110,6 +111,12 @@ static int l_redis_settings(lua_State *L) {
   lua_setfield(L, -2, "timeout");
   lua_pushinteger(L, s->pool);
   lua_setfield(L, -2, "pool");
+  return 1;
+}
+
+/* core.node_id() -> this process's id among the nodes (revocations). */
+static int l_node_id(lua_State *L) {
+  lua_pushstring(L, flosse_revoke_redis_node());
   return 1;
 }
 
@@ -347,7 +354,8 @@ void flosse_lredis_register(lua_State *L) {
       {"call", client_call}, {"pipeline", client_pipeline}, {"url", client_url}, {NULL, NULL}};
   static const luaL_Reg fns[] = {
       {"configure_redis", l_configure_redis}, {"redis_settings", l_redis_settings},
-      {"redis_url_check", l_redis_url_check}, {"redis_client", l_redis_client}, {NULL, NULL}};
+      {"redis_url_check", l_redis_url_check}, {"redis_client", l_redis_client},
+      {"node_id", l_node_id}, {NULL, NULL}};
   if (luaL_newmetatable(L, CLIENT_MT)) {
     lua_pushcfunction(L, client_tostring);
     lua_setfield(L, -2, "__tostring");

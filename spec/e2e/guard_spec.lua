@@ -192,3 +192,63 @@ describe("#e2e max_streams_per_ip and max_streams_per_user", function()
     for _, c in ipairs { a2, a3, b } do c:close() end
   end)
 end)
+
+describe("#e2e flosse.revoke across nodes (Redis)", function()
+  local redis
+  local nodes = {}
+  local function node(workers)
+    local n = e2e.start(APP, { workers = workers,
+      env = { FLOSSE_JWT_SECRET = SECRET, FLOSSE_GUARD_REDIS = redis.url } })
+    nodes[#nodes + 1] = n
+    return n
+  end
+  setup(function()
+    redis = e2e.start_redis()
+  end)
+  teardown(function()
+    for _, n in ipairs(nodes) do n:cleanup() end
+    if redis then redis:cleanup() end
+  end)
+
+  -- Waits until a node's revocation link subscribed (CLIENT LIST names it).
+  local function linked(count)
+    return eventually(function()
+      local n = 0
+      for _ in redis:cli("CLIENT", "LIST"):gmatch("name=flosse%-revocations") do n = n + 1 end
+      return n >= count
+    end, 10)
+  end
+
+  it("a revoke on one node ends the user's streams on the others, and refuses them there for seconds", function()
+    local a, b = node(2), node(1)
+    assert.is_true(linked(2), redis:cli("CLIENT", "LIST"))
+    local on_b = {}
+    for i = 1, 3 do on_b[i] = e2e.open(b.port, "/feed/", { "Authorization: Bearer alice" }) end
+    local bob = e2e.open(b.port, "/feed/", { "Authorization: Bearer bob" })
+    local on_a = e2e.open(a.port, "/relay/r/", bearer { sub = "1" })
+    assert.same({ ok = true }, json_get(a.port, "/revoke/?user=1&seconds=3"))
+    local alice = { on_a, on_b[1], on_b[2], on_b[3] }
+    assert.is_true(e2e.pump(alice, function()
+      for _, c in ipairs(alice) do if not c.stream_ended then return false end end
+      return true
+    end, 15), "every stream of user 1 ended, on both nodes")
+    for _, c in ipairs(alice) do assert.equal(REVOKED, last_frame(c)) end
+    e2e.pump({ bob }, nil, 0.5)
+    assert.is_false(bob.stream_ended or bob.stream_closed or false)
+    local resp = e2e.get(b.port, "/feed/", { "Authorization: Bearer alice" })
+    assert.equal(403, resp.status)
+    -- a node that starts now learns the refusal still running from Redis
+    local c = node(1)
+    assert.is_true(linked(3))
+    assert.is_true(eventually(function()
+      return e2e.get(c.port, "/feed/", { "Authorization: Bearer alice" }, { timeout = 2 }).status == 403
+    end, 2), "the new node refuses the revoked user")
+    assert.is_true(eventually(function()
+      local s, head = e2e.open_stream(b.port, "/feed/", { "Authorization: Bearer alice" })
+      s:close()
+      return head.status == 200
+    end, 10), "let back in once the seconds passed")
+    for _, x in ipairs(alice) do x:close() end
+    bob:close()
+  end)
+end)
