@@ -105,6 +105,13 @@ function app.load(dir)
     if not user then return nil, err end
     for k, v in pairs(user) do settings[k] = v end
   end
+  for _, cap in ipairs { "max_streams_per_ip", "max_streams_per_user" } do
+    local v = settings[cap]
+    if v ~= nil and not (math.type(v) == "integer" and v > 0) then
+      return nil, ("%s/settings.lua: %s must be a positive integer (streams), not %s"):format(dir, cap,
+        tostring(v))
+    end
+  end
   if type(settings.authentication_classes) ~= "table" then
     return nil, ("%s/settings.lua: authentication_classes must be a list"):format(dir)
   end
