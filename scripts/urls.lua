@@ -17,6 +17,10 @@ local urlpatterns = {
   path("channel/", static.file("channel.html"), "channel-page"),
   path("sse/channel/<str:name>/", views.channel_relay, "channel"),
   path("publish/<str:name>/", views.channel_publish, "publish"),
+  -- who the credential says you are, until it expires (JWT or demo token),
+  -- and the cross-origin demo page
+  path("sse/me/", views.me, "me"),
+  path("cross-origin/", static.file("cross-origin.html"), "cross-origin"),
 }
 
 local styles = { "string", "event-data", "event-data-id", "fields", "table",

@@ -123,6 +123,19 @@ views.channel_relay = flosse.relay_view{}
 -- A JSON body ({"event": ..., "data": ..., "id": ..., "retry": ...}, with
 -- Content-Type: application/json) sets the fields; any other body is the data.
 -- The answer: {"id": "<the event's id>", "delivered": <streams reached>}.
+-- The user a credential gives (a demo token, or a JWT: docs/security.md,
+-- "Issuing tokens"), then a tick a second. A JWT's stream ends with
+-- `event: flosse-expired` when the token's exp passes.
+views.me = flosse.sse_stream({ permission_classes = { IsAuthenticated } }, function(request)
+  local user = request.user
+  coroutine.yield("me", { username = user.username, is_staff = user.is_staff,
+                          expires_at = user.expires_at, claims = user.claims })
+  for n = 1, 3600 do
+    flosse.sleep(1)
+    coroutine.yield("tick", n)
+  end
+end)
+
 views.channel_publish = flosse.publish_view{ permission_classes = { IsAdminUser } }
 
 return views
