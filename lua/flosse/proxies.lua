@@ -52,11 +52,19 @@ end
 
 -- The comma-separated items of s, rightmost first, at most MAX_HOPS,
 -- each trimmed (possibly repeated headers, joined by the core with ", ").
+-- Empty items are no hops (RFC 9110 5.6.1: a list's empty elements are
+-- ignored).
 local function items_from_right(s)
   local all = {}
   for item in s:gmatch("[^,]+") do all[#all + 1] = item end
   local hops = {}
-  for i = #all, math.max(1, #all - proxies.MAX_HOPS + 1), -1 do hops[#hops + 1] = trim(all[i]) end
+  for i = #all, 1, -1 do
+    local item = trim(all[i])
+    if item ~= "" then
+      hops[#hops + 1] = item
+      if #hops == proxies.MAX_HOPS then break end
+    end
+  end
   return hops
 end
 
