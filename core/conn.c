@@ -416,14 +416,15 @@ static void hand_up(struct flosse_conn *c) {
   free(c->reqline);
   /* Credentials in the query are redacted before the cut, so that a token
    * across it is not half kept. */
+  char url[FLOSSE_REQLINE_URL];
+  size_t ulen = flosse_redact_url(&redacted, flosse_http_str(h, h->url), h->url.len, url, sizeof url);
   const char *method = http_method_str((enum http_method)h->parser.method);
   size_t mlen = strlen(method);
-  c->reqline = malloc(mlen + FLOSSE_REQLINE_URL + 2);
+  c->reqline = malloc(mlen + ulen + 2); /* exact: an idle stream holds it */
   if (c->reqline) {
     memcpy(c->reqline, method, mlen);
     c->reqline[mlen] = ' ';
-    size_t ulen = flosse_redact_url(&redacted, flosse_http_str(h, h->url), h->url.len,
-                                    c->reqline + mlen + 1, FLOSSE_REQLINE_URL);
+    memcpy(c->reqline + mlen + 1, url, ulen);
     c->reqline[mlen + 1 + ulen] = '\0';
   }
   if (set_state(c, FLOSSE_CONN_HANDLING) != FLOSSE_OK) return;
