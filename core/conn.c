@@ -12,6 +12,7 @@
 
 #include "defaults.h"
 #include "log.h"
+#include "redact.h"
 
 #define READ_CHUNK 16384
 #define IOV_BATCH 64
@@ -124,6 +125,24 @@ static struct flosse_tq *hbq_for(struct flosse_conns *cs, double interval) {
   return best >= 0 ? &cs->hbq[best] : NULL;
 }
 
+/* ---- what the logs may show ------------------------------------------------- */
+
+/* The query parameters never logged, per worker thread: each worker is one
+ * thread with one loop and one Lua state, whose app (re)load sets them
+ * (flosse_conn_redact_query), so a worker still on its old app redacts
+ * what that app reads. Before any app loads: "token", the default of the
+ * authentication classes. */
+static __thread struct flosse_redact redacted = {.n = 1, .len = {5}, .name = {"token"}};
+
+void flosse_conn_redact_query(const struct flosse_redact *r) { redacted = *r; }
+
+int flosse_conn_set_client(struct flosse_conn *c, const char *addr) {
+  size_t n = strlen(addr);
+  if (n >= sizeof c->remote) return FLOSSE_ERR;
+  memcpy(c->remote, addr, n + 1);
+  return FLOSSE_OK;
+}
+
 /* ---- one connection ---------------------------------------------------------- */
 
 static void format_remote(char *out, size_t len, const struct sockaddr *sa) {
@@ -143,7 +162,8 @@ struct flosse_conn *flosse_conn_new(struct flosse_conns *cs, int fd, const struc
   c->fd = fd;
   c->state = FLOSSE_CONN_READING;
   flosse_buf_init(&c->out);
-  format_remote(c->remote, sizeof c->remote, sa);
+  format_remote(c->peer, sizeof c->peer, sa);
+  memcpy(c->remote, c->peer, sizeof c->remote);
   flosse_job_init(&c->run, run_job);
   flosse_job_init(&c->flush, flush_job);
   flosse_tq_node_init(&c->rd);
@@ -337,6 +357,7 @@ void flosse_conn_end_response(struct flosse_conn *c) {
   log_access(c);
   free(c->reqline);
   c->reqline = NULL;
+  memcpy(c->remote, c->peer, sizeof c->remote); /* the next request may be another client's */
   want_flush(c);
   if (!c->keep_alive || (c->peer_closed && !c->in.len)) {
     start_draining(c, 0); /* lingers if requests pipelined behind this one go unanswered */
@@ -391,15 +412,19 @@ static void hand_up(struct flosse_conn *c) {
   c->req_base = c->out.total;
   c->events = 0;
   c->status = 0;
+  memcpy(c->remote, c->peer, sizeof c->remote);
   free(c->reqline);
-  size_t ulen = h->url.len > 200 ? 200 : h->url.len;
+  /* Credentials in the query are redacted before the cut, so that a token
+   * across it is not half kept. */
+  char url[FLOSSE_REQLINE_URL];
+  size_t ulen = flosse_redact_url(&redacted, flosse_http_str(h, h->url), h->url.len, url, sizeof url);
   const char *method = http_method_str((enum http_method)h->parser.method);
   size_t mlen = strlen(method);
-  c->reqline = malloc(mlen + ulen + 2);
+  c->reqline = malloc(mlen + ulen + 2); /* exact: an idle stream holds it */
   if (c->reqline) {
     memcpy(c->reqline, method, mlen);
     c->reqline[mlen] = ' ';
-    memcpy(c->reqline + mlen + 1, flosse_http_str(h, h->url), ulen);
+    memcpy(c->reqline + mlen + 1, url, ulen);
     c->reqline[mlen + 1 + ulen] = '\0';
   }
   if (set_state(c, FLOSSE_CONN_HANDLING) != FLOSSE_OK) return;

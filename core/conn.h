@@ -20,6 +20,9 @@
 #include "tq.h"
 
 #define FLOSSE_MAX_HBQ 16 /* distinct heartbeat intervals */
+#define FLOSSE_REQLINE_URL 200 /* bytes of the request target kept for log lines */
+
+struct flosse_redact;
 
 enum flosse_conn_state {
   FLOSSE_CONN_READING,   /* waiting for (the rest of) a request */
@@ -90,13 +93,15 @@ struct flosse_conn {
   unsigned head : 1;         /* a HEAD request: no body */
   unsigned linger : 2;       /* enum flosse_linger */
   const char *close_reason;  /* set: close it at its next turn */
-  char *reqline;             /* "GET /path" for log lines */
+  char *reqline;             /* "GET /path?q" for log lines, credentials redacted (redact.h) */
   /* for the access line */
   ev_tstamp req_start;
   int status;
   unsigned long events;
   uint64_t req_base;         /* out.total when the request began */
-  char remote[46];
+  char remote[46];           /* the client for log lines: the peer, or what a trusted
+                                proxy said (flosse_conn_set_client), for one request */
+  char peer[46];             /* the socket's peer address */
 };
 
 enum flosse_linger {
@@ -172,6 +177,15 @@ void flosse_conn_flush(struct flosse_conn *c);
 
 /* Heartbeats every interval seconds of silence on the open body (0: none). */
 void flosse_conn_heartbeat(struct flosse_conn *c, double interval);
+
+/* The query parameters never shown in this thread's log lines (copied):
+ * every later request line of this worker's connections. */
+void flosse_conn_redact_query(const struct flosse_redact *r);
+
+/* The client address the log lines name for c's current request (a
+ * trusted proxy's client; addr is copied, at most 45 bytes). Reset to the
+ * peer's at the next request. Returns FLOSSE_OK, or FLOSSE_ERR if too long. */
+int flosse_conn_set_client(struct flosse_conn *c, const char *addr);
 
 /* Answers a refused request (400, 408, 413, 414, 431, 503) and closes after. */
 void flosse_conn_refuse(struct flosse_conn *c, int status, const char *why);

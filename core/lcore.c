@@ -11,6 +11,7 @@
 #include "ljson.h"
 #include "lprivate.h"
 #include "lvalues.h"
+#include "redact.h"
 #include "server.h"
 #include "worker.h"
 
@@ -194,6 +195,26 @@ static int l_log(lua_State *L) {
   return 0;
 }
 
+/* core.redact_query(names): the query parameters (a list of decoded names)
+ * whose values this worker's log lines show as an ellipsis from now on; the
+ * app's authentication classes' (flosse.redact). More than 16 names, or one
+ * over 64 bytes: every query value is redacted. */
+static int l_redact_query(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  struct flosse_redact r;
+  flosse_redact_init(&r);
+  lua_Integer n = luaL_len(L, 1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    size_t len;
+    if (lua_geti(L, 1, i) != LUA_TSTRING) return luaL_argerror(L, 1, "a list of strings");
+    const char *name = lua_tolstring(L, -1, &len);
+    (void)flosse_redact_add(&r, name, len);
+    lua_pop(L, 1);
+  }
+  flosse_conn_redact_query(&r);
+  return 0;
+}
+
 /* srv:start_workers(n, bootstrap, spec) -> serving | nil, message
  * Starts n worker threads; each runs the Lua source bootstrap with
  * (handle, index, spec) in a fresh state with this state's package paths. */
@@ -358,6 +379,7 @@ int luaopen_flosse_core(lua_State *L) {
   flosse_ljson_register(L);
   flosse_lredis_register(L);
   flosse_ljwt_register(L);
+  flosse_lcidr_register(L);
   push_defaults(L);
   lua_setfield(L, -2, "defaults");
   lua_pushcfunction(L, l_listen);
@@ -368,6 +390,8 @@ int luaopen_flosse_core(lua_State *L) {
   lua_setfield(L, -2, "set_log_level");
   lua_pushcfunction(L, l_log);
   lua_setfield(L, -2, "log");
+  lua_pushcfunction(L, l_redact_query);
+  lua_setfield(L, -2, "redact_query");
   lua_pushcfunction(L, l_stats);
   lua_setfield(L, -2, "stats");
   lua_pushliteral(L, FLOSSE_VERSION);

@@ -1,11 +1,12 @@
 /* Streams for Lua: core.start_stream, admit_stream, revoke, client_streams,
- * refuse, report_error, on_close,
- * in_stream and frame (lua/flosse wraps them). */
+ * refuse, report_error, on_close, in_stream, frame and set_client_addr
+ * (lua/flosse wraps them). */
 #include <lauxlib.h>
 #include <lua.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "cidr.h"
 #include "lprivate.h"
 #include "lvalues.h"
 #include "response.h"
@@ -200,6 +201,25 @@ static int l_in_stream(lua_State *T) {
   return 1;
 }
 
+/* core.set_client_addr(addr) -> the address in canonical form | nil
+ * The client a trusted proxy named: the current request's log lines (its
+ * access line) show it instead of the peer's. nil (nothing changed) when
+ * addr is not an IP address. */
+static int l_set_client_addr(lua_State *T) {
+  size_t len;
+  const char *s = luaL_checklstring(T, 1, &len);
+  struct flosse_stream *st = check_stream(T, "set_client_addr");
+  struct flosse_cidr a;
+  char text[64];
+  if (flosse_cidr_addr(s, len, &a) != FLOSSE_OK || flosse_cidr_format(&a, text, sizeof text) != FLOSSE_OK ||
+      flosse_conn_set_client(st->conn, text) != FLOSSE_OK) {
+    luaL_pushfail(T);
+    return 1;
+  }
+  lua_pushstring(T, text);
+  return 1;
+}
+
 static int l_frame(lua_State *L) {
   struct flosse_buf out;
   char err[256];
@@ -239,6 +259,7 @@ void flosse_lstream_register(lua_State *L) {
       {"on_close", l_on_close},
       {"in_stream", l_in_stream},
       {"frame", l_frame},
+      {"set_client_addr", l_set_client_addr},
       {NULL, NULL},
   };
   flosse_task_register_refusal(L);

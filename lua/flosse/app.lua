@@ -4,6 +4,7 @@ local core = require "flosse.core"
 local static = require "flosse.static"
 local auth = require "flosse.auth"
 local cors = require "flosse.cors"
+local proxies = require "flosse.proxies"
 
 local app = {}
 
@@ -122,6 +123,8 @@ function app.load(dir)
   end
   local policy, cerr = cors.normalize(settings.cors, "settings.lua: cors")
   if cerr then return nil, ("%s/%s"):format(dir, cerr) end
+  local trusted, perr = proxies.normalize(settings.trusted_proxies, "settings.lua: trusted_proxies")
+  if perr then return nil, ("%s/%s"):format(dir, perr) end
 
   local patterns, err = run_file(dir .. "/urls.lua", "a list of path(...) entries", env)
   if not patterns then return nil, err end
@@ -140,7 +143,7 @@ function app.load(dir)
     tasks = chunk
   end
   return { dir = dir, settings = settings, urlpatterns = patterns, modules = modules, auth = auth,
-           tasks = tasks, cors = policy or nil }
+           tasks = tasks, cors = policy or nil, proxies = trusted }
 end
 
 return app

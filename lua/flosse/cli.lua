@@ -6,6 +6,7 @@ local check = require "flosse.check"
 local tasks = require "flosse.tasks"
 local new = require "flosse.new"
 local redis = require "flosse.redis"
+local redact = require "flosse.redact"
 
 local cli = {}
 
@@ -231,6 +232,7 @@ local function build(dir, flags, listen, app)
   apply_flags(s)
   local valid, why = check_settings(s)
   if not valid then return nil, 2, why end
+  redact.apply(s)
   local current = app
   local function reload()
     local fresh, rerr = app_mod.load(dir)
@@ -249,6 +251,7 @@ local function build(dir, flags, listen, app)
       core.log("warn", "the redis setting changed: a reload does not change it (restart the server to apply it)")
     end
     current = fresh
+    redact.apply(fresh.settings)
     configure_channels(fresh.settings)
     tasks.run(fresh) -- the old generation's tasks are cancelled first
     if not listen.worker then core.log("info", ("reloaded %s (%d routes)"):format(dir, #check.rows(fresh))) end

@@ -17,6 +17,8 @@ local lazy = {
   query = function(self) return request.parse_query(self.query_string) end,
   cookies = function(self) return request.parse_cookies(self.headers["cookie"]) end,
   last_event_id = function(self) return self.headers["last-event-id"] end,
+  -- the socket's peer; set apart only when a trusted proxy named the client
+  peer_addr = function(self) return self.remote_addr end,
   _close_handlers = function() return {} end,
   params = function() return {} end,
 }

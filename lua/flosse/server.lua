@@ -12,6 +12,7 @@ local request_mod = require "flosse.request"
 local response = require "flosse.response"
 local cors = require "flosse.cors"
 local current = require "flosse.current"
+local proxies = require "flosse.proxies"
 
 local server = {}
 
@@ -138,6 +139,8 @@ function server.dispatcher(get_app)
     if next(params) ~= nil then req.params = params end -- else made on first use
     req.route = route
     current.bind(req)
+    -- Before authentication and permissions: they may read remote_addr.
+    if app.proxies then proxies.resolve(app.proxies, req) end
     core.on_close(close_request, req)
     req.user = auth.authenticate(app.settings.authentication_classes, req)
     local ok, why = permissions.check(view.permission_classes, req)
