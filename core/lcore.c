@@ -195,6 +195,14 @@ static int l_log(lua_State *L) {
   return 0;
 }
 
+/* core.time() -> the wall clock in seconds, to the microsecond: os.time()
+ * is whole seconds (and lags a few ms), which would let a credential pass
+ * just after the moment it expires on an open stream's clock. */
+static int l_time(lua_State *L) {
+  lua_pushnumber(L, ev_time());
+  return 1;
+}
+
 /* core.redact_query(names): the query parameters (a list of decoded names)
  * whose values this worker's log lines show as an ellipsis from now on; the
  * app's authentication classes' (flosse.redact). More than 16 names, or one
@@ -390,6 +398,8 @@ int luaopen_flosse_core(lua_State *L) {
   lua_setfield(L, -2, "set_log_level");
   lua_pushcfunction(L, l_log);
   lua_setfield(L, -2, "log");
+  lua_pushcfunction(L, l_time);
+  lua_setfield(L, -2, "time");
   lua_pushcfunction(L, l_redact_query);
   lua_setfield(L, -2, "redact_query");
   lua_pushcfunction(L, l_stats);
