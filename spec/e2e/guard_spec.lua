@@ -252,3 +252,20 @@ describe("#e2e flosse.revoke across nodes (Redis)", function()
     bob:close()
   end)
 end)
+
+describe("#e2e max_streams_per_ip behind a trusted proxy", function()
+  local server = e2e.serve(setup, teardown, APP, {
+    env = { FLOSSE_JWT_SECRET = SECRET, FLOSSE_GUARD_MAX_IP = "1", FLOSSE_GUARD_TRUSTED = "127.0.0.1" },
+  })
+
+  it("counts the client the proxy names, not the proxy", function()
+    local a = e2e.open(server.port, "/open/", { "X-Forwarded-For: 203.0.113.1" })
+    local resp = e2e.get(server.port, "/open/", { "X-Forwarded-For: 203.0.113.1" })
+    assert.equal(429, resp.status)
+    local b = e2e.open(server.port, "/open/", { "X-Forwarded-For: 203.0.113.2" })
+    assert.equal("1", e2e.get(server.port, "/count/?ip=203.0.113.1").body)
+    assert.equal("0", e2e.get(server.port, "/count/?ip=127.0.0.1").body)
+    a:close()
+    b:close()
+  end)
+end)
