@@ -105,6 +105,7 @@ build = {
       ["flosse.request"] = "lua/flosse/request.lua",
       ["flosse.cors"] = "lua/flosse/cors.lua",
       ["flosse.current"] = "lua/flosse/current.lua",
+      ["flosse.grants"] = "lua/flosse/grants.lua",
       ["flosse.response"] = "lua/flosse/response.lua",
       ["flosse.server"] = "lua/flosse/server.lua",
       ["flosse.static"] = "lua/flosse/static.lua",
