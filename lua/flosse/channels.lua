@@ -59,7 +59,7 @@ local function check_subscribe(request, names)
   local list = type(names) == "table" and names or { names }
   for i = 1, #list do
     if not grants.user_may(user, "subscribe", list[i]) then
-      core.refuse(403, permissions.DEFAULT_MESSAGE)
+      core.refuse(403, permissions.DEFAULT_MESSAGE, true) -- exact: the permission 403, byte for byte
     end
   end
 end
