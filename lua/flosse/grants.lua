@@ -92,11 +92,12 @@ local function claim_text(v)
   return nil
 end
 
--- The compiled pattern with its claims substituted: a list of segments,
+-- The compiled pattern (size: its length) with its claims substituted,
+-- at most MAX_PATTERN_BYTES long: a list of segments,
 -- each DOUBLE or a list of literal pieces with a "*" between two pieces
 -- ({ "a", "b" } is "a*b", { "x" } is "x"). nil when it matches nothing.
-local function resolve(raw, vars)
-  local out, size = {}, 0
+local function resolve(raw, vars, size)
+  local out = {}
   local pieces = { "" }
   local function add_literal(s)
     -- a "/" in a claim's value lines up with the name's "/"
@@ -122,7 +123,7 @@ local function resolve(raw, vars)
         elseif type(tok) == "table" then
           local value = claim_text(vars and vars[tok.var])
           if not value then return nil end
-          size = size + #value
+          size = size - (#tok.var + 2) + #value -- "{name}" becomes the value
           if size > grants.MAX_PATTERN_BYTES then return nil end
           add_literal(value)
         else
@@ -220,7 +221,7 @@ function grants.match(pattern, name, vars)
   local raw = compile(pattern)
   if raw == MALFORMED then return false end
   if type(vars) ~= "table" then vars = nil end
-  local segs = resolve(raw, vars)
+  local segs = resolve(raw, vars, #pattern)
   if not segs then return false end
   local starts, ends = split_name(name)
   return segments_match(segs, starts, ends, name)
@@ -236,7 +237,7 @@ function grants.any(list, name, vars)
     local pattern = list[i]
     if type(pattern) == "string" and #pattern <= grants.MAX_PATTERN_BYTES then
       local raw = compile(pattern)
-      local segs = raw ~= MALFORMED and resolve(raw, vars)
+      local segs = raw ~= MALFORMED and resolve(raw, vars, #pattern)
       if segs then
         if not starts then starts, ends = split_name(name) end
         if segments_match(segs, starts, ends, name) then return true end

@@ -118,6 +118,10 @@ describe("flosse.grants.match", function()
     assert.is_true(match(p, p))
     assert.is_false(match("{x}", ("b"):rep(grants.MAX_PATTERN_BYTES + 1),
       { x = ("b"):rep(grants.MAX_PATTERN_BYTES + 1) }))
+    -- the pattern's own text counts: 1000 bytes and a claim of 30 is over
+    local long = ("a"):rep(1000) .. "/{x}"
+    assert.is_true(match(long, ("a"):rep(1000) .. "/" .. ("b"):rep(20), { x = ("b"):rep(20) }))
+    assert.is_false(match(long, ("a"):rep(1000) .. "/" .. ("b"):rep(30), { x = ("b"):rep(30) }))
   end)
 
   -- Generous bounds: only a backtracking blow-up (seconds to hours) fails.
