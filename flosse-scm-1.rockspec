@@ -113,6 +113,7 @@ build = {
       ["flosse.request"] = "lua/flosse/request.lua",
       ["flosse.cors"] = "lua/flosse/cors.lua",
       ["flosse.current"] = "lua/flosse/current.lua",
+      ["flosse.grants"] = "lua/flosse/grants.lua",
       ["flosse.response"] = "lua/flosse/response.lua",
       ["flosse.revoke"] = "lua/flosse/revoke.lua",
       ["flosse.server"] = "lua/flosse/server.lua",

@@ -10,7 +10,7 @@
 # WORKERS workers each (default 2):
 #   bin/flosse serve bench/app --port P --workers W --log-level warn --no-reload --heartbeat 0
 # (bench/app: sub/<str:name>/ -> flosse.relay_view{}, pub/<str:name>/ ->
-# flosse.publish_view{}; its settings.lua reads the channel history from
+# flosse.publish_view{ permission_classes = { AllowAny } }; its settings.lua reads the channel history from
 # BENCH_HISTORY, set here to HISTORY, and sets channel_backlog = 100000), and
 #   nginx -p PREFIX -c PREFIX/nginx.conf -g 'daemon off;'
 # with bench/peers/nchan.conf filled in (subscriber and publisher locations,

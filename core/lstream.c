@@ -153,11 +153,13 @@ static int l_client_streams(lua_State *L) {
   return 1;
 }
 
-/* core.refuse(status, text): see flosse_task_refuse. */
+/* core.refuse(status, text, exact): see flosse_task_refuse (exact true:
+ * flosse_task_refuse_exact, the body is text without a newline added). */
 static int l_refuse(lua_State *L) {
   lua_Integer status = luaL_checkinteger(L, 1);
   luaL_argcheck(L, status >= 400 && status <= 599, 1, "a refusal's status is 400 to 599");
   const char *text = luaL_checkstring(L, 2);
+  if (lua_toboolean(L, 3)) return flosse_task_refuse_exact(L, (int)status, text);
   return flosse_task_refuse(L, (int)status, text);
 }
 

@@ -178,10 +178,11 @@ static void fail_request_as(struct flosse_stream *s, const char *log_text, const
 
 static void fail_request(struct flosse_stream *s, const char *why) { fail_request_as(s, why, why); }
 
-/* A refusal before anything was sent: its status and text, one log line. */
-static void refuse_request(struct flosse_stream *s, int status, const char *text) {
+/* A refusal before anything was sent: its status and text (and a newline,
+ * unless exact), one log line. */
+static void refuse_request(struct flosse_stream *s, int status, const char *text, int exact) {
   char body[256];
-  int n = snprintf(body, sizeof body, "%s\n", text);
+  int n = snprintf(body, sizeof body, exact ? "%s" : "%s\n", text);
   flosse_log(FLOSSE_LOG_WARN, "refused %s %s: %d %s", s->conn->remote,
              s->conn->reqline ? s->conn->reqline : "-", status, text);
   answer_instead(s, status, body, n);
@@ -357,7 +358,7 @@ static void on_failed(struct flosse_task *t, const struct flosse_task_error *e) 
   struct flosse_conn *c = s->conn;
   int started = s->sse && !s->head_pending;
   if (e->refusal && !started) {
-    refuse_request(s, e->refusal, e->refusal_text);
+    refuse_request(s, e->refusal, e->refusal_text, e->refusal_exact);
     return;
   }
   char id[13];

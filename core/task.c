@@ -18,6 +18,7 @@ const char flosse_task_wait_key = 'w';
 #define REFUSAL_MT "flosse.Refusal"
 struct refusal {
   int status;
+  int exact; /* the body is text as it is */
   char text[240];
 };
 
@@ -184,13 +185,18 @@ void flosse_task_release(struct flosse_task *t) {
 
 /* ---- refusals -------------------------------------------------------------- */
 
-int flosse_task_refuse(lua_State *L, int status, const char *text) {
+static int refuse(lua_State *L, int status, const char *text, int exact) {
   struct refusal *r = lua_newuserdatauv(L, sizeof *r, 0);
   r->status = status;
+  r->exact = exact;
   snprintf(r->text, sizeof r->text, "%s", text);
   luaL_setmetatable(L, REFUSAL_MT);
   return lua_error(L);
 }
+
+int flosse_task_refuse(lua_State *L, int status, const char *text) { return refuse(L, status, text, 0); }
+
+int flosse_task_refuse_exact(lua_State *L, int status, const char *text) { return refuse(L, status, text, 1); }
 
 static int refusal_tostring(lua_State *L) {
   struct refusal *r = luaL_checkudata(L, 1, REFUSAL_MT);
@@ -248,6 +254,7 @@ static void failed(struct flosse_task *t, lua_State *T) {
     char text[sizeof r->text];
     snprintf(text, sizeof text, "%s", r->text);
     e.refusal = r->status;
+    e.refusal_exact = r->exact;
     e.refusal_text = e.log_text = e.client_text = text;
     t->cb->failed(t, &e);
     return;
@@ -275,7 +282,7 @@ static void over_budget(struct flosse_task *t) {
   snprintf(msg, sizeof msg,
            "ran %ld instructions without yielding (instruction budget; a loop that never yields?)",
            t->ctx->cfg->instruction_budget);
-  struct flosse_task_error e = {msg, msg, 0, NULL};
+  struct flosse_task_error e = {msg, msg, 0, NULL, 0};
   t->cb->failed(t, &e);
 }
 

@@ -34,6 +34,7 @@ struct flosse_task_error {
   const char *client_text;   /* the message alone, for a debug-mode client */
   int refusal;               /* > 0: core.refuse(status, text) raised it */
   const char *refusal_text;
+  int refusal_exact;         /* the answer's body is refusal_text as it is (no "\n" added) */
 };
 
 /* What a task tells its owner. */
@@ -142,6 +143,10 @@ int flosse_task_yield_wait(lua_State *T, struct flosse_task *t, const struct flo
  * becomes an error event with that text on a stream already going. Logged
  * as one warning, never with a traceback. Does not return. */
 int flosse_task_refuse(lua_State *L, int status, const char *text);
+/* The same, but an answer's body is text exactly, without the newline
+ * flosse_task_refuse adds: so that a refusal can be byte for byte the
+ * permission classes' 403 (a grant check must not tell itself apart). */
+int flosse_task_refuse_exact(lua_State *L, int status, const char *text);
 /* 1 if L[idx] is a refusal. */
 int flosse_task_is_refusal(lua_State *T, int idx);
 /* Registers the refusal's metatable in L. */

@@ -9,5 +9,6 @@ return {
   path("bench/ten/", views.ten, "ten"),          -- 10 events, then the view returns
   path("bench/quiet/", views.quiet, "quiet"),    -- 1 event, then an hour of sleep
   path("sub/<str:name>/", flosse.relay_view{}, "sub"),    -- fan-out: subscribe
-  path("pub/<str:name>/", flosse.publish_view{}, "pub"),  -- fan-out: POST publishes
+  -- fan-out: POST publishes (open: a load generator has no credential)
+  path("pub/<str:name>/", flosse.publish_view{ permission_classes = { flosse.permissions.AllowAny } }, "pub"),
 }

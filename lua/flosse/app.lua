@@ -88,6 +88,28 @@ local function new_generation(dir)
   return env, modules
 end
 
+-- Safe default: a publish_view without permission_classes (channels.lua
+-- marks it unguarded_publish) would let anyone publish, so the app does not
+-- load; the message names the route. Walks include()'s nested lists.
+local function check_publish_views(list, where, depth)
+  if depth > 32 then return nil end -- urls.resolve reports the nesting
+  for _, item in ipairs(list) do
+    if type(item) == "table" then
+      local view = item.view
+      if type(item.route) == "string" and type(view) == "table" then
+        if rawget(view, "unguarded_publish") then
+          return ("%s: route %q: publish_view has no permission_classes (nil or {}; write permission_classes = "
+            .. "{ flosse.permissions.AllowAny } to make it public)"):format(where, item.route)
+        end
+      elseif item.route == nil then
+        local err = check_publish_views(item, where, depth + 1)
+        if err then return err end
+      end
+    end
+  end
+  return nil
+end
+
 --- load(dir) -> app | nil, one-line message
 -- app = { dir =, settings =, urlpatterns =, modules = (the app's modules by name) }
 function app.load(dir)
@@ -134,6 +156,8 @@ function app.load(dir)
       return nil, ("%s/urls.lua: entry %d is not a path(...) entry"):format(dir, i)
     end
   end
+  local perr = check_publish_views(patterns, dir .. "/urls.lua", 0)
+  if perr then return nil, perr end
   -- tasks.lua is compiled now (a syntax error fails the load, keeping the
   -- old app), and run once the server runs (flosse.tasks.run).
   local tasks

@@ -6,6 +6,7 @@
 -- function may wait (a sleep, a channel, a Redis look-up).
 
 local trim = require("flosse.request").trim
+local grants = require "flosse.grants"
 
 -- JWTAuthentication's C core (libcrypto) and JSON decoder, loaded by its
 -- constructor: the token parsers here stay loadable without the C module
@@ -21,9 +22,33 @@ end
 
 local auth = {}
 
+-- The methods every user has (request.user:may_subscribe(name)): the
+-- metatable of a user table that has none of its own.
+local User = { __name = "flosse.User" }
+User.__index = User
+
+--- user:may_subscribe(name) -> boolean
+-- True only when a pattern of the user's subscribe list matches name (no
+-- grant, no right: a user without grants, or anonymous, may not).
+function User:may_subscribe(name) return grants.user_may(self, "subscribe", name) end
+
+--- user:may_publish(name) -> boolean, likewise with the publish list.
+function User:may_publish(name) return grants.user_may(self, "publish", name) end
+
+auth.User = User
+
+-- Gives u the user methods: User as its metatable, or, when it has a
+-- metatable of its own, the methods as fields (unless it defines them).
+local function with_methods(u)
+  if getmetatable(u) == nil then return setmetatable(u, User) end
+  if u.may_subscribe == nil then rawset(u, "may_subscribe", User.may_subscribe) end
+  if u.may_publish == nil then rawset(u, "may_publish", User.may_publish) end
+  return u
+end
+
 --- anonymous() -> a new anonymous user table.
 function auth.anonymous()
-  return { username = "", is_authenticated = false, is_staff = false }
+  return setmetatable({ username = "", is_authenticated = false, is_staff = false }, User)
 end
 
 -- Deep copy of a user table (cycles kept, metatables shared), so that a view
@@ -50,7 +75,7 @@ local function normalize_user(user)
   end
   if rawget(u, "is_authenticated") == nil then u.is_authenticated = true end
   if rawget(u, "is_staff") == nil then u.is_staff = false end
-  return u
+  return with_methods(u)
 end
 auth.normalize_user = normalize_user
 
@@ -139,6 +164,22 @@ function TokenAuthentication.new(opts)
   local tokens = opts.tokens
   if type(tokens) ~= "table" and not is_callable(tokens) then
     error("flosse.auth.TokenAuthentication: tokens must be a table or a function", 2)
+  end
+  if type(tokens) == "table" and not is_callable(tokens) then
+    -- A token table's grants are checked once, here; a function's users
+    -- (and a JWT's) only match nothing where a pattern is malformed.
+    -- (the message names the user, never its token)
+    for _, user in pairs(tokens) do
+      if type(user) == "table" then
+        for _, kind in ipairs { "subscribe", "publish" } do
+          if user[kind] ~= nil then
+            local ok, why = grants.check_list(user[kind], ("user %q: %s"):format(
+              tostring(user.username or user.id or "?"), kind))
+            if not ok then error("flosse.auth.TokenAuthentication: " .. why, 2) end
+          end
+        end
+      end
+    end
   end
   return setmetatable(check_sources(opts, { tokens = tokens }, "TokenAuthentication"),
     TokenAuthentication)
@@ -294,7 +335,9 @@ function JWTAuthentication:check(token, now)
   if not ok then return nil, why end
   local claims = json_object(payload_json)
   if not claims then return nil, "the claims are not a JSON object" end
-  now = now or os.time()
+  -- to the microsecond: a stream with this user ends at expires_at by the
+  -- same clock, so a reconnect just after it must be refused
+  now = now or core.time()
   local leeway = self.leeway
   local exp, nbf, iat = claims.exp, claims.nbf, claims.iat
   if exp ~= nil and not (is_time(exp) and now < exp + leeway) then return nil, "expired" end
@@ -321,20 +364,34 @@ end
 --- obj:authenticate(request) -> user | nil
 -- The first credential that passes every check gives the user:
 -- { id = sub, username = sub, claims = the payload, is_authenticated = true,
---   is_staff = (claims.is_staff == true), expires_at = exp or nil }.
+--   is_staff = (claims.is_staff == true), expires_at = exp + leeway or nil,
+--   subscribe =, publish = (the flosse claim's grants, below) }.
+-- expires_at is exp + leeway: the moment the token stops being accepted.
+-- A flosse claim gives the user its channel grants (flosse.grants): subscribe
+-- = claims.flosse.subscribe, publish = claims.flosse.publish; a flosse claim
+-- with neither (or that is not an object) still restricts the user, to
+-- nothing (subscribe = {}).
 -- Every refusal is the same nil (anonymous; the permission class answers
 -- 403); why is only in a debug log line.
 function JWTAuthentication:authenticate(request)
   for _, tok in ipairs(self:credentials(request)) do
     local claims, sub = self:check(tok)
     if claims then
+      local subscribe, publish
+      local g = claims.flosse
+      if g ~= nil then
+        if type(g) == "table" then subscribe, publish = g.subscribe, g.publish end
+        if subscribe == nil and publish == nil then subscribe = {} end
+      end
       return {
         id = sub,
         username = sub,
         claims = claims,
         is_authenticated = true,
         is_staff = claims.is_staff == true,
-        expires_at = is_time(claims.exp) and claims.exp or nil,
+        expires_at = is_time(claims.exp) and claims.exp + self.leeway or nil,
+        subscribe = subscribe,
+        publish = publish,
       }
     end
     core.log("debug", "JWTAuthentication: token refused: " .. sub)

@@ -8,6 +8,9 @@ local cjson = require("cjson.safe").new()
 -- since the text of what is accepted goes to subscribers as it came.
 cjson.decode_invalid_numbers(false)
 local response = require "flosse.response"
+local current = require "flosse.current"
+local grants = require "flosse.grants"
+local permissions = require "flosse.permissions"
 
 local channels = {}
 
@@ -28,6 +31,8 @@ end
 -- Takes any yield style; an event without an id gets the next sequence
 -- number. With Redis (docs/scaling.md) the id is Redis', delivered counts
 -- this node's subscribers, and the calling view or task waits for Redis.
+-- Not checked against the user's grants: server code publishes on its own
+-- behalf (publish_view, the client's way in, is checked).
 function Channel:publish(...)
   local id, n = publish(self.name, ...)
   return id, n
@@ -43,13 +48,31 @@ function channels.channel(name)
   return setmetatable({ name = name }, Channel)
 end
 
+-- A request whose user carries grants (flosse.grants) subscribes only to
+-- the channels its subscribe list allows: otherwise the stream is refused
+-- with the permission classes' 403, the same answer whatever failed (an
+-- error event once the stream's head is out). A request whose user has no
+-- grants, and a background task (no request), are not checked here.
+local function check_subscribe(request, names)
+  local user = request and request.user
+  if not grants.carries(user) then return end
+  local list = type(names) == "table" and names or { names }
+  for i = 1, #list do
+    if not grants.user_may(user, "subscribe", list[i]) then
+      core.refuse(403, permissions.DEFAULT_MESSAGE, true) -- exact: the permission 403, byte for byte
+    end
+  end
+end
+
 --- subscribe(name | {names}, { last_event_id = }) -> iterator
 -- for event in flosse.subscribe(...) do coroutine.yield(event) end
 -- The loop suspends this stream until the next event. Leaving the loop (or
--- the stream ending) releases the subscription.
+-- the stream ending) releases the subscription. In a view whose user
+-- carries grants, every name must pass request.user:may_subscribe.
 function channels.subscribe(names, opts)
   if opts ~= nil and type(opts) ~= "table" then error("flosse.subscribe: opts must be a table", 2) end
   local last = opts and opts.last_event_id
+  check_subscribe(current.request(), names)
   local sub = core.subscribe(names, last)
   -- With Redis: in place on every node before the stream's head goes out.
   sub:ready()
@@ -69,14 +92,18 @@ local function flosse() return require "flosse" end
 
 --- relay_view{ channel = name | nil, permission_classes =, retry =, heartbeat =, cors =, headers = }
 -- A stream view relaying one channel (the route's <str:name> when channel is nil).
+-- The fixed channel is recorded as view.channel (permissions.CanSubscribe
+-- reads it). A user with grants gets only a channel it may subscribe to,
+-- with CanSubscribe or without.
 function channels.relay_view(opts)
   opts = opts or {}
   local fixed = opts.channel
-  return flosse().sse_stream({
+  local view = flosse().sse_stream({
     permission_classes = opts.permission_classes, retry = opts.retry, heartbeat = opts.heartbeat,
     cors = opts.cors, headers = opts.headers,
   }, function(request)
     local name = fixed or request.params.name
+    check_subscribe(request, name)
     local sub = core.subscribe(name, request.last_event_id)
     sub:ready()
     -- Nothing registered to run at close (no request:on_close so far, and no
@@ -87,6 +114,8 @@ function channels.relay_view(opts)
     -- and the view's thread is let go.
     sub:relay()
   end)
+  view.channel = fixed
+  return view
 end
 
 local function bad_request(why)
@@ -135,14 +164,23 @@ end
 
 --- publish_view{ channel = name | nil, permission_classes =, cors = }
 -- POST a JSON object (data, event, id, retry) or any other body (the data);
--- answers {"id": ..., "delivered": N}.
+-- answers {"id": ..., "delivered": N}. The fixed channel is recorded as
+-- view.channel (permissions.CanPublish reads it). A user with grants
+-- publishes only where it may publish (403 otherwise, CanPublish or not).
+-- Safe default: without permission_classes (or with an empty list) the view
+-- is marked unguarded_publish and the app refuses to load (flosse.app):
+-- publishing for anyone must be written out, { AllowAny }.
 function channels.publish_view(opts)
   opts = opts or {}
   local fixed = opts.channel
-  return flosse().view({ methods = { "POST" }, permission_classes = opts.permission_classes,
-                        cors = opts.cors },
+  local view = flosse().view({ methods = { "POST" }, permission_classes = opts.permission_classes,
+                               cors = opts.cors },
     function(request)
       local name = fixed or request.params.name
+      local user = request.user
+      if grants.carries(user) and not grants.user_may(user, "publish", name) then
+        return response.text(403, permissions.DEFAULT_MESSAGE)
+      end
       local fields, why = fields_from(request)
       if not fields then return bad_request(why) end
       local id, delivered, code = publish(name, fields)
@@ -156,6 +194,10 @@ function channels.publish_view(opts)
         body = ('{"id":%s,"delivered":%d}'):format(core.json_encode(id), delivered),
       }
     end)
+  view.channel = fixed
+  local pcs = opts.permission_classes
+  if pcs == nil or (type(pcs) == "table" and next(pcs) == nil) then view.unguarded_publish = true end
+  return view
 end
 
 return channels

@@ -6,6 +6,8 @@
 -- has_permission may wait (flosse.sleep, a channel...): nothing here wraps it
 -- in a C boundary that cannot yield.
 
+local grants = require "flosse.grants"
+
 local permissions = {}
 
 local DEFAULT_MESSAGE = "You do not have permission to perform this action."
@@ -60,6 +62,40 @@ local IsAdminUser = BaseSSEPermission:extend {
   end,
 }
 
+-- The channel a request's view serves: the view's own channel (relay_view{
+-- channel = } and publish_view{ channel = } record it on the view object,
+-- which request.route holds), else the route's <name> parameter. The fixed
+-- channel comes first since it is the one the view subscribes or publishes.
+local function channel_of(request)
+  local route = request.route
+  local view = type(route) == "table" and route.view
+  local fixed = type(view) == "table" and rawget(view, "channel")
+  if type(fixed) == "string" then return fixed end
+  local params = request.params
+  local name = type(params) == "table" and params.name
+  if type(name) == "string" then return name end
+  return nil
+end
+permissions.channel_of = channel_of
+
+-- request.user:may_subscribe / :may_publish answer for the channel (a user
+-- table without the methods is asked through flosse.grants, the same rule).
+local function may(request, kind)
+  local name = channel_of(request)
+  if not name then return false end
+  return grants.user_may(request.user, kind, name)
+end
+
+local CanSubscribe = BaseSSEPermission:extend {
+  __name = "flosse.CanSubscribe",
+  has_permission = function(_, request) return may(request, "subscribe") end,
+}
+
+local CanPublish = BaseSSEPermission:extend {
+  __name = "flosse.CanPublish",
+  has_permission = function(_, request) return may(request, "publish") end,
+}
+
 -- One instance per request: cls:new() when the class has one, otherwise a
 -- table that inherits from cls (a plain table with has_permission works).
 local function instantiate(cls, i)
@@ -104,5 +140,7 @@ permissions.BaseSSEPermission = BaseSSEPermission
 permissions.AllowAny = AllowAny
 permissions.IsAuthenticated = IsAuthenticated
 permissions.IsAdminUser = IsAdminUser
+permissions.CanSubscribe = CanSubscribe
+permissions.CanPublish = CanPublish
 
 return permissions
