@@ -156,8 +156,8 @@ function app.load(dir)
       return nil, ("%s/urls.lua: entry %d is not a path(...) entry"):format(dir, i)
     end
   end
-  local perr = check_publish_views(patterns, dir .. "/urls.lua", 0)
-  if perr then return nil, perr end
+  local uerr = check_publish_views(patterns, dir .. "/urls.lua", 0)
+  if uerr then return nil, uerr end
   -- tasks.lua is compiled now (a syntax error fails the load, keeping the
   -- old app), and run once the server runs (flosse.tasks.run).
   local tasks
