@@ -92,13 +92,24 @@ static void catch_up_reply(void *arg, struct redisReply *r, const char *err) {
   }
 }
 
-static void ps_up(struct flosse_redis_conn *conn, void *data) {
-  (void)data;
-  struct redisAsyncContext *ctx = flosse_redis_conn_ctx(conn);
+/* Names the link's connections in CLIENT LIST (beside the pools'). */
+static void set_name(struct flosse_redis_conn *conn) {
   const char *why;
   const char *name[3] = {"CLIENT", "SETNAME", "flosse-revocations"};
   size_t nlens[3] = {6, 7, 18};
   flosse_redis_command(conn, 3, name, nlens, flosse_redis_settings()->timeout, NULL, NULL, &why);
+}
+
+static void cmd_up(struct flosse_redis_conn *conn, void *data) {
+  (void)data;
+  set_name(conn);
+}
+
+static void ps_up(struct flosse_redis_conn *conn, void *data) {
+  (void)data;
+  struct redisAsyncContext *ctx = flosse_redis_conn_ctx(conn);
+  const char *why;
+  set_name(conn);
   if (ctx) {
     const char *argv[2] = {"SUBSCRIBE", rv.channel};
     size_t lens[2] = {9, strlen(rv.channel)};
@@ -111,6 +122,7 @@ static void ps_up(struct flosse_redis_conn *conn, void *data) {
 }
 
 static const struct flosse_redis_conn_callbacks ps_callbacks = {ps_up, NULL};
+static const struct flosse_redis_conn_callbacks cmd_callbacks = {cmd_up, NULL};
 
 int flosse_revoke_redis_start(struct ev_loop *loop) {
   const struct flosse_redis_settings *rs = flosse_redis_settings();
@@ -118,7 +130,7 @@ int flosse_revoke_redis_start(struct ev_loop *loop) {
   snprintf(rv.channel, sizeof rv.channel, "%srevoke", rs->prefix);
   snprintf(rv.set, sizeof rv.set, "%srevoked", rs->prefix);
   /* The command connection first: the pub/sub one's up callback uses it. */
-  rv.cmd = flosse_redis_conn_new(loop, &rs->url, rs->timeout, NULL, NULL);
+  rv.cmd = flosse_redis_conn_new(loop, &rs->url, rs->timeout, &cmd_callbacks, NULL);
   rv.ps = rv.cmd ? flosse_redis_conn_new(loop, &rs->url, rs->timeout, &ps_callbacks, NULL) : NULL;
   if (!rv.ps) {
     flosse_redis_conn_free(rv.cmd);

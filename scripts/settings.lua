@@ -1,10 +1,6 @@
 -- The example app's settings. Every key has a default; CLI flags override.
 local auth = require "flosse.auth"
 
--- The port the cross-origin demo's origins name (the app serves on 8080
--- with `make run`; FLOSSE_DEMO_PORT when it serves on another).
-local demo_port = os.getenv("FLOSSE_DEMO_PORT") or "8080"
-
 return {
   debug = false,  -- true sends error texts to clients; keep false outside development
 
@@ -28,15 +24,5 @@ return {
       secret = os.getenv("FLOSSE_DEMO_JWT_SECRET") or "flosse-demo-secret-change-me",
       algorithms = { "HS256" },
     },
-  },
-
-  -- The cross-origin demo (/cross-origin/): a page on http://localhost:8080
-  -- opening streams on http://127.0.0.1:8080, and the other way round (two
-  -- origins, one server). Other origins get no Access-Control-* headers.
-  -- (The demo token goes in the URL, which logs redact; with a real app
-  -- prefer a cookie, sent cross-origin thanks to credentials = true.)
-  cors = {
-    origins = { "http://localhost:" .. demo_port, "http://127.0.0.1:" .. demo_port },
-    credentials = true,
   },
 }

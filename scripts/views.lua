@@ -126,7 +126,17 @@ views.channel_relay = flosse.relay_view{}
 -- The user a credential gives (a demo token, or a JWT: docs/security.md,
 -- "Issuing tokens"), then a tick a second. A JWT's stream ends with
 -- `event: flosse-expired` when the token's exp passes.
-views.me = flosse.sse_stream({ permission_classes = { IsAuthenticated } }, function(request)
+-- Its CORS policy is the cross-origin demo's (/cross-origin/): a page on
+-- http://localhost:8080 reading this stream on http://127.0.0.1:8080, and
+-- the other way round (two origins, one server; FLOSSE_DEMO_PORT when the
+-- app serves on another port). Other origins get no Access-Control-*
+-- headers. (The demo token goes in the URL, which logs redact; a real app
+-- would rather use a cookie, sent cross-origin thanks to credentials.)
+local demo_port = os.getenv("FLOSSE_DEMO_PORT") or "8080"
+views.me = flosse.sse_stream({
+  permission_classes = { IsAuthenticated },
+  cors = { origins = { "http://localhost:" .. demo_port, "http://127.0.0.1:" .. demo_port }, credentials = true },
+}, function(request)
   local user = request.user
   coroutine.yield("me", { username = user.username, is_staff = user.is_staff,
                           expires_at = user.expires_at, claims = user.claims })

@@ -31,7 +31,7 @@ describe("#e2e the example app's JWT class, CORS and cross-origin page", functio
   teardown(function() if server.pid then server:cleanup() end end)
 
   it("takes a JWT minted for the demo secret, and ends its stream at exp", function()
-    local tok = e2e.jwt_mint("HS256", { typ = "JWT" }, { sub = "42", exp = os.time() + 2 }, DEMO_SECRET)
+    local tok = e2e.jwt_mint("HS256", { typ = "JWT" }, { sub = "42", exp = os.time() + 4 }, DEMO_SECRET)
     local c = e2e.open(server.port, "/sse/me/", { "Authorization: Bearer " .. tok })
     local me = assert(c:read_event())
     assert.equal("me", me.event)
