@@ -117,6 +117,7 @@ build = {
       ["flosse.response"] = "lua/flosse/response.lua",
       ["flosse.revoke"] = "lua/flosse/revoke.lua",
       ["flosse.server"] = "lua/flosse/server.lua",
+      ["flosse.settings"] = "lua/flosse/settings.lua",
       ["flosse.static"] = "lua/flosse/static.lua",
       ["flosse.tasks"] = "lua/flosse/tasks.lua",
       ["flosse.redis"] = "lua/flosse/redis.lua",

@@ -4,7 +4,9 @@ local core = require "flosse.core"
 local static = require "flosse.static"
 local auth = require "flosse.auth"
 local cors = require "flosse.cors"
+local urls = require "flosse.urls"
 local proxies = require "flosse.proxies"
+local settings_mod = require "flosse.settings"
 
 local app = {}
 
@@ -110,6 +112,27 @@ local function check_publish_views(list, where, depth)
   return nil
 end
 
+-- Every entry of urls.lua must be made by path() (include()'s lists hold
+-- such entries too): a table written by hand would skip path()'s checks.
+local function check_entries(list, where, label, depth)
+  if depth > 32 then return ("%s: urls nested more than 32 deep"):format(where) end
+  for i, entry in ipairs(list) do
+    local name = label .. i
+    if type(entry) ~= "table" then
+      return ("%s: %s is a %s, not a path(...) entry"):format(where, name, type(entry))
+    end
+    if not urls.is_path_entry(entry) then
+      if entry.route ~= nil or entry[1] == nil then
+        return ("%s: %s is not made by path()%s: write path(route, view[, name])"):format(where, name,
+          type(entry.route) == "string" and (" (route %q)"):format(entry.route) or "")
+      end
+      local err = check_entries(entry, where, name .. ".", depth + 1)
+      if err then return err end
+    end
+  end
+  return nil
+end
+
 --- load(dir) -> app | nil, one-line message
 -- app = { dir =, settings =, urlpatterns =, modules = (the app's modules by name) }
 function app.load(dir)
@@ -126,14 +149,12 @@ function app.load(dir)
   if file_exists(dir .. "/settings.lua") then
     local user, err = run_file(dir .. "/settings.lua", "the settings", env)
     if not user then return nil, err end
+    local f = io.open(dir .. "/settings.lua", "r")
+    local text = f and f:read("a")
+    if f then f:close() end
+    local ok, why = settings_mod.check(user, dir .. "/settings.lua", text)
+    if not ok then return nil, why end
     for k, v in pairs(user) do settings[k] = v end
-  end
-  for _, cap in ipairs { "max_streams_per_ip", "max_streams_per_user" } do
-    local v = settings[cap]
-    if v ~= nil and not (math.type(v) == "integer" and v > 0) then
-      return nil, ("%s/settings.lua: %s must be a positive integer (streams), not %s"):format(dir, cap,
-        tostring(v))
-    end
   end
   if type(settings.authentication_classes) ~= "table" then
     return nil, ("%s/settings.lua: authentication_classes must be a list"):format(dir)
@@ -151,11 +172,8 @@ function app.load(dir)
   local patterns, err = run_file(dir .. "/urls.lua", "a list of path(...) entries", env)
   if not patterns then return nil, err end
   if patterns.urlpatterns then patterns = patterns.urlpatterns end
-  for i, entry in ipairs(patterns) do
-    if type(entry) ~= "table" or (entry.route == nil and entry[1] == nil) then
-      return nil, ("%s/urls.lua: entry %d is not a path(...) entry"):format(dir, i)
-    end
-  end
+  local perr_entry = check_entries(patterns, dir .. "/urls.lua", "entry ", 0)
+  if perr_entry then return nil, perr_entry end
   local uerr = check_publish_views(patterns, dir .. "/urls.lua", 0)
   if uerr then return nil, uerr end
   -- tasks.lua is compiled now (a syntax error fails the load, keeping the

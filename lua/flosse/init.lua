@@ -19,6 +19,23 @@ function View:__tostring()
   return ("flosse.View(%s)"):format(self.kind)
 end
 
+-- The folder of flosse's own modules: a frame whose source is there is the
+-- library's, not the app's.
+local LIB = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "\0"
+
+-- Raises msg at the app's call that made the view (the first frame outside
+-- flosse's modules, tail calls and curried forms included), so that
+-- "views.lua:12: sse_stream: unknown option ..." names the file and line.
+local function view_error(msg)
+  local level = 2
+  while true do
+    local info = debug.getinfo(level, "S")
+    if not info then error(msg, 2) end
+    if info.what ~= "C" and info.source:sub(1, #LIB + 1) ~= "@" .. LIB then error(msg, level) end
+    level = level + 1
+  end
+end
+
 local STREAM_OPTIONS = {
   permission_classes = true, retry = true, heartbeat = true, name = true, cors = true, headers = true,
 }
@@ -27,20 +44,20 @@ local PLAIN_OPTIONS = { permission_classes = true, methods = true, name = true, 
 local function check_options(opts, allowed, what)
   for k in pairs(opts) do
     if not allowed[k] then
-      error(("%s: unknown option %q"):format(what, tostring(k)), 4)
+      view_error(("%s: unknown option %q"):format(what, tostring(k)))
     end
   end
   local pcs = opts.permission_classes
   if pcs ~= nil then
-    if type(pcs) ~= "table" then error(what .. ": permission_classes must be a list", 4) end
+    if type(pcs) ~= "table" then view_error(what .. ": permission_classes must be a list") end
     for i, cls in ipairs(pcs) do
       if type(cls) ~= "table" or type(cls.has_permission) ~= "function" then
-        error(("%s: permission_classes[%d] has no has_permission method"):format(what, i), 4)
+        view_error(("%s: permission_classes[%d] has no has_permission method"):format(what, i))
       end
     end
   end
   local policy, err = cors.normalize(opts.cors, what .. ": cors")
-  if err then error(err, 4) end
+  if err then view_error(err) end
   return policy
 end
 
@@ -50,18 +67,18 @@ local function is_nonneg_int(v)
 end
 
 local function new_stream(opts, fn)
-  if type(fn) ~= "function" then error("sse_stream: the view must be a function", 3) end
+  if type(fn) ~= "function" then view_error("sse_stream: the view must be a function") end
   local policy = check_options(opts, STREAM_OPTIONS, "sse_stream")
   local headers = opts.headers
   if headers ~= nil and type(headers) ~= "table" and type(headers) ~= "function" then
-    error("sse_stream: headers must be a table or a function of the request", 3)
+    view_error("sse_stream: headers must be a table or a function of the request")
   end
   if type(headers) == "table" then headers = response.check_stream_headers(headers, "sse_stream: headers", 3) end
   if opts.retry ~= nil and not is_nonneg_int(opts.retry) then
-    error("sse_stream: retry must be a non-negative integer (milliseconds)", 3)
+    view_error("sse_stream: retry must be a non-negative integer (milliseconds)")
   end
   if opts.heartbeat ~= nil and (type(opts.heartbeat) ~= "number" or opts.heartbeat < 0) then
-    error("sse_stream: heartbeat must be a non-negative number of seconds", 3)
+    view_error("sse_stream: heartbeat must be a non-negative number of seconds")
   end
   return setmetatable({
     is_flosse_view = true,
@@ -80,7 +97,7 @@ end
 --- Makes a stream view: sse_stream(fn), sse_stream(opts, fn) or sse_stream(opts)(fn).
 function flosse.sse_stream(a, b)
   if type(a) == "function" and b == nil then return new_stream({}, a) end
-  if type(a) ~= "table" then error("sse_stream: expected a function or an options table", 2) end
+  if type(a) ~= "table" then view_error("sse_stream: expected a function or an options table") end
   if b == nil then
     return function(fn) return new_stream(a, fn) end
   end
@@ -88,7 +105,7 @@ function flosse.sse_stream(a, b)
 end
 
 local function new_plain(opts, fn)
-  if type(fn) ~= "function" then error("view: the view must be a function", 3) end
+  if type(fn) ~= "function" then view_error("view: the view must be a function") end
   local policy = check_options(opts, PLAIN_OPTIONS, "view")
   local methods = {}
   for _, m in ipairs(opts.methods or { "GET", "HEAD" }) do
@@ -110,7 +127,7 @@ end
 -- It returns a flosse.response{...} or a string (200, text/plain).
 function flosse.view(a, b)
   if type(a) == "function" and b == nil then return new_plain({}, a) end
-  if type(a) ~= "table" then error("view: expected a function or an options table", 2) end
+  if type(a) ~= "table" then view_error("view: expected a function or an options table") end
   if b == nil then
     return function(fn) return new_plain(a, fn) end
   end

@@ -93,6 +93,16 @@ local function compile(route)
   return table.concat(pieces), params
 end
 
+-- The metatable of what path() makes: an entry written by hand (a table
+-- with route and view) is refused when the app loads, since it would skip
+-- path()'s checks of the route and the view.
+local Entry = { __name = "flosse.urls.Entry" }
+
+--- is_entry(v) -> true when v was made by path() (or include()).
+function urls.is_path_entry(v)
+  return getmetatable(v) == Entry
+end
+
 --- path(route, view, name) -> route entry
 -- route: Django-style route without a leading "/"; view: a callable (a
 -- function, a table or userdata with __call, or a flosse view object);
@@ -109,10 +119,10 @@ function urls.path(route, view, name)
     error(string.format("flosse.urls.path: name for route %q must be a string", route), 2)
   end
   local pattern, params = compile(route)
-  return {
+  return setmetatable({
     route = route, view = view, name = name,
     _pattern = pattern, _params = params,
-  }
+  }, Entry)
 end
 
 local function is_entry(v)
