@@ -55,9 +55,11 @@ describe("#e2e flosse check and flosse serve judge settings and urls alike", fun
   end)
 
   it("other types: workers, debug, port, log_level", function()
-    both_fail({ settings = "return {\n  workers = 0,\n}\n" }, "settings.lua:2: workers must be a positive integer, not 0")
+    both_fail({ settings = "return {\n  workers = 0,\n}\n" },
+      "settings.lua:2: workers must be a positive integer, not 0")
     both_fail({ settings = 'return { debug = "yes" }\n' }, 'settings.lua:1: debug must be true or false, not "yes"')
-    both_fail({ settings = "return { port = 70000 }\n" }, "settings.lua:1: port must be a port from 0 to 65535, not 70000")
+    both_fail({ settings = "return { port = 70000 }\n" },
+      "settings.lua:1: port must be a port from 0 to 65535, not 70000")
     both_fail({ settings = 'return { log_level = "loud" }\n' },
       'settings.lua:1: log_level must be error, warn, info or debug, not "loud"')
   end)
@@ -103,7 +105,9 @@ return views
   end)
 
   it("a good app still loads", function()
-    local dir, tmp = app({ settings = "return { heartbeat = 5, retry = 1000, workers = 2, max_streams_per_ip = 10 }\n" })
+    local dir, tmp = app({
+      settings = "return { heartbeat = 5, retry = 1000, workers = 2, max_streams_per_ip = 10 }\n",
+    })
     local code, out, err = e2e.run_flosse({ "check", dir })
     assert.equal(0, code, out .. err)
     e2e.remove_tree(tmp)
