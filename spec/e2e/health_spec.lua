@@ -96,8 +96,11 @@ describe("#e2e health view with Redis", function()
       local r, b = health(server.port)
       return r.status == 503 and b.redis == "not connected (Connection refused)"
     end, 5))
-    resp, body, took = health(server.port, "HEAD")
+    resp, _, took = health(server.port, "HEAD")
     assert.equal(503, resp.status)
+    assert.equal("application/json", resp.headers["content-type"])
+    assert.equal(tostring(#'{"status":"unavailable","redis":"not connected (Connection refused)"}'),
+                 resp.headers["content-length"])
     assert.is_true(took < 1, "HEAD answered after " .. took .. " s")
 
     -- Everything else is served meanwhile.
