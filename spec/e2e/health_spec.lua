@@ -96,12 +96,12 @@ describe("#e2e health view with Redis", function()
       local r, b = health(server.port)
       return r.status == 503 and b.redis == "not connected (Connection refused)"
     end, 5))
-    resp, _, took = health(server.port, "HEAD")
-    assert.equal(503, resp.status)
-    assert.equal("application/json", resp.headers["content-type"])
+    local head, _, head_took = health(server.port, "HEAD")
+    assert.equal(503, head.status)
+    assert.equal("application/json", head.headers["content-type"])
     assert.equal(tostring(#'{"status":"unavailable","redis":"not connected (Connection refused)"}'),
-                 resp.headers["content-length"])
-    assert.is_true(took < 1, "HEAD answered after " .. took .. " s")
+                 head.headers["content-length"])
+    assert.is_true(head_took < 1, "HEAD answered after " .. head_took .. " s")
 
     -- Everything else is served meanwhile.
     assert.equal("hello\n", e2e.get(server.port, "/hello/").body)
