@@ -64,7 +64,7 @@ function health.health_view(opts)
   if pcs == nil then pcs = { permissions.AllowAny } end
   local ok, view = pcall(flosse().view,
     { methods = { "GET" }, permission_classes = pcs, name = opts.name, cors = opts.cors },
-    function(request) -- luacheck: ignore 212
+    function()
       local state, why = check_redis()
       if not state then return answer(503, "unavailable", why) end
       return answer(200, "ok", state)
