@@ -114,6 +114,7 @@ build = {
       ["flosse.cors"] = "lua/flosse/cors.lua",
       ["flosse.current"] = "lua/flosse/current.lua",
       ["flosse.grants"] = "lua/flosse/grants.lua",
+      ["flosse.health"] = "lua/flosse/health.lua",
       ["flosse.response"] = "lua/flosse/response.lua",
       ["flosse.revoke"] = "lua/flosse/revoke.lua",
       ["flosse.server"] = "lua/flosse/server.lua",

@@ -21,6 +21,7 @@ local urlpatterns = {
   -- and the cross-origin demo page
   path("sse/me/", views.me, "me"),
   path("cross-origin/", static.file("cross-origin.html"), "cross-origin"),
+  path("healthz", views.health, "health"),  -- for load balancers: open, no trailing slash
 }
 
 local styles = { "string", "event-data", "event-data-id", "fields", "table",

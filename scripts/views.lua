@@ -148,4 +148,9 @@ end)
 
 views.channel_publish = flosse.publish_view{ permission_classes = { IsAdminUser } }
 
+-- GET /healthz: 200 {"status":"ok","redis":"none"} (with --redis, "ok" once
+-- Redis answers PING; 503 and the reason while it does not). Open: a load
+-- balancer polls it without credentials.
+views.health = flosse.health_view{}
+
 return views
