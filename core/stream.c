@@ -269,14 +269,29 @@ enum flosse_admit flosse_stream_admit(struct flosse_stream *s, const struct flos
 
 /* ---- the task's callbacks ---------------------------------------------------- */
 
+/* "file:line: " of the Lua code that yielded (the suspended thread's first
+ * Lua frame), or "" when there is none: a bad yield names its line. */
+static void yield_site(lua_State *T, char *out, size_t cap) {
+  lua_Debug ar;
+  out[0] = '\0';
+  for (int level = 0; level < 4 && lua_getstack(T, level, &ar); level++) {
+    if (!lua_getinfo(T, "Sl", &ar)) break;
+    if (ar.currentline > 0 && ar.what[0] != 'C') {
+      snprintf(out, cap, "%s:%d: ", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+}
+
 static int on_event(struct flosse_task *t, int nres) {
   struct flosse_stream *s = t->owner;
   struct flosse_conn *c = s->conn;
   lua_State *T = t->T, *L = s->ctx->tasks->loop->L;
   if (!s->sse) {
     lua_pop(T, nres);
-    fail_request(s, "a value was yielded before the stream started "
-                    "(coroutine.yield in a permission or authentication class?)");
+    fail_request(s, "a value was yielded before the stream started: a plain view (path(route, fn)) "
+                    "cannot send events; make it flosse.sse_stream(fn) (or: coroutine.yield in a "
+                    "permission or authentication class?)");
     return 0;
   }
   if (!lua_checkstack(L, nres + 16)) {
@@ -305,8 +320,9 @@ static int on_event(struct flosse_task *t, int nres) {
       lua_settop(L, base - 1);
     } else {
       lua_settop(L, base - 1);
-      char msg[320], id[13];
-      snprintf(msg, sizeof msg, "cannot send what the view yielded: %s", err);
+      char msg[520], id[13], site[200];
+      yield_site(T, site, sizeof site);
+      snprintf(msg, sizeof msg, "%scannot send what the view yielded: %s", site, err);
       flosse_stream_report_error(s, msg, msg, id);
     }
   }

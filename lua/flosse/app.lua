@@ -51,6 +51,16 @@ local function run_file(path, what, env)
   return result
 end
 
+-- What an app module that returned nothing stands for: any use of it
+-- fails with a message naming the module and its file.
+local function forgot_return(name, path)
+  local function fail()
+    error(("%s: module '%s' returned nothing (does it end with `return %s`?)"):format(path, name,
+      name:match("[%w_]+$") or name), 0)
+  end
+  return setmetatable({}, { __index = fail, __newindex = fail, __call = fail })
+end
+
 -- A fresh generation of the app: its own global environment (reads fall
 -- back to _G) and its own require, which loads the app's modules from dir
 -- into this generation's table and leaves everything else (flosse, rocks)
@@ -82,7 +92,9 @@ local function new_generation(dir)
     local ok, result = pcall(chunk, name, path)
     loading[name] = nil
     if not ok then error(result, 0) end
-    if result == nil then result = true end
+    -- A module that forgot its `return` is found out where it is used
+    -- (urls.lua's views.x): the error then names the module, not urls.lua.
+    if result == nil then result = forgot_return(name, path) end
     modules[name] = result
     return result, path
   end

@@ -113,3 +113,41 @@ return views
     e2e.remove_tree(tmp)
   end)
 end)
+
+describe("#e2e clear hints for the common mistakes", function()
+  it("a module that forgot to return its table is named (not urls.lua)", function()
+    both_fail({ views = "local views = {}\nviews.a = 1\n" },
+      "/app/views.lua: module 'views' returned nothing (does it end with `return views`?)")
+  end)
+
+  it("a plain function that yields, and a yield JSON cannot encode (its file and line)", function()
+    local dir, tmp = app({
+      urls = [[
+local path = require("flosse.urls").path
+local views = require "views"
+return { path("a/", views.a), path("b/", views.b) }
+]],
+      views = [[
+local flosse = require "flosse"
+local views = {}
+views.a = flosse.sse_stream(function()
+  coroutine.yield("ok", { n = 1 })
+  coroutine.yield("bad", { f = print })
+end)
+views.b = function() coroutine.yield("x") end
+return views
+]],
+    })
+    local server = e2e.start(dir)
+    local c = e2e.open(server.port, "/a/")
+    assert.equal("ok", assert(c:read_event()).event)
+    assert.equal("error", assert(c:read_event()).event)
+    c:close()
+    assert.equal(500, e2e.get(server.port, "/b/").status)
+    assert.truthy(server:wait_log("views.lua:5: cannot send what the view yielded"), server:log())
+    assert.truthy(server:wait_log("a plain view (path(route, fn)) cannot send events; make it flosse.sse_stream(fn)"),
+      server:log())
+    server:cleanup()
+    e2e.remove_tree(tmp)
+  end)
+end)
