@@ -378,14 +378,35 @@ local function run_check(args)
   return 0
 end
 
-local function run_new(args)
+-- The command as the user can type it again where they ran `new`: arg[0]
+-- (bin/flosse from a checkout, an absolute path), or plain "flosse" when
+-- that is what PATH finds. Installed by luarocks, arg[0] is the rock's copy
+-- (TREE/lib/luarocks/rocks-5.4/flosse/V/bin/flosse): TREE/bin/flosse is the
+-- one to type.
+local function program(arg0)
+  if type(arg0) ~= "string" or arg0 == "" then return "flosse" end
+  arg0 = arg0:match("^(.*)/lib/luarocks/rocks%-[%d.]+/flosse/[^/]+/bin/flosse$") and
+    arg0:match("^(.*)/lib/luarocks/") .. "/bin/flosse" or arg0
+  if not arg0:find("/", 1, true) then return arg0 end
+  for dir in (os.getenv("PATH") or ""):gmatch("[^:]+") do
+    if dir:gsub("/+$", "") .. "/flosse" == arg0 then return "flosse" end
+  end
+  return arg0
+end
+
+local function shell_word(s)
+  if s:match("^[%w%._/%-+=:@]+$") then return s end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function run_new(args, arg0)
   local flag, name = one_argument(args, "new", "name")
   if flag == "help" then io.stdout:write(NEW_USAGE); return 0 end
   if flag == false then return 2 end
   local written, err = new.create(name)
   if not written then say("%s", err); return 2 end
   for _, path in ipairs(written) do io.stdout:write("wrote ", path, "\n") end
-  io.stdout:write("run: flosse serve ", name, "\n")
+  io.stdout:write("run: ", shell_word(program(arg0)), " serve ", shell_word(name), "\n")
   return 0
 end
 
@@ -393,6 +414,7 @@ local HELP = { serve = SERVE_USAGE, check = CHECK_USAGE, new = NEW_USAGE }
 
 --- main(args) -> exit status
 function cli.main(args)
+  local arg0 = args and args[0] -- how bin/flosse was invoked (`flosse new` repeats it)
   args = { table.unpack(args or {}) }
   local cmd = table.remove(args, 1)
   if cmd == nil then
@@ -411,7 +433,7 @@ function cli.main(args)
   elseif cmd == "check" then
     return run_check(args)
   elseif cmd == "new" then
-    return run_new(args)
+    return run_new(args, arg0)
   end
   say("unknown command %s (try flosse help)", cmd)
   return 2

@@ -201,7 +201,8 @@ describe("#e2e flosse new", function()
       f:close()
       assert.truthy(stdout:find(name, 1, true), "the output does not say it wrote " .. name .. ":\n" .. stdout)
     end
-    assert.truthy(stdout:find("run: flosse serve myapp", 1, true), stdout)
+    -- run from tmp through an absolute path to the command: it says that path
+    assert.truthy(stdout:find("run: " .. e2e.absolute(e2e.BIN) .. " serve myapp", 1, true), stdout)
 
     local _, routes, by_route, ok_line = check_ok({ "check", "myapp" }, { cwd = tmp })
     assert.equal("OK: " .. #routes .. " routes in myapp", ok_line)
@@ -225,6 +226,78 @@ describe("#e2e flosse new", function()
       return false
     end)
     assert.is_true(got, "no event from /sse/hello/; got:\n" .. tostring(c.stream_body))
+  end)
+
+  -- Runs the command `flosse new` printed (its "run: " line) in cwd, in the
+  -- background on a free port, and waits (bounded) until it listens; returns
+  -- the port. env: as for e2e.run_flosse.
+  local function run_printed(stdout, cwd, env, cleanup)
+    local cmd = stdout:match("\nrun: ([^\n]+)\n") or stdout:match("^run: ([^\n]+)\n")
+    assert(cmd, "flosse new printed no run: line:\n" .. stdout)
+    local log = os.tmpname()
+    cleanup[#cleanup + 1] = log
+    local vars = {}
+    for k, v in pairs(env) do vars[#vars + 1] = e2e.shell_quote(k .. "=" .. v) end
+    local build_dir = os.getenv("FLOSSE_BUILD_DIR")
+    if build_dir then vars[#vars + 1] = e2e.shell_quote("FLOSSE_BUILD_DIR=" .. e2e.absolute(build_dir)) end
+    -- timeout bounds it should the kill below never come
+    local p = assert(io.popen("cd " .. e2e.shell_quote(cwd) .. " && exec env " .. table.concat(vars, " ")
+      .. " timeout -k 2 60 " .. cmd .. " --host 127.0.0.1 --port 0 >" .. e2e.shell_quote(log)
+      .. " 2>&1 </dev/null & echo $!", "r"))
+    local pid = tonumber(p:read("l"))
+    p:close()
+    cleanup.pids[#cleanup.pids + 1] = pid
+    local port = e2e.eventually(function()
+      return e2e.read_file(log):match("flosse: listening on http://127%.0%.0%.1:(%d+)/")
+    end)
+    assert(port, "the printed command did not listen: " .. cmd .. "\n" .. e2e.read_file(log))
+    return tonumber(port), cmd
+  end
+
+  it("prints the command that works from where it was run, and that command serves the app", function()
+    local tmp = e2e.tempdir()
+    local cleanup = { pids = {} }
+    finally(function()
+      for _, pid in ipairs(cleanup.pids) do os.execute("kill " .. pid .. " 2>/dev/null") end
+      for _, f in ipairs(cleanup) do os.remove(f) end
+      e2e.remove_tree(tmp)
+    end)
+    local abs_bin = e2e.absolute(e2e.BIN)
+    local cases = {
+      -- from the checkout, through the relative bin/flosse, a folder elsewhere
+      { args = { "new", tmp .. "/rel" }, cwd = e2e.CWD, env = {},
+        want = e2e.BIN .. " serve " .. tmp .. "/rel" },
+      -- elsewhere, through an absolute path to the command (run_flosse makes it so)
+      { args = { "new", "abs" }, cwd = tmp, env = {}, want = abs_bin .. " serve abs" },
+    }
+    -- through PATH, as an installed flosse runs: plain `flosse`
+    local bin_dir, name = abs_bin:match("^(.*)/([^/]+)$")
+    if name == "flosse" then
+      cases[#cases + 1] = { args = { "new", "onpath" }, cwd = tmp, path = true,
+        env = { PATH = bin_dir .. ":" .. os.getenv("PATH") }, want = "flosse serve onpath" }
+    end
+    for _, case in ipairs(cases) do
+      local code, stdout, stderr
+      if case.path then
+        -- run_flosse would name the command by its path: go through the shell's PATH
+        local out = os.tmpname()
+        cleanup[#cleanup + 1] = out
+        local ok = os.execute("cd " .. e2e.shell_quote(tmp) .. " && env " .. e2e.shell_quote("PATH=" .. case.env.PATH)
+          .. (os.getenv("FLOSSE_BUILD_DIR") and (" " .. e2e.shell_quote("FLOSSE_BUILD_DIR="
+            .. e2e.absolute(os.getenv("FLOSSE_BUILD_DIR")))) or "")
+          .. " timeout -k 2 " .. e2e.TEST_TIMEOUT .. " flosse new onpath >" .. e2e.shell_quote(out) .. " 2>&1")
+        code, stdout, stderr = ok and 0 or 1, e2e.read_file(out), ""
+      else
+        code, stdout, stderr = flosse(case.args, { cwd = case.cwd ~= e2e.CWD and case.cwd or nil })
+      end
+      local what = table.concat(case.args, " ")
+      assert.equal(0, code, what .. ": exit status; stderr:\n" .. stderr .. stdout)
+      assert.truthy(stdout:find("run: " .. case.want .. "\n", 1, true), what .. ": wants run: " .. case.want
+        .. "; printed:\n" .. stdout)
+      local port, cmd = run_printed(stdout, case.cwd, case.env, cleanup)
+      local page = e2e.get(port, "/")
+      assert.equal(200, page.status, cmd .. ": GET /\n" .. page.raw)
+    end
   end)
 
   it("a folder that exists already: one line, exit 2, nothing written", function()
