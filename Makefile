@@ -89,5 +89,24 @@ bench-quick: deps
 soak: deps
 	bench/soak
 
+# A source rock of the release (flosse-$(ROCK_VERSION)-1.rockspec): the
+# committed tree (git archive HEAD) as flosse-$(ROCK_VERSION).tar.gz, packed by
+# luarocks with a copy of the rockspec whose source is that archive, so it
+# needs no network. `luarocks install ./flosse-$(ROCK_VERSION)-1.src.rock`
+# then builds and installs it on a machine with no checkout.
+ROCK_VERSION ?= 0.1.0
+ROCK_DIR ?= build/rock
+ROCK_OUT ?= .
+.PHONY: rock
+rock: deps
+	rm -rf $(ROCK_DIR) && mkdir -p $(ROCK_DIR)
+	git archive --format=tar.gz --prefix=flosse-$(ROCK_VERSION)/ -o $(ROCK_DIR)/flosse-$(ROCK_VERSION).tar.gz HEAD
+	sed -e 's|^   url = .*|   url = "file://$(abspath $(ROCK_DIR))/flosse-$(ROCK_VERSION).tar.gz",|' \
+	    -e 's|^   tag = .*|   dir = "flosse-$(ROCK_VERSION)",|' \
+	    flosse-$(ROCK_VERSION)-1.rockspec >$(ROCK_DIR)/flosse-$(ROCK_VERSION)-1.rockspec
+	cd $(ROCK_DIR) && luarocks --lua-version 5.4 pack flosse-$(ROCK_VERSION)-1.rockspec
+	mv $(ROCK_DIR)/flosse-$(ROCK_VERSION)-1.src.rock $(ROCK_OUT)/
+	@echo "made $(ROCK_OUT)/flosse-$(ROCK_VERSION)-1.src.rock (luarocks install ./flosse-$(ROCK_VERSION)-1.src.rock)"
+
 clean:
 	rm -rf build

@@ -240,9 +240,12 @@ describe("#e2e flosse new", function()
     for k, v in pairs(env) do vars[#vars + 1] = e2e.shell_quote(k .. "=" .. v) end
     local build_dir = os.getenv("FLOSSE_BUILD_DIR")
     if build_dir then vars[#vars + 1] = e2e.shell_quote("FLOSSE_BUILD_DIR=" .. e2e.absolute(build_dir)) end
-    -- timeout bounds it should the kill below never come
+    -- timeout bounds it should the kill below never come; the suite's wrapper
+    -- (the sanitizer build's LD_PRELOAD, valgrind) goes before the command
+    local wrap = os.getenv("FLOSSE_TEST_WRAP")
+    wrap = wrap and (wrap .. " ") or ""
     local p = assert(io.popen("cd " .. e2e.shell_quote(cwd) .. " && exec env " .. table.concat(vars, " ")
-      .. " timeout -k 2 60 " .. cmd .. " --host 127.0.0.1 --port 0 >" .. e2e.shell_quote(log)
+      .. " timeout -k 2 60 " .. wrap .. cmd .. " --host 127.0.0.1 --port 0 >" .. e2e.shell_quote(log)
       .. " 2>&1 </dev/null & echo $!", "r"))
     local pid = tonumber(p:read("l"))
     p:close()
@@ -285,7 +288,8 @@ describe("#e2e flosse new", function()
         local ok = os.execute("cd " .. e2e.shell_quote(tmp) .. " && env " .. e2e.shell_quote("PATH=" .. case.env.PATH)
           .. (os.getenv("FLOSSE_BUILD_DIR") and (" " .. e2e.shell_quote("FLOSSE_BUILD_DIR="
             .. e2e.absolute(os.getenv("FLOSSE_BUILD_DIR")))) or "")
-          .. " timeout -k 2 " .. e2e.TEST_TIMEOUT .. " flosse new onpath >" .. e2e.shell_quote(out) .. " 2>&1")
+          .. " timeout -k 2 " .. e2e.TEST_TIMEOUT .. " " .. (os.getenv("FLOSSE_TEST_WRAP") or "")
+          .. " flosse new onpath >" .. e2e.shell_quote(out) .. " 2>&1")
         code, stdout, stderr = ok and 0 or 1, e2e.read_file(out), ""
       else
         code, stdout, stderr = flosse(case.args, { cwd = case.cwd ~= e2e.CWD and case.cwd or nil })

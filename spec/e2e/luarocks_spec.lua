@@ -233,3 +233,60 @@ describe("#e2e luarocks install of flosse", function()
     assert_from_tree(loaded_modules(server:log()), server:log())
   end)
 end)
+
+describe("#e2e the release rock (make rock, then luarocks install ./flosse-0.1.0-1.src.rock)", function()
+  local repo = capture("pwd -P")
+  local work, tree, rock
+  local made, installed = {}, {}
+
+  setup(function()
+    work = capture("mktemp -d")
+    tree = work .. "/tree"
+    made.code, made.out, made.err = run("cd " .. q(repo) .. " && timeout -k 5 " .. BUILD_TIMEOUT
+      .. " make -s rock ROCK_DIR=" .. q(work .. "/pack") .. " ROCK_OUT=" .. q(work))
+    rock = work .. "/flosse-0.1.0-1.src.rock"
+    -- installed from a folder with no checkout, with the rock's path only
+    installed.code, installed.out, installed.err = run("cd " .. q(work) .. " && " .. CLEAN_ENV
+      .. " timeout -k 5 " .. BUILD_TIMEOUT .. " " .. LUAROCKS .. " install --deps-mode=none --tree="
+      .. q(tree) .. " ./flosse-0.1.0-1.src.rock")
+  end)
+
+  teardown(function()
+    if work and work:match("^/tmp/") then os.execute("rm -rf " .. q(work)) end
+  end)
+
+  it("the release rockspec builds what the scm one builds, from a tag", function()
+    local scm, rel = {}, {}
+    assert(loadfile(repo .. "/flosse-scm-1.rockspec", "t", scm))()
+    assert(loadfile(repo .. "/flosse-0.1.0-1.rockspec", "t", rel))()
+    assert.equal("0.1.0-1", rel.version)
+    assert.is_string(rel.source.tag)
+    assert.same(scm.build, rel.build)
+    assert.same(scm.dependencies, rel.dependencies)
+    assert.same(scm.external_dependencies, rel.external_dependencies)
+    local code, out, err = run("cd " .. q(repo) .. " && " .. CLEAN_ENV .. " timeout -k 5 60 "
+      .. LUAROCKS .. " lint flosse-0.1.0-1.rockspec")
+    assert.equal(0, code, out .. err)
+  end)
+
+  it("make rock packs a source rock holding the rockspec and the source", function()
+    assert.equal(0, made.code, made.out .. made.err)
+    assert.truthy(exists(rock), made.out .. made.err)
+    local code, list = run("unzip -l " .. q(rock))
+    assert.equal(0, code, list)
+    assert.truthy(list:find("flosse-0.1.0-1.rockspec", 1, true), list)
+    assert.truthy(list:find("flosse-0.1.0.tar.gz", 1, true), list)
+  end)
+
+  it("luarocks install ./flosse-0.1.0-1.src.rock installs a flosse that serves a new app", function()
+    assert.equal(0, installed.code, installed.out .. installed.err)
+    local flosse = tree .. "/bin/flosse"
+    local code, out, err = run("cd /tmp && " .. CLEAN_ENV .. " timeout -k 2 20 " .. q(flosse) .. " --version")
+    assert.equal(0, code, err)
+    assert.equal("flosse 0.1.0\n", out)
+    code, out, err = run("cd " .. q(work) .. " && " .. CLEAN_ENV .. " timeout -k 2 20 " .. q(flosse)
+      .. " new myapp && " .. CLEAN_ENV .. " timeout -k 2 20 " .. q(flosse) .. " check myapp")
+    assert.equal(0, code, out .. err)
+    assert.truthy(out:find("OK:", 1, true), out)
+  end)
+end)
