@@ -673,18 +673,11 @@ static void load_reply(void *arg, struct redisReply *r, const char *err) {
   }
 }
 
-/* Names the link's connections in CLIENT LIST (beside the pools'). */
-static void set_name(struct flosse_redis_conn *conn, const char *name) {
-  const char *argv[3] = {"CLIENT", "SETNAME", name};
-  size_t lens[3] = {6, 7, strlen(name)};
-  const char *why;
-  flosse_redis_command(conn, 3, argv, lens, flosse_redis_settings()->timeout, NULL, NULL, &why);
-}
 
 static void cmd_up(struct flosse_redis_conn *conn, void *data) {
   (void)data;
   const char *why;
-  set_name(conn, "flosse-channels");
+  flosse_redis_set_name(conn, "flosse-channels");
   const char *argv[3] = {"SCRIPT", "LOAD", publish_lua};
   size_t lens[3] = {6, 4, sizeof publish_lua - 1};
   flosse_redis_command(conn, 3, argv, lens, flosse_redis_settings()->timeout, load_reply, (void *)publish_lua, &why);
@@ -699,7 +692,7 @@ static void cmd_up(struct flosse_redis_conn *conn, void *data) {
 
 static void ps_up(struct flosse_redis_conn *conn, void *data) {
   struct shard *sh = data;
-  set_name(conn, "flosse-channels-pubsub");
+  flosse_redis_set_name(conn, "flosse-channels-pubsub");
   for (size_t i = 0; i < rl.table_cap; i++)
     for (struct rchan *c = rl.table[i]; c; c = c->next)
       if (c->shard == sh && c->wanted && c->sub == SUB_NONE) subscribe(c);

@@ -77,7 +77,6 @@ struct flosse_guard *flosse_guard_new(struct flosse_guards *gs, void *owner,
   g->userlen = (uint16_t)userlen;
   memcpy(g->keys, o->ip, iplen);
   memcpy(g->keys + iplen, o->user, userlen);
-  g->counted = 0;
   double now = ev_time();
   if (iplen || userlen) {
     *rc = flosse_clients_admit(iplen ? g->keys : NULL, iplen, o->max_per_ip,
@@ -86,7 +85,6 @@ struct flosse_guard *flosse_guard_new(struct flosse_guards *gs, void *owner,
       free(g);
       return NULL;
     }
-    g->counted = 1;
   }
   *rc = FLOSSE_ADMIT_OK;
   pthread_mutex_lock(&lock);
@@ -107,7 +105,7 @@ void flosse_guard_free(struct flosse_guard *g) {
   if (!g) return;
   ev_timer_stop(g->ctx->loop->ev, &g->expiry);
   flosse_list_unlink(&g->node);
-  if (g->counted)
+  if (g->iplen || g->userlen)
     flosse_clients_leave(g->iplen ? g->keys : NULL, g->iplen, g->userlen ? g->keys + g->iplen : NULL,
                          g->userlen, ev_time());
   free(g);

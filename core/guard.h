@@ -38,8 +38,7 @@ struct flosse_guard {
   struct flosse_list node;  /* in ctx->all when it has a user */
   ev_timer expiry;
   uint64_t since;           /* revocations up to this one came before it */
-  unsigned counted : 1;     /* holds its places in the counts */
-  uint16_t iplen, userlen;  /* 0: none */
+  uint16_t iplen, userlen;  /* 0: none; either set: it holds its places in the counts */
   char keys[];              /* the address, then the user id */
 };
 

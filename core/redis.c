@@ -616,3 +616,10 @@ void flosse_redis_configure(const struct flosse_redis_settings *s) {
   settings = *s;
   settings_set = 1;
 }
+
+void flosse_redis_set_name(struct flosse_redis_conn *c, const char *name) {
+  const char *argv[3] = {"CLIENT", "SETNAME", name};
+  size_t lens[3] = {6, 7, strlen(name)};
+  const char *why;
+  flosse_redis_command(c, 3, argv, lens, flosse_redis_settings()->timeout, NULL, NULL, &why);
+}

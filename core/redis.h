@@ -80,6 +80,10 @@ struct flosse_redis_req *flosse_redis_command(struct flosse_redis_conn *c, int a
 int flosse_redis_pipeline(struct flosse_redis_conn *c, int n, const int *argcs, const char *const *const *argvs,
                           const size_t *const *lenss, double timeout, flosse_redis_reply_fn fn, void *arg,
                           struct flosse_redis_req **reqs, const char **err);
+/* Names the connection in Redis' CLIENT LIST (CLIENT SETNAME; the reply
+ * is not waited for). */
+void flosse_redis_set_name(struct flosse_redis_conn *c, const char *name);
+
 /* fn will not be called for req (its reply, when it comes, is dropped). */
 void flosse_redis_req_cancel(struct flosse_redis_req *req);
 

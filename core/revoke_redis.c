@@ -92,24 +92,16 @@ static void catch_up_reply(void *arg, struct redisReply *r, const char *err) {
   }
 }
 
-/* Names the link's connections in CLIENT LIST (beside the pools'). */
-static void set_name(struct flosse_redis_conn *conn) {
-  const char *why;
-  const char *name[3] = {"CLIENT", "SETNAME", "flosse-revocations"};
-  size_t nlens[3] = {6, 7, 18};
-  flosse_redis_command(conn, 3, name, nlens, flosse_redis_settings()->timeout, NULL, NULL, &why);
-}
-
 static void cmd_up(struct flosse_redis_conn *conn, void *data) {
   (void)data;
-  set_name(conn);
+  flosse_redis_set_name(conn, "flosse-revocations");
 }
 
 static void ps_up(struct flosse_redis_conn *conn, void *data) {
   (void)data;
   struct redisAsyncContext *ctx = flosse_redis_conn_ctx(conn);
   const char *why;
-  set_name(conn);
+  flosse_redis_set_name(conn, "flosse-revocations");
   if (ctx) {
     const char *argv[2] = {"SUBSCRIBE", rv.channel};
     size_t lens[2] = {9, strlen(rv.channel)};

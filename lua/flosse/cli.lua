@@ -100,11 +100,6 @@ local VALUE_FLAGS = {
   ["--redis"] = { "redis", "string" },
 }
 
--- Settings without a flag, checked the same way.
-local NUMBER_SETTINGS = {
-  channel_history = "integer", channel_history_seconds = "number", channel_backlog = "integer",
-}
-
 local LEVELS = { error = true, warn = true, info = true, debug = true }
 
 -- Parses serve's arguments into { dir =, help =, settings = {name = value} }.
@@ -154,28 +149,12 @@ local function parse_serve(args)
   return opts
 end
 
--- Settings from settings.lua are checked like flags, so that a typo there
--- is one clear line too.
+-- What is left to check once the flags are applied: settings.lua's values
+-- were checked when the app loaded (flosse.settings) and each flag when it
+-- was parsed; a flag may still say --max-channels 0, and the redis value
+-- (a flag or the setting) is read by flosse.redis.
 local function check_settings(s)
-  for _, spec in pairs(VALUE_FLAGS) do
-    local name, kind = spec[1], spec[2]
-    local v = s[name]
-    if v ~= nil and (kind == "number" or kind == "integer") then
-      if type(v) ~= "number" or v < 0 or (kind == "integer" and not math.tointeger(v)) then
-        return nil, ("settings.lua: %s must be a non-negative %s"):format(name, kind)
-      end
-    end
-  end
-  for name, kind in pairs(NUMBER_SETTINGS) do
-    local v = s[name]
-    if type(v) ~= "number" or v < 0 or (kind == "integer" and not math.tointeger(v)) then
-      return nil, ("settings.lua: %s must be a non-negative %s"):format(name, kind)
-    end
-  end
   if s.max_channels < 1 then return nil, "max_channels (--max-channels) must be at least 1" end
-  if not LEVELS[s.log_level] then
-    return nil, "settings.lua: log_level must be error, warn, info or debug"
-  end
   local _, rerr = redis.settings(s.redis)
   if rerr then return nil, "redis (settings.lua's redis, or --redis): " .. rerr end
   return true

@@ -27,12 +27,16 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 return redis.call('PUBLISH', KEYS[2], ARGV[1] .. ' ' .. ARGV[2] .. ' ' .. ARGV[3])
 ]]
 
-local function user_id(v)
+--- key(v) -> the id a user's streams are counted and revoked by: an
+-- integer (42.0 is 42) or a string of 1 to 256 bytes, as a string; nil for
+-- anything else (such a user is neither counted nor revocable).
+function revoke.key(v)
   if math.type(v) == "float" and math.tointeger(v) then v = math.tointeger(v) end
   if math.type(v) == "integer" then return tostring(v) end
   if type(v) == "string" and v ~= "" and #v <= 256 then return v end
   return nil
 end
+local user_id = revoke.key
 
 --- revoke{ user = id, seconds = 0 } -> true | nil, message
 -- id: a user's id as request.user carries it (user.id, else user.username;

@@ -12,6 +12,7 @@ local request_mod = require "flosse.request"
 local response = require "flosse.response"
 local cors = require "flosse.cors"
 local current = require "flosse.current"
+local revoke_key = require("flosse.revoke").key
 local proxies = require "flosse.proxies"
 
 local server = {}
@@ -59,14 +60,13 @@ end
 local RETRY_AFTER = "5"
 
 --- user_key(user) -> the id a user's streams are counted and revoked by
--- (tostring of user.id, else of user.username), or nil for an anonymous user.
+-- (user.id, else user.username, as flosse.revoke takes it), or nil for an
+-- anonymous user.
 function server.user_key(user)
   if type(user) ~= "table" or not user.is_authenticated then return nil end
   local id = user.id
   if id == nil or id == "" then id = user.username end
-  if id == nil or id == "" then return nil end
-  if math.type(id) == "float" and math.tointeger(id) then id = math.tointeger(id) end
-  return tostring(id)
+  return revoke_key(id)
 end
 
 -- Admits a stream (see core.admit_stream): nil when it may start, else the

@@ -34,16 +34,6 @@ local function json_get(port, target)
   return e2e.json_decode(resp.body)
 end
 
--- Polls fn() until it is true (bounded, to catch a hang).
-local function eventually(fn, timeout)
-  local deadline = socket.gettime() + (timeout or 10)
-  repeat
-    if fn() then return true end
-    socket.sleep(0.05)
-  until socket.gettime() > deadline
-  return false
-end
-
 describe("#e2e credentials that expire on open streams", function()
   local server = e2e.serve(setup, teardown, APP, { env = { FLOSSE_JWT_SECRET = SECRET } })
 
@@ -60,7 +50,7 @@ describe("#e2e credentials that expire on open streams", function()
     for _, ev in ipairs(c:events()) do if ev.event == "tick" then ticks = ticks + 1 end end
     assert.is_true(ticks >= 2, "it streamed until then: " .. c:show())
     c:close()
-    assert.is_true(eventually(function()
+    assert.truthy(e2e.eventually(function()
       local closed = json_get(server.port, "/closed/")
       return closed["jwt-exp"] == 1 and closed["jwt-exp:tbc"] == true
     end), "on_close and the to-be-closed variable ran")
@@ -134,7 +124,7 @@ describe("#e2e flosse.revoke", function()
     -- alice is not refused
     local a = e2e.open(server.port, "/feed/", { "Authorization: Bearer alice" })
     a:close()
-    assert.is_true(eventually(function()
+    assert.truthy(e2e.eventually(function()
       local s, head = e2e.open_stream(server.port, "/feed/", { "Authorization: Bearer bob" })
       s:close()
       return head.status == 200
@@ -166,12 +156,12 @@ describe("#e2e max_streams_per_ip and max_streams_per_user", function()
     -- ordinary requests are not streams: not capped
     assert.equal(200, e2e.get(server.port, "/closed/").status)
     open[1]:close()
-    assert.is_true(eventually(function()
+    assert.truthy(e2e.eventually(function()
       return e2e.get(server.port, "/count/?ip=127.0.0.1").body == "3"
     end), "a closed stream frees its place")
     open[1] = e2e.open(server.port, "/open/")
     for _, c in ipairs(open) do c:close() end
-    assert.is_true(eventually(function()
+    assert.truthy(e2e.eventually(function()
       return e2e.get(server.port, "/count/?ip=127.0.0.1").body == "0"
     end))
   end)
@@ -185,7 +175,7 @@ describe("#e2e max_streams_per_ip and max_streams_per_user", function()
     assert.matches("user", resp.body)
     local b = e2e.open(server.port, "/feed/", { "Authorization: Bearer bob" })
     a1:close()
-    assert.is_true(eventually(function()
+    assert.truthy(e2e.eventually(function()
       return e2e.get(server.port, "/count/?user=1").body == "1"
     end))
     local a3 = e2e.open(server.port, "/feed/", { "Authorization: Bearer alice" })
@@ -212,7 +202,7 @@ describe("#e2e flosse.revoke across nodes (Redis)", function()
 
   -- Waits until a node's revocation link subscribed (CLIENT LIST names it).
   local function linked(count)
-    return eventually(function()
+    return e2e.eventually(function()
       local n = 0
       for _ in redis:cli("CLIENT", "LIST"):gmatch("name=flosse%-revocations") do n = n + 1 end
       return n >= count
@@ -221,7 +211,7 @@ describe("#e2e flosse.revoke across nodes (Redis)", function()
 
   it("a revoke on one node ends the user's streams on the others, and refuses them there for seconds", function()
     local a, b = node(2), node(1)
-    assert.is_true(linked(2), redis:cli("CLIENT", "LIST"))
+    assert.truthy(linked(2), redis:cli("CLIENT", "LIST"))
     local on_b = {}
     for i = 1, 3 do on_b[i] = e2e.open(b.port, "/feed/", { "Authorization: Bearer alice" }) end
     local bob = e2e.open(b.port, "/feed/", { "Authorization: Bearer bob" })
@@ -239,11 +229,11 @@ describe("#e2e flosse.revoke across nodes (Redis)", function()
     assert.equal(403, resp.status)
     -- a node that starts now learns the refusal still running from Redis
     local c = node(1)
-    assert.is_true(linked(3))
-    assert.is_true(eventually(function()
+    assert.truthy(linked(3))
+    assert.truthy(e2e.eventually(function()
       return e2e.get(c.port, "/feed/", { "Authorization: Bearer alice" }, { timeout = 2 }).status == 403
     end, 2), "the new node refuses the revoked user")
-    assert.is_true(eventually(function()
+    assert.truthy(e2e.eventually(function()
       local s, head = e2e.open_stream(b.port, "/feed/", { "Authorization: Bearer alice" })
       s:close()
       return head.status == 200
