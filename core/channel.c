@@ -612,6 +612,16 @@ size_t flosse_channel_subscribers(const char *name, size_t len) {
   return n;
 }
 
+size_t flosse_channel_each(void (*fn)(const char *name, size_t len, size_t subscribers, void *ud),
+                           void *ud) {
+  LOCK();
+  for (size_t i = 0; i < table_cap; i++)
+    for (struct flosse_chan *c = table[i]; c; c = c->next) fn(c->name, c->name_len, c->nsubs, ud);
+  size_t n = table_len;
+  UNLOCK();
+  return n;
+}
+
 /* A back end's message as this node frames it: with its id. */
 static struct flosse_msg *remote_msg(struct flosse_chan *ch, const struct flosse_remote_msg *r) {
   char idbuf[24], err[64];

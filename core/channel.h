@@ -166,6 +166,11 @@ void flosse_channel_sync(const char *name, size_t len, const struct flosse_remot
 uint64_t flosse_channel_last(const char *name, size_t len, int *synced);
 /* Subscriptions to name on this node. */
 size_t flosse_channel_subscribers(const char *name, size_t len);
+/* Calls fn for every channel of this node with its subscriptions here, and
+ * returns the channel count. fn runs under the registry's lock: it must not
+ * call back into channels, and should only copy what it keeps. */
+size_t flosse_channel_each(void (*fn)(const char *name, size_t len, size_t subscribers, void *ud),
+                           void *ud);
 
 /* 1 if every channel of s has its mirror in place (always, without a back
  * end); otherwise marks s as waiting, so that the last sync wakes it. */

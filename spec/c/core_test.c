@@ -606,6 +606,13 @@ static void test_channel_backend(void) {
   flosse_channel_set_backend(NULL);
 }
 
+struct each_seen { size_t channels, subs; };
+static void each_count(const char *name, size_t len, size_t subscribers, void *ud) {
+  struct each_seen *seen = ud;
+  seen->channels += strlen(name) == len;
+  seen->subs += subscribers;
+}
+
 static void test_channels(void) {
   struct flosse_channel_config cfg = {3, 0, 2, FLOSSE_DEFAULT_MAX_CHANNELS};
   flosse_channel_configure(&cfg);
@@ -669,6 +676,9 @@ static void test_channels(void) {
   flosse_sub_close(s);
   check(a->subs.next == &a->subs && b->subs.next == &b->subs, "closing unlinks from every channel", NULL);
   check(flosse_channel_count() == 2, "channels with history outlive their subscribers", NULL);
+  struct each_seen seen = {0, 0};
+  check(flosse_channel_each(each_count, &seen) == 2 && seen.channels == 2 && seen.subs == 0,
+        "channel_each visits every channel with its subscriptions", NULL);
   check(held->refs == refs, "closing drops only what the subscription held", NULL);
   flosse_msg_unref(held);
   free(s);
