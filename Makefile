@@ -40,8 +40,8 @@ $(CORE_SO): $(CORE_SRC) $(CORE_HDR)
 	$(CC) $(ALL_CFLAGS) $(LIBFLAG) -o $@ $(CORE_SRC) $(LIBS)
 
 # The tests also drive a real browser, build the fuzz harnesses with clang, and
-# mint JWTs with python3 and the openssl command line.
-TEST_PACKAGES = chromium lua-check clang libclang-rt-14-dev python3 openssl
+# mint JWTs with python3 and the openssl command line, and run nginx in front.
+TEST_PACKAGES = chromium lua-check clang libclang-rt-14-dev python3 openssl nginx-light
 
 # Installs what is missing when run as root; otherwise says what to run.
 deps: PACKAGES = $(DEB_PACKAGES)
