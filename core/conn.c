@@ -391,9 +391,8 @@ void flosse_conn_refuse(struct flosse_conn *c, int status, const char *why) {
 static void log_access(struct flosse_conn *c) {
   if (flosse_log_level < FLOSSE_LOG_INFO) return;
   double took = c->req_start ? ev_time() - c->req_start : 0;
-  flosse_log_write("access %s \"%s\" %d %.3fs events=%lu bytes=%llu", c->remote,
-                   c->reqline ? c->reqline : "-", c->status, took, c->events,
-                   (unsigned long long)(c->out.total - c->req_base));
+  flosse_log_access(c->remote, c->reqline, c->status, took, c->events,
+                    (unsigned long long)(c->out.total - c->req_base));
   c->req_start = 0;
 }
 

@@ -186,6 +186,23 @@ static int l_set_log_level(lua_State *L) {
   return 0;
 }
 
+/* core.set_log_format("text" | "json"): before the workers start. */
+static int l_set_log_format(lua_State *L) {
+  static const char *const names[] = {"text", "json", NULL};
+  flosse_log_json = luaL_checkoption(L, 1, "text", names);
+  return 0;
+}
+
+/* core.say(message[, level]): a line the operator must see (listening on,
+ * start-up failures), whatever the log level; at info unless told. */
+static int l_say(lua_State *L) {
+  static const char *const names[] = {"error", "warn", "info", "debug", NULL};
+  const char *msg = luaL_checkstring(L, 1);
+  int level = luaL_checkoption(L, 2, "info", names);
+  flosse_log_at(level, "%s", msg);
+  return 0;
+}
+
 /* core.log(level, message): a line on the server log, if level is shown. */
 static int l_log(lua_State *L) {
   static const char *const names[] = {"error", "warn", "info", "debug", NULL};
@@ -335,6 +352,8 @@ static void push_defaults(lua_State *L) {
   INT("max_channels", FLOSSE_DEFAULT_MAX_CHANNELS);
   lua_pushliteral(L, FLOSSE_DEFAULT_LOG_LEVEL);
   lua_setfield(L, -2, "log_level");
+  lua_pushliteral(L, "text");
+  lua_setfield(L, -2, "log_format");
   /* Not a setting's default (redis has none: no Redis), but those of
    * the keys of a redis table. */
   lua_createtable(L, 0, 3);
@@ -398,6 +417,10 @@ int luaopen_flosse_core(lua_State *L) {
   lua_setfield(L, -2, "set_log_level");
   lua_pushcfunction(L, l_log);
   lua_setfield(L, -2, "log");
+  lua_pushcfunction(L, l_say);
+  lua_setfield(L, -2, "say");
+  lua_pushcfunction(L, l_set_log_format);
+  lua_setfield(L, -2, "set_log_format");
   lua_pushcfunction(L, l_time);
   lua_setfield(L, -2, "time");
   lua_pushcfunction(L, l_redact_query);

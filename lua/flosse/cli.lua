@@ -42,6 +42,7 @@ options (each also a settings.lua key, with - written _; a flag wins):
   --instruction-budget N     VM instructions a view may run without yielding (default 100000000)
   --grace SECONDS            on SIGTERM/SIGINT, time to drain before exiting (default 5)
   --log-level LEVEL          error, warn, info or debug (default info)
+  --log-format FORMAT        text, or json: one JSON object per line (default text; docs/logging.md)
   --redis URL                the Redis server of flosse.redis() and of channels across nodes:
                              redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///path[?db=N]
                              (default: none; settings.lua's redis may also be a table
@@ -66,8 +67,10 @@ with a hello stream at /sse/hello/ and a page at / that listens to it.
 Then: flosse serve NAME
 ]]
 
+-- A line on stderr that the operator must see: through the core, so that
+-- it takes the log format (text until the settings are read).
 local function say(fmt, ...)
-  io.stderr:write("flosse: ", fmt:format(...), "\n")
+  core.say(fmt:format(...))
 end
 
 local function usage_error(msg) error({ usage = msg }, 0) end
@@ -95,6 +98,7 @@ local VALUE_FLAGS = {
   ["--instruction-budget"] = { "instruction_budget", "integer" },
   ["--grace"] = { "grace", "number" },
   ["--log-level"] = { "log_level", "level" },
+  ["--log-format"] = { "log_format", "format" },
   ["--workers"] = { "workers", "integer" },
   ["--max-channels"] = { "max_channels", "integer" },
   ["--redis"] = { "redis", "string" },
@@ -127,6 +131,8 @@ local function parse_serve(args)
         v = number_arg(a, v, kind == "integer")
       elseif kind == "level" and not LEVELS[v] then
         usage_error("--log-level takes error, warn, info or debug, not " .. v)
+      elseif kind == "format" and v ~= "text" and v ~= "json" then
+        usage_error("--log-format takes text or json, not " .. v)
       end
       opts.settings[name] = v
     elseif a == "--debug" then
@@ -302,6 +308,7 @@ local function serve(args)
   if not srv then say("%s", err); return s_or_code end
   local s = s_or_code
   core.set_log_level(s.log_level)
+  core.set_log_format(s.log_format)
   configure_channels(s)
   -- Before any loop runs: every worker reads it.
   local rs = redis.settings(s.redis)

@@ -31,6 +31,7 @@ local KEYS = {
   instruction_budget = { nonneg_integer, "a non-negative integer" },
   log_level = { function(v) return v == "error" or v == "warn" or v == "info" or v == "debug" end,
                 "error, warn, info or debug" },
+  log_format = { function(v) return v == "text" or v == "json" end, "text or json" },
   workers = { pos_integer, "a positive integer" },
   channel_history = { nonneg_integer, "a non-negative integer (events)" },
   channel_history_seconds = { nonneg_number, "a non-negative number of seconds" },

@@ -120,9 +120,12 @@ end
 local function wait_listening(server, deadline)
   local pattern = "flosse: listening on http://" .. (server.host:find(":") and "%[.-%]" or "[%d%.]+")
     .. ":(%d+)/"
+  -- the same line as JSON (--log-format json): "msg":"listening on http://..."
+  local json_pattern = "\"msg\":\"listening on http://" .. (server.host:find(":") and "%[.-%]" or "[%d%.]+")
+    .. ":(%d+)/"
   while true do
     local log = server:log()
-    local port = log:match(pattern)
+    local port = log:match(pattern) or log:match(json_pattern)
     if port then
       server.port = tonumber(port)
       return server
