@@ -42,7 +42,10 @@ external_dependencies = {
    -- OpenSSL's libcrypto (Debian: libssl-dev) checks JWT signatures.
    CRYPTO = { header = "openssl/evp.h", library = "crypto" },
    -- libcurl (Debian: libcurl4-openssl-dev) makes flosse.http's requests.
-   CURL = { header = "curl/curl.h", library = "curl" },
+   -- The library alone: Debian keeps curl/curl.h in the multiarch folder
+   -- (/usr/include/x86_64-linux-gnu), where the compiler finds it and
+   -- luarocks' header check does not look.
+   CURL = { library = "curl" },
 }
 
 build = {

@@ -72,8 +72,9 @@ static int bytes_add(struct bytes *b, const char *p, size_t n, int *oom) {
 
 /* ---- curl's callbacks ------------------------------------------------------- */
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg) {
+static size_t on_body(char *p, size_t size, size_t nmemb, void *arg) {
   struct flosse_http_req *r = arg;
+  size_t n = size * nmemb; /* size is 1, says curl; multiply anyway */
   int oom = 0;
   if (bytes_add(&r->body, p, n, &oom)) return n;
   /* Over max_body: abort now, so memory stays bounded by it. */
@@ -81,8 +82,9 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg) {
   return 0;
 }
 
-static size_t on_header(char *p, size_t size, size_t n, void *arg) {
+static size_t on_header(char *p, size_t size, size_t nmemb, void *arg) {
   struct flosse_http_req *r = arg;
+  size_t n = size * nmemb;
   /* Each response (a 1xx, a redirect followed, the final one) starts with
    * its status line: keep only the last one's headers. */
   if (n >= 5 && memcmp(p, "HTTP/", 5) == 0) {
@@ -101,6 +103,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg) {
 static void check_done(struct flosse_http_client *c);
 
 static void on_io(struct ev_loop *loop, ev_io *w, int revents) {
+  (void)loop;
   struct sock *k = flosse_container_of(w, struct sock, io);
   struct flosse_http_client *c = k->c;
   int flags = (revents & EV_READ ? CURL_CSELECT_IN : 0) | (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
@@ -110,6 +113,8 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents) {
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents) {
+  (void)loop;
+  (void)revents;
   struct flosse_http_client *c = flosse_container_of(w, struct flosse_http_client, timer);
   int running;
   curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
@@ -124,6 +129,7 @@ static void sock_free(struct sock *k) {
 
 /* curl says which events it wants on s (or that it is done with s). */
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
+  (void)easy;
   struct flosse_http_client *c = userp;
   struct sock *k = socketp;
   if (what == CURL_POLL_REMOVE) {
@@ -150,6 +156,7 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
 /* curl wants to be called back after ms (-1: never). Never called back
  * from here: the timer fires from the loop, even for 0. */
 static int on_timer_set(CURLM *multi, long ms, void *userp) {
+  (void)multi;
   struct flosse_http_client *c = userp;
   ev_timer_stop(c->loop->ev, &c->timer);
   if (ms >= 0) {

@@ -62,6 +62,7 @@ static void resume_job(struct flosse_job *j) {
 }
 
 static void on_done(void *arg, struct flosse_http_req *req, const char *err) {
+  (void)req; /* w->req */
   struct hwait *w = arg;
   w->err = err;
   flosse_loop_run_soon(w->t->ctx->loop, &w->job);
