@@ -203,6 +203,24 @@ describe("#e2e flosse.http", function()
     slow:close()
   end)
 
+  it("many requests in flight at once on one worker: they wait side by side, not one after another", function()
+    local streams = {}
+    for i = 1, 20 do
+      local c = e2e.open(server.port, "/slow/?s=2&id=many" .. i)
+      assert.equal("before", assert(c:read_event()).event)
+      streams[i] = c
+    end
+    local t0 = e2e.now()
+    for i, c in ipairs(streams) do
+      local ev = assert(c:read_event(30))
+      assert.equal("after", ev.event)
+      assert.equal("slow many" .. i .. " done", unhex(e2e.json_decode(ev.data).body_hex))
+      c:close()
+    end
+    -- One after another would be 40 s.
+    assert.is_true(e2e.now() - t0 < 15, "20 requests of 2 s took " .. (e2e.now() - t0) .. " s")
+  end)
+
   it("a timeout inside a stream: nil, \"timeout\", and the view goes on", function()
     local c = e2e.open(server.port, "/slow/?s=5&id=st&timeout=0.5")
     assert.equal("before", assert(c:read_event()).event)
@@ -288,16 +306,27 @@ describe("#e2e flosse.http", function()
 end)
 
 describe("#e2e flosse.http at shutdown", function()
-  it("a task waiting on a request when the server stops: the request is aborted, the server exits", function()
+  it("a task waiting on a request at a reload, then at a stop: aborted each time, the server exits 0", function()
     local dir = e2e.tempdir()
     local up = start_upstream(dir, "plain")
     local server = e2e.start_with_status(FIXTURE, { workers = 1, env = { FLOSSE_TEST_UPSTREAM = up.url,
       FLOSSE_TEST_HTTP_BLOCKER = "1", FLOSSE_TEST_REFUSED_PORT = tostring(free_port()) } })
     local ok, err = pcall(function()
       assert(upstream_logged(up, "slow blocker started"), up.log())
+      -- A reload cancels the old generation's task: its request is aborted,
+      -- and the new generation's task makes its own.
+      server:signal("HUP")
+      assert(upstream_logged(up, "slow blocker closed"), up.log())
+      assert(e2e.eventually(function()
+        local _, n = up.log():gsub("slow blocker started", "")
+        return n == 2
+      end), up.log())
       server:signal("TERM")
       assert.equal(0, server:exit_status(e2e.TEST_TIMEOUT), server:log())
-      assert(upstream_logged(up, "slow blocker closed"), up.log())
+      assert(e2e.eventually(function()
+        local _, n = up.log():gsub("slow blocker closed", "")
+        return n == 2
+      end), up.log())
     end)
     server:cleanup()
     up.stop()
