@@ -42,7 +42,7 @@ local function check(opts, what)
   local url = opts.url
   if url == nil then bad(what, "url is required") end
   if type(url) ~= "string" then bad(what, "url must be a string") end
-  if not (url:lower():find("^https?://") and #url > 8) or url:find("[%z\r\n]") then
+  if not url:lower():find("^https?://[^/?#]") or url:find("[%z\r\n]") then
     bad(what, ("url must be an http:// or https:// URL, not %q"):format(url:sub(1, 100)))
   end
   local method = opts.method or "GET"
@@ -91,11 +91,11 @@ local function check(opts, what)
   }
 end
 
--- The header lines of a response as a table: names lower-cased, a
+--- http.parse_headers(raw): the header lines of a response as a table: names lower-cased, a
 -- repeated header's values joined with ", " (RFC 9110's list form; for
 -- Set-Cookie, which cannot be joined safely, read them from the raw
 -- field). An obsolete folded line continues the one before.
-local function parse_headers(raw)
+function http.parse_headers(raw)
   local headers, last = {}, nil
   for line in raw:gmatch("([^\n]*)\n") do
     line = line:gsub("\r$", "")
@@ -116,7 +116,7 @@ end
 local function send(o)
   local status, raw, body = core.http_request(o)
   if not status then return nil, raw end
-  return { status = status, headers = parse_headers(raw), body = body, raw_headers = raw }
+  return { status = status, headers = http.parse_headers(raw), body = body, raw_headers = raw }
 end
 
 --- flosse.http.request{ method =, url =, headers =, body =, timeout =,

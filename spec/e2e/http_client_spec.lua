@@ -285,6 +285,7 @@ describe("#e2e flosse.http", function()
       not_table = "flosse.http.request: expected a table of options",
       no_url = "flosse.http.request: url is required",
       scheme = "flosse.http.request: url must be an http:// or https:// URL",
+      no_host = "flosse.http.request: url must be an http:// or https:// URL",
       header_value = "flosse.http.request: header A must be a string, not number",
       header_crlf = "flosse.http.request: header A holds a CR, LF or NUL byte",
       header_nul = "flosse.http.request: header A holds a CR, LF or NUL byte",
