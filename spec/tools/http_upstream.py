@@ -42,6 +42,7 @@ def log(line):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # head and body are two writes: no 40 ms delayed-ACK stall
 
     def log_message(self, fmt, *args):
         pass
