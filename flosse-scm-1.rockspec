@@ -39,6 +39,11 @@ external_dependencies = {
    HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
    -- OpenSSL's libcrypto (Debian: libssl-dev) checks JWT signatures.
    CRYPTO = { header = "openssl/evp.h", library = "crypto" },
+   -- libcurl (Debian: libcurl4-openssl-dev) makes flosse.http's requests.
+   -- The library alone: Debian keeps curl/curl.h in the multiarch folder
+   -- (/usr/include/x86_64-linux-gnu), where the compiler finds it and
+   -- luarocks' header check does not look.
+   CURL = { library = "curl" },
 }
 
 build = {
@@ -75,6 +80,8 @@ build = {
             "core/wait_channel.c",
             "core/wait_relay.c",
             "core/wait_redis.c",
+            "core/http_client.c",
+            "core/wait_http.c",
             "core/clients.c",
             "core/guard.c",
             "core/stream.c",
@@ -85,6 +92,7 @@ build = {
             "core/lchannel.c",
             "core/lsocket.c",
             "core/lredis.c",
+            "core/lhttp.c",
             "core/jwt.c",
             "core/ljwt.c",
             "core/lcidr.c",
@@ -94,10 +102,10 @@ build = {
          },
          defines = { "_GNU_SOURCE" },
          incdirs = { "$(LIBEV_INCDIR)", "$(HTTP_PARSER_INCDIR)", "$(HIREDIS_INCDIR)",
-                    "$(CRYPTO_INCDIR)" },
+                    "$(CRYPTO_INCDIR)", "$(CURL_INCDIR)" },
          libdirs = { "$(LIBEV_LIBDIR)", "$(HTTP_PARSER_LIBDIR)", "$(HIREDIS_LIBDIR)",
-                    "$(CRYPTO_LIBDIR)" },
-         libraries = { "ev", "http_parser", "hiredis", "crypto", "m", "pthread" },
+                    "$(CRYPTO_LIBDIR)", "$(CURL_LIBDIR)" },
+         libraries = { "ev", "http_parser", "hiredis", "curl", "crypto", "m", "pthread" },
       },
       -- Every Lua module of lua/flosse/.
       ["flosse"] = "lua/flosse/init.lua",
@@ -122,6 +130,7 @@ build = {
       ["flosse.static"] = "lua/flosse/static.lua",
       ["flosse.tasks"] = "lua/flosse/tasks.lua",
       ["flosse.redis"] = "lua/flosse/redis.lua",
+      ["flosse.http"] = "lua/flosse/http.lua",
       ["flosse.urls"] = "lua/flosse/urls.lua",
    },
    install = {

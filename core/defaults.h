@@ -27,10 +27,16 @@
 #define FLOSSE_DEFAULT_REDIS_PREFIX "flosse:"   /* of every Redis key flosse makes */
 #define FLOSSE_DEFAULT_REDIS_TIMEOUT 2.0        /* seconds: connect, and each command */
 #define FLOSSE_DEFAULT_REDIS_POOL 4             /* connections per worker per Redis URL */
+#define FLOSSE_DEFAULT_HTTP_TIMEOUT 30.0        /* seconds: a flosse.http request, start to end */
+#define FLOSSE_DEFAULT_HTTP_MAX_BODY (1 << 20)  /* bytes of a flosse.http response body */
 
 /* Not settings: how long a closing connection waits for its client's FIN,
  * and the longest channel name. */
 #define FLOSSE_LINGER_SECONDS 2.0
 #define FLOSSE_CHANNEL_NAME_MAX 200
+/* Nor these: the header bytes of a flosse.http response, and how many
+ * redirects follow = true follows. */
+#define FLOSSE_HTTP_MAX_HEADER_BYTES (64 << 10)
+#define FLOSSE_HTTP_MAX_REDIRECTS 5
 
 #endif

@@ -405,6 +405,7 @@ int luaopen_flosse_core(lua_State *L) {
   flosse_lsocket_register(L);
   flosse_ljson_register(L);
   flosse_lredis_register(L);
+  flosse_lhttp_register(L);
   flosse_ljwt_register(L);
   flosse_lcidr_register(L);
   push_defaults(L);

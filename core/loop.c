@@ -46,6 +46,7 @@ void flosse_loop_init(struct flosse_loop *l, struct ev_loop *ev) {
   l->index = 0;
   l->after_turn = NULL;
   l->redis = NULL;
+  l->http = NULL;
   flosse_list_init(&l->runq);
   flosse_list_init(&l->flushq);
   flosse_list_init(&l->freeq);

@@ -12,6 +12,7 @@ void flosse_ltask_register(lua_State *L);
 void flosse_lchannel_register(lua_State *L);
 void flosse_lsocket_register(lua_State *L);
 void flosse_lredis_register(lua_State *L);
+void flosse_lhttp_register(lua_State *L);
 void flosse_ljwt_register(lua_State *L);
 void flosse_lcidr_register(lua_State *L);
 

@@ -22,6 +22,7 @@
 #include "channel_redis.h"
 #include "revoke_redis.h"
 #include "redis.h"
+#include "http_client.h"
 #include "worker.h"
 
 __thread struct flosse_server *flosse_current_server;
@@ -405,6 +406,7 @@ static void end(struct flosse_server *srv) {
   close_all(srv); /* whatever a forced stop left */
   flosse_guards_stop(&srv->streams.guards); /* before its loop's inbox goes */
   flosse_redis_pools_free(&srv->loop); /* after the tasks that waited on them */
+  flosse_http_client_free(&srv->loop); /* the same */
   flosse_loop_stop(&srv->loop);
   ev_signal_stop(ev, &srv->sigint);
   ev_signal_stop(ev, &srv->sigterm);

@@ -16,7 +16,7 @@
 struct flosse_task;
 
 /* A wait primitive (one file each: wait_sleep.c, wait_drain.c,
- * wait_channel.c, wait_relay.c, wait_redis.c). Its arm function suspends the task and
+ * wait_channel.c, wait_relay.c, wait_redis.c, wait_http.c). Its arm function suspends the task and
  * sets t->wait; its fire resumes the task; cancel undoes whatever arm did,
  * so that flosse_task_cancel_wait can undo any wait without knowing its kind
  * (lua-nginx-module's coctx->cleanup). */

@@ -169,6 +169,8 @@ flosse.every = tasks.every
 --- flosse.redis([url]): the worker's Redis client (flosse.redis), for the
 -- configured server (settings' redis, or --redis) or url.
 flosse.redis = require("flosse.redis").client
+--- flosse.http.request{...} and flosse.http.get(url, opts): calling other services (flosse.http).
+flosse.http = require "flosse.http"
 
 --- The index of the worker running the caller (0 is the main thread's).
 -- Each worker has its own Lua state: module tables are not shared.
