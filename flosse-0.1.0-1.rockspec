@@ -74,6 +74,7 @@ build = {
             "core/channel.c",
             "core/channel_redis.c",
             "core/revoke_redis.c",
+            "core/presence_redis.c",
             "core/conn.c",
             "core/lvalues.c",
             "core/task.c",

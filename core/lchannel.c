@@ -296,6 +296,72 @@ static int l_configure(lua_State *L) {
   return 0;
 }
 
+/* core.channel_count(name) -> subscriptions to name on this node (every
+ * worker), or nil for a name no channel may have. */
+static int l_channel_count(lua_State *L) {
+  size_t len;
+  const char *name = luaL_checklstring(L, 1, &len);
+  if (!flosse_channel_name_ok(name, len)) {
+    luaL_pushfail(L);
+    return 1;
+  }
+  lua_pushinteger(L, (lua_Integer)flosse_channel_subscribers(name, len));
+  return 1;
+}
+
+/* This node's channels with subscribers, copied under the registry lock
+ * (no Lua there: it may not raise while the lock is held). */
+struct channel_list {
+  struct { char *name; size_t len, subs; } *items;
+  size_t n, cap;
+  int oom;
+};
+
+static void list_one(const char *name, size_t len, size_t subscribers, void *ud) {
+  struct channel_list *l = ud;
+  if (subscribers == 0 || l->oom) return;
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? l->cap * 2 : 32;
+    void *items = realloc(l->items, cap * sizeof *l->items);
+    if (!items) {
+      l->oom = 1;
+      return;
+    }
+    l->items = items;
+    l->cap = cap;
+  }
+  char *copy = malloc(len ? len : 1);
+  if (!copy) {
+    l->oom = 1;
+    return;
+  }
+  memcpy(copy, name, len);
+  l->items[l->n].name = copy;
+  l->items[l->n].len = len;
+  l->items[l->n].subs = subscribers;
+  l->n++;
+}
+
+/* core.channel_list() -> { name = subscriptions, ... }: this node's channels
+ * with at least one subscriber. */
+static int l_channel_list(lua_State *L) {
+  struct channel_list l = {NULL, 0, 0, 0};
+  flosse_channel_each(list_one, &l);
+  int ok = !l.oom && lua_checkstack(L, 4);
+  if (ok) lua_createtable(L, 0, (int)(l.n > 1 << 20 ? 1 << 20 : l.n));
+  for (size_t i = 0; i < l.n; i++) {
+    if (ok) {
+      lua_pushlstring(L, l.items[i].name, l.items[i].len);
+      lua_pushinteger(L, (lua_Integer)l.items[i].subs);
+      lua_rawset(L, -3);
+    }
+    free(l.items[i].name);
+  }
+  free(l.items);
+  if (!ok) return luaL_error(L, "out of memory");
+  return 1;
+}
+
 void flosse_lchannel_register(lua_State *L) {
   static const luaL_Reg sub_methods[] = {
       {"poll", sub_poll}, {"wait", sub_wait}, {"ready", sub_ready}, {"relay", sub_relay}, {"close", sub_close},
@@ -304,7 +370,7 @@ void flosse_lchannel_register(lua_State *L) {
       {"__gc", sub_gc}, {"__close", sub_close}, {"__tostring", sub_tostring}, {NULL, NULL}};
   static const luaL_Reg fns[] = {
       {"publish", l_publish}, {"publish_eval", l_publish_eval}, {"subscribe", l_subscribe}, {"configure_channels", l_configure},
-      {NULL, NULL}};
+      {"channel_count", l_channel_count}, {"channel_list", l_channel_list}, {NULL, NULL}};
   if (luaL_newmetatable(L, SUB_MT)) {
     luaL_setfuncs(L, sub_meta, 0);
     luaL_newlib(L, sub_methods);

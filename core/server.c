@@ -20,6 +20,7 @@
 #include "channel.h"
 #include "lalloc.h"
 #include "channel_redis.h"
+#include "presence_redis.h"
 #include "revoke_redis.h"
 #include "redis.h"
 #include "http_client.h"
@@ -381,7 +382,8 @@ static void begin(struct flosse_server *srv, lua_State *L, int stepping) {
     ev_timer_init(&srv->channel_sweep, on_channel_sweep, 1., 1.);
     ev_timer_start(ev, &srv->channel_sweep);
     if (flosse_redis_settings()->configured &&
-        (flosse_channel_redis_start(ev) != FLOSSE_OK || flosse_revoke_redis_start(ev) != FLOSSE_OK))
+        (flosse_channel_redis_start(ev) != FLOSSE_OK || flosse_revoke_redis_start(ev) != FLOSSE_OK ||
+         flosse_presence_redis_start(ev) != FLOSSE_OK))
       luaL_error(L, "out of memory");
     if (!stepping) {
       ev_signal_start(ev, &srv->sigint);
@@ -427,6 +429,7 @@ static void end(struct flosse_server *srv) {
   }
   flosse_channel_redis_stop(); /* once no worker subscribes any more */
   flosse_revoke_redis_stop();
+  flosse_presence_redis_stop();
   flosse_current_server = NULL;
 }
 

@@ -38,6 +38,94 @@ function Channel:publish(...)
   return id, n
 end
 
+-- Presence across nodes (core/presence_redis.c writes each node's counts
+-- every second): the other live nodes' counts, summed by Redis. KEYS: the
+-- node set; ARGV: the hash prefix, this node (left out: its own count is
+-- read live), the channel (count) or nothing (every channel, as name,
+-- count pairs).
+local PRESENCE_LUA = [==[
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local nodes = redis.call('ZRANGE', KEYS[1], 0, -1)
+if ARGV[3] then
+  local n = 0
+  for _, node in ipairs(nodes) do
+    if node ~= ARGV[2] then n = n + (tonumber(redis.call('HGET', ARGV[1] .. node, ARGV[3])) or 0) end
+  end
+  return n
+end
+local sum, names = {}, {}
+for _, node in ipairs(nodes) do
+  if node ~= ARGV[2] then
+    local kv = redis.call('HGETALL', ARGV[1] .. node)
+    for i = 1, #kv, 2 do
+      if not sum[kv[i]] then names[#names + 1] = kv[i]; sum[kv[i]] = 0 end
+      sum[kv[i]] = sum[kv[i]] + tonumber(kv[i + 1])
+    end
+  end
+end
+local out = {}
+for _, name in ipairs(names) do out[#out + 1] = name; out[#out + 1] = sum[name] end
+return out
+]==]
+
+-- The other nodes' part, through the worker's Redis client (the calling
+-- coroutine waits): a number, a { name = count } table, or nil, err.
+local function remote_presence(name)
+  local rs = core.redis_settings()
+  if not rs then return name and 0 or {} end
+  local prefix = rs.prefix .. "presence:"
+  local client = require("flosse.redis").client()
+  local reply, err
+  if name then
+    reply, err = client:call("EVAL", PRESENCE_LUA, "1", prefix .. "nodes", prefix, core.node_id(), name)
+  else
+    reply, err = client:call("EVAL", PRESENCE_LUA, "1", prefix .. "nodes", prefix, core.node_id())
+  end
+  if reply == nil then
+    core.log("warn", "presence: redis: " .. tostring(err))
+    return nil, "redis: " .. tostring(err)
+  end
+  if name then return reply end
+  local t = {}
+  for i = 1, #reply, 2 do t[reply[i]] = reply[i + 1] end
+  return t
+end
+
+--- ch:count() -> subscribers | nil, "redis: ..."
+-- Every worker's subscriptions to the channel; with Redis, every node's
+-- (this node's live, the others' as they wrote them at most a second ago),
+-- and the calling view or task waits for Redis.
+function Channel:count()
+  local here = core.channel_count(self.name)
+  if here == nil then error(("flosse.channel(%q): not a channel name"):format(self.name), 2) end
+  local there, err = remote_presence(self.name)
+  if there == nil then return nil, err end
+  return here + there
+end
+
+--- flosse.channels{ limit = 1000 } -> { { name =, subscribers = }, ... } | nil, "redis: ..."
+-- The channels with at least one subscriber (every worker; with Redis,
+-- every node), sorted by name, at most limit of them.
+function channels.list(opts)
+  if opts ~= nil and type(opts) ~= "table" then error("flosse.channels(opts): opts must be a table", 2) end
+  local limit = opts and opts.limit or 1000
+  if math.type(limit) ~= "integer" or limit < 0 then
+    error("flosse.channels: limit must be a non-negative integer", 2)
+  end
+  local counts = core.channel_list()
+  local there, err = remote_presence(nil)
+  if there == nil then return nil, err end
+  for name, n in pairs(there) do counts[name] = (counts[name] or 0) + n end
+  local names = {}
+  for name in pairs(counts) do names[#names + 1] = name end
+  table.sort(names)
+  local out = {}
+  for i = 1, math.min(limit, #names) do out[i] = { name = names[i], subscribers = counts[names[i]] } end
+  return out
+end
+
 function Channel:__tostring()
   return ("flosse.Channel(%s)"):format(self.name)
 end

@@ -182,6 +182,8 @@ flosse.revoke = require("flosse.revoke").revoke
 
 local channels = require "flosse.channels"
 flosse.channel = channels.channel
+--- flosse.channels{ limit = }: the channels with subscribers, on every worker and node.
+flosse.channels = channels.list
 flosse.subscribe = channels.subscribe
 flosse.relay_view = channels.relay_view
 flosse.publish_view = channels.publish_view
