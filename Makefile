@@ -21,7 +21,7 @@ INST_BINDIR ?= $(PREFIX)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-CORE_SRC = core/buf.c core/rbuf.c core/sse.c core/response.c core/framing.c core/http.c core/json.c core/log.c core/redact.c core/cidr.c core/tq.c core/inbox.c core/loop.c core/lalloc.c core/watch.c core/redis.c core/redis_event.c core/channel.c core/channel_redis.c core/revoke_redis.c core/conn.c core/lvalues.c core/task.c core/wait_sleep.c core/wait_drain.c core/wait_channel.c core/wait_relay.c core/wait_redis.c core/clients.c core/guard.c core/stream.c core/background.c core/ljson.c core/lstream.c core/ltask.c core/lchannel.c core/lsocket.c core/lredis.c core/jwt.c core/ljwt.c core/lcidr.c core/worker.c core/server.c core/lcore.c
+CORE_SRC = core/buf.c core/rbuf.c core/sse.c core/response.c core/framing.c core/http.c core/json.c core/log.c core/metrics.c core/redact.c core/cidr.c core/tq.c core/inbox.c core/loop.c core/lalloc.c core/watch.c core/redis.c core/redis_event.c core/channel.c core/channel_redis.c core/revoke_redis.c core/conn.c core/lvalues.c core/task.c core/wait_sleep.c core/wait_drain.c core/wait_channel.c core/wait_relay.c core/wait_redis.c core/clients.c core/guard.c core/stream.c core/background.c core/ljson.c core/lstream.c core/ltask.c core/lchannel.c core/lsocket.c core/lredis.c core/jwt.c core/ljwt.c core/lcidr.c core/lmetrics.c core/worker.c core/server.c core/lcore.c
 CORE_HDR = $(wildcard core/*.h)
 CORE_SO = build/flosse/core.so
 ALL_CFLAGS = $(WARN) $(CFLAGS) -fPIC -I$(LUA_INCDIR) -I$(LIBEV_INCDIR) -I$(HTTP_PARSER_INCDIR)

@@ -69,7 +69,7 @@ static const char *stream_headers(lua_State *T, int idx, size_t *len) {
   return out;
 }
 
-/* core.start_stream(retry, heartbeat [, headers]): the request is a stream
+/* core.start_stream(retry, heartbeat [, headers [, route id]]): the request is a stream
  * from now on; its head (with headers, a table of names and values) goes
  * out when the view first yields, waits or ends. */
 static int l_start_stream(lua_State *T) {
@@ -88,6 +88,7 @@ static int l_start_stream(lua_State *T) {
   }
   if (flosse_stream_start(s, retry, hb, extra, xlen) != FLOSSE_OK)
     return luaL_error(T, "the stream has already started (or no memory for its headers)");
+  s->route = (int)luaL_optinteger(T, 4, 0);
   return 0;
 }
 
