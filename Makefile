@@ -41,7 +41,7 @@ $(CORE_SO): $(CORE_SRC) $(CORE_HDR)
 
 # The tests also drive a real browser, build the fuzz harnesses with clang, and
 # mint JWTs with python3 and the openssl command line.
-TEST_PACKAGES = chromium lua-check clang libclang-rt-14-dev python3 openssl
+TEST_PACKAGES = chromium lua-check clang libclang-rt-14-dev python3 openssl prometheus
 
 # Installs what is missing when run as root; otherwise says what to run.
 deps: PACKAGES = $(DEB_PACKAGES)

@@ -33,11 +33,24 @@ struct walk {
   size_t subscribers;
 };
 
+/* The order of the listing: more subscribers first, then by name (so that
+ * ties are listed, and cut, the same way every time). */
+static int by_subscribers(const void *a, const void *b) {
+  const struct busy *x = a, *y = b;
+  if (x->subscribers != y->subscribers) return x->subscribers < y->subscribers ? 1 : -1;
+  size_t n = x->len < y->len ? x->len : y->len;
+  int c = memcmp(x->name, y->name, n);
+  return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* 1 if x comes after y in the listing (the heap's root is the last kept). */
+static int after(const struct busy *x, const struct busy *y) { return by_subscribers(x, y) > 0; }
+
 static void sift_down(struct busy *h, size_t n, size_t i) {
   for (;;) {
     size_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < n && h[l].subscribers < h[m].subscribers) m = l;
-    if (r < n && h[r].subscribers < h[m].subscribers) m = r;
+    if (l < n && after(&h[l], &h[m])) m = l;
+    if (r < n && after(&h[r], &h[m])) m = r;
     if (m == i) return;
     struct busy t = h[i];
     h[i] = h[m];
@@ -49,7 +62,7 @@ static void sift_down(struct busy *h, size_t n, size_t i) {
 static void sift_up(struct busy *h, size_t i) {
   while (i > 0) {
     size_t p = (i - 1) / 2;
-    if (h[p].subscribers <= h[i].subscribers) return;
+    if (!after(&h[i], &h[p])) return;
     struct busy t = h[i];
     h[i] = h[p];
     h[p] = t;
@@ -63,28 +76,19 @@ static void each_channel(const char *name, size_t len, size_t subscribers, void 
   w->subscribers += subscribers;
   if (!w->cap || !subscribers) return;
   if (len > FLOSSE_CHANNEL_NAME_MAX) len = FLOSSE_CHANNEL_NAME_MAX;
-  struct busy *b;
+  struct busy cand;
+  cand.subscribers = subscribers;
+  cand.len = len;
+  memcpy(cand.name, name, len);
   if (w->n < w->cap) {
-    b = &w->heap[w->n++];
-  } else if (subscribers > w->heap[0].subscribers) {
-    b = &w->heap[0];
-  } else {
-    return;
+    w->heap[w->n++] = cand;
+    sift_up(w->heap, w->n - 1);
+  } else if (after(&w->heap[0], &cand)) {
+    w->heap[0] = cand;
+    sift_down(w->heap, w->n, 0);
   }
-  b->subscribers = subscribers;
-  b->len = len;
-  memcpy(b->name, name, len);
-  if (b == &w->heap[0] && w->n == w->cap) sift_down(w->heap, w->n, 0);
-  else sift_up(w->heap, w->n - 1);
 }
 
-static int by_subscribers(const void *a, const void *b) {
-  const struct busy *x = a, *y = b;
-  if (x->subscribers != y->subscribers) return x->subscribers < y->subscribers ? 1 : -1;
-  size_t n = x->len < y->len ? x->len : y->len;
-  int c = memcmp(x->name, y->name, n);
-  return c ? c : (x->len > y->len) - (x->len < y->len);
-}
 
 static void set_int(lua_State *L, const char *k, uint64_t v) {
   lua_pushinteger(L, (lua_Integer)v);
@@ -92,16 +96,6 @@ static void set_int(lua_State *L, const char *k, uint64_t v) {
 }
 
 #define SUM(field) flosse_metrics_sum_u64(offsetof(struct flosse_metrics_worker, field))
-
-static double sum_double(size_t offset) {
-  double n = 0;
-  for (int i = 0; i < FLOSSE_METRICS_WORKERS; i++) {
-    double v;
-    __atomic_load((double *)((char *)&flosse_metrics_workers[i] + offset), &v, __ATOMIC_RELAXED);
-    n += v;
-  }
-  return n;
-}
 
 /* The Lua memory of each worker of srv's process, main thread first. */
 static void push_lua_memory(lua_State *L, struct flosse_server *srv) {
@@ -141,7 +135,7 @@ static void push_redis(lua_State *L) {
     lua_rawseti(L, -2, i + 1);
   }
   set_int(L, "count", SUM(redis_count));
-  lua_pushnumber(L, sum_double(offsetof(struct flosse_metrics_worker, redis_sum)));
+  lua_pushnumber(L, (lua_Number)SUM(redis_sum_us) / 1e6);
   lua_setfield(L, -2, "sum");
   lua_setfield(L, -2, "redis_latency");
 }

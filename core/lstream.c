@@ -80,6 +80,7 @@ static int l_start_stream(lua_State *T) {
   }
   lua_Number hb = luaL_optnumber(T, 2, -1);
   struct flosse_stream *s = check_stream(T, "start_stream");
+  lua_Integer route = luaL_optinteger(T, 4, 0);
   size_t xlen = 0;
   const char *extra = NULL;
   lua_settop(T, 3);
@@ -88,7 +89,7 @@ static int l_start_stream(lua_State *T) {
   }
   if (flosse_stream_start(s, retry, hb, extra, xlen) != FLOSSE_OK)
     return luaL_error(T, "the stream has already started (or no memory for its headers)");
-  s->route = (int)luaL_optinteger(T, 4, 0);
+  s->route = (int)route;
   return 0;
 }
 

@@ -19,13 +19,13 @@ void flosse_metrics_set_worker(int index) {
 
 void flosse_metrics_redis(double seconds) {
   if (seconds < 0) seconds = 0;
-  FLOSSE_METRIC_INC(redis_count);
-  double sum = flosse_metrics_self->redis_sum + seconds;
-  __atomic_store(&flosse_metrics_self->redis_sum, &sum, __ATOMIC_RELAXED);
+  struct flosse_metrics_worker *m = flosse_metrics_self;
+  __atomic_add_fetch(&m->redis_count, 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&m->redis_sum_us, (uint64_t)(seconds * 1e6), __ATOMIC_RELAXED);
   /* Cumulative buckets are made when read: one add here. */
   for (int i = 0; i < FLOSSE_METRICS_REDIS_BUCKETS; i++)
     if (seconds <= flosse_metrics_redis_bounds[i]) {
-      FLOSSE_METRIC_INC(redis_le[i]);
+      __atomic_add_fetch(&m->redis_le[i], 1, __ATOMIC_RELAXED);
       break;
     }
 }

@@ -20,8 +20,8 @@ struct flosse_metrics_worker {
   uint64_t events_sent, bytes_sent, heartbeats;
   int64_t streams[FLOSSE_METRICS_ROUTES]; /* open streams by route id */
   uint64_t status[FLOSSE_METRICS_STATUS_MAX - FLOSSE_METRICS_STATUS_MIN + 1];
-  uint64_t redis_count, redis_le[FLOSSE_METRICS_REDIS_BUCKETS];
-  double redis_sum;
+  /* Redis round trips: atomic adds (a link may run off its worker's thread). */
+  uint64_t redis_count, redis_sum_us, redis_le[FLOSSE_METRICS_REDIS_BUCKETS];
 } __attribute__((aligned(64)));
 
 /* Indexed by worker (loop->index); flosse_metrics_self is the calling
