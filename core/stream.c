@@ -487,8 +487,8 @@ static void on_idle(struct flosse_conn *c) {
   size_t n = flosse_response_chunk_open(flat, sizeof text + 2, s->chunked); /* ':' text "\n\n" */
   n += flosse_sse_comment_flat(flat + n, sizeof flat - n, text, sizeof text - 1);
   n += flosse_response_chunk_close(flat + n, s->chunked);
+  FLOSSE_METRIC_INC(heartbeats); /* before it can reach the client */
   queue_flat(s, flat, n);
-  FLOSSE_METRIC_INC(heartbeats);
 }
 
 /* Graceful shutdown: a stream is ended (view closed, on_close run,

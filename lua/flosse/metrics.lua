@@ -73,6 +73,9 @@ local function num(v)
   if math.type(v) == "integer" then return ("%d"):format(v) end
   if v ~= v then return "NaN" end
   if v == math.huge then return "+Inf" end
+  -- The shortest of these that reads back as v.
+  local short = ("%.15g"):format(v)
+  if tonumber(short) == v then return short end
   return ("%.17g"):format(v)
 end
 
