@@ -8,7 +8,7 @@ local permissions = require "flosse.permissions"
 -- A snapshot as metrics.snapshot returns it, with what a test changes.
 local function snapshot(over)
   local s = {
-    time = 100.5, uptime = 10.25, start_time = 90.25, version = "0.1.0", workers = 2,
+    time = 100.5, uptime = 10.2504, start_time = 90.25, version = "0.1.0", workers = 2,
     connections = 3, streams = 2, streams_by_route = { wait = 2 },
     requests = { ["200"] = 5, ["404"] = 1 },
     events_sent = 7, bytes_sent = 900, publishes = 1, deliveries = 2, heartbeats = 0, slow_dropped = 0,
