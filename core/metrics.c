@@ -12,9 +12,10 @@ struct flosse_metrics_global flosse_metrics_global;
 const double flosse_metrics_redis_bounds[FLOSSE_METRICS_REDIS_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
 
-void flosse_metrics_set_worker(int index) {
+struct flosse_metrics_worker *flosse_metrics_set_worker(int index) {
   if (index < 0 || index >= FLOSSE_METRICS_WORKERS) index = 0;
   flosse_metrics_self = &flosse_metrics_workers[index];
+  return flosse_metrics_self;
 }
 
 void flosse_metrics_redis(double seconds) {
