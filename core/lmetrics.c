@@ -184,7 +184,7 @@ static int l_metrics(lua_State *L) {
   lua_newtable(L);
   for (int r = 0; r < FLOSSE_METRICS_ROUTES; r++) {
     int64_t n = 0;
-    for (int i = 0; i < FLOSSE_METRICS_WORKERS; i++)
+    for (int i = 0, end = flosse_metrics_blocks(); i < end; i++)
       n += __atomic_load_n(&flosse_metrics_workers[i].streams[r], __ATOMIC_RELAXED);
     const char *label = flosse_metrics_route_label(r);
     if (!label) break;

@@ -80,6 +80,9 @@ void flosse_metrics_redis_state(int link, int up);
 /* Fills name/up of link i (0..); returns 0 past the last. */
 int flosse_metrics_redis_link_get(int i, char *name, size_t len, int *up);
 
+/* How many blocks were ever given to a worker (the rest are all 0). */
+int flosse_metrics_blocks(void);
+
 /* The sum over every worker of a per-worker field, read with relaxed loads. */
 uint64_t flosse_metrics_sum_u64(size_t offset);
 
