@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "buf.h"
+#include "metrics.h"
 
 const struct flosse_wait flosse_wait_relay = {"relay", NULL, 0};
 
@@ -78,6 +79,7 @@ void flosse_wait_relay_fire(struct flosse_relay *r) {
     return;
   }
   if (!queued) return;
+  FLOSSE_METRIC_ADD(c->ctx->loop->metrics, events_sent, queued);
   flosse_conn_wrote(c);
   /* Written now, not in the flush pass after every other subscriber has
    * taken its messages: a fan-out's first writes leave sooner. */
