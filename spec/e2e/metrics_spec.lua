@@ -234,7 +234,9 @@ describe("#e2e metrics view with Redis", function()
     for _ = 1, 3 do assert.equal("PONG\n", e2e.get(server.port, "/ping/").body) end
     local samples, resp = scrape(server.port)
     local count = "flosse_redis_command_duration_seconds_count"
-    assert.equal(3, samples[count] - before[count])
+    -- The three calls, and whatever the node's own links did meanwhile (the
+    -- presence refresher writes once a second: core/presence_redis.c).
+    assert.is_true(samples[count] - before[count] >= 3, samples[count] - before[count])
     assert.equal(samples[count], samples['flosse_redis_command_duration_seconds_bucket{le="+Inf"}'])
     assert.is_true(samples["flosse_redis_command_duration_seconds_sum"] >= 0)
     local code, out = promtool(resp.body)
