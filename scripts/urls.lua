@@ -22,6 +22,7 @@ local urlpatterns = {
   path("sse/me/", views.me, "me"),
   path("cross-origin/", static.file("cross-origin.html"), "cross-origin"),
   path("healthz", views.health, "health"),  -- for load balancers: open, no trailing slash
+  path("metrics", views.metrics, "metrics"),  -- Prometheus, staff token
 }
 
 local styles = { "string", "event-data", "event-data-id", "fields", "table",

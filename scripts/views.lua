@@ -153,4 +153,8 @@ views.channel_publish = flosse.publish_view{ permission_classes = { IsAdminUser 
 -- balancer polls it without credentials.
 views.health = flosse.health_view{}
 
+--- /metrics: the Prometheus text format (docs/metrics.md), for staff only:
+-- curl -H 'Authorization: Bearer demo-admin-token' http://127.0.0.1:8080/metrics
+views.metrics = flosse.metrics_view{ permission_classes = { IsAdminUser } }
+
 return views
