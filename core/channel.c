@@ -1,6 +1,7 @@
 #include "channel.h"
 
 #include "json.h"
+#include "metrics.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -308,6 +309,7 @@ static size_t fan_out_locked(struct flosse_chan *ch, struct flosse_msg *m, int f
       /* Too far behind: its client reconnects with Last-Event-ID and
        * replays from history; the others are not held back. */
       s->owner->notify(s->owner, 1);
+      FLOSSE_METRIC_GLOBAL_ADD(slow_dropped, 1);
       continue;
     }
     n++;
@@ -316,6 +318,7 @@ static size_t fan_out_locked(struct flosse_chan *ch, struct flosse_msg *m, int f
       s->owner->notify(s->owner, 0);
     }
   }
+  FLOSSE_METRIC_GLOBAL_ADD(deliveries, n);
   return n;
 }
 
@@ -362,6 +365,7 @@ struct flosse_msg *flosse_channel_publish(const char *name, size_t len,
   ch->last = m->seq;
   size_t n = fan_out_locked(ch, m, 0);
   *delivered = n;
+  FLOSSE_METRIC_GLOBAL_ADD(publishes, 1);
   *rc = FLOSSE_CHAN_OK;
   /* The history and the queues hold it now; the caller gets a reference
    * of its own, since another worker may push it out of the history. */

@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "channel.h"
 #include "log.h"
+#include "metrics.h"
 #include "redis.h"
 #include "redis_event.h"
 
@@ -322,6 +323,7 @@ int flosse_channel_redis_publish_reply(const struct redisReply *r, uint64_t *id,
     snprintf(err, errlen, "redis: an unexpected reply to the publish");
     return FLOSSE_ERR;
   }
+  FLOSSE_METRIC_GLOBAL_ADD(publishes, 1); /* this node published it (Redis took it) */
   return FLOSSE_OK;
 }
 

@@ -388,6 +388,7 @@ int luaopen_flosse_core(lua_State *L) {
   flosse_lredis_register(L);
   flosse_ljwt_register(L);
   flosse_lcidr_register(L);
+  flosse_lmetrics_register(L);
   push_defaults(L);
   lua_setfield(L, -2, "defaults");
   lua_pushcfunction(L, l_listen);

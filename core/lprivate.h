@@ -14,6 +14,7 @@ void flosse_lsocket_register(lua_State *L);
 void flosse_lredis_register(lua_State *L);
 void flosse_ljwt_register(lua_State *L);
 void flosse_lcidr_register(lua_State *L);
+void flosse_lmetrics_register(lua_State *L);
 
 /* The task running L, or a raised error naming fname (called outside a view
  * or task). Does not return on error. */

@@ -69,7 +69,7 @@ static const char *stream_headers(lua_State *T, int idx, size_t *len) {
   return out;
 }
 
-/* core.start_stream(retry, heartbeat [, headers]): the request is a stream
+/* core.start_stream(retry, heartbeat [, headers [, route id]]): the request is a stream
  * from now on; its head (with headers, a table of names and values) goes
  * out when the view first yields, waits or ends. */
 static int l_start_stream(lua_State *T) {
@@ -80,6 +80,7 @@ static int l_start_stream(lua_State *T) {
   }
   lua_Number hb = luaL_optnumber(T, 2, -1);
   struct flosse_stream *s = check_stream(T, "start_stream");
+  lua_Integer route = luaL_optinteger(T, 4, 0);
   size_t xlen = 0;
   const char *extra = NULL;
   lua_settop(T, 3);
@@ -88,6 +89,7 @@ static int l_start_stream(lua_State *T) {
   }
   if (flosse_stream_start(s, retry, hb, extra, xlen) != FLOSSE_OK)
     return luaL_error(T, "the stream has already started (or no memory for its headers)");
+  s->route = (int)route;
   return 0;
 }
 

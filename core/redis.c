@@ -13,6 +13,7 @@
 #include "defaults.h"
 #include "list.h"
 #include "log.h"
+#include "metrics.h"
 #include "loop.h"
 
 #define RETRY_SECONDS 1.0
@@ -161,6 +162,7 @@ struct flosse_redis_req {
   void *arg;
   ev_timer timer;
   int timed_out;
+  double sent;               /* the loop's time when it went (its round trip, for metrics) */
 };
 
 static void connect_now(struct flosse_redis_conn *c);
@@ -230,6 +232,7 @@ static void went_down(struct flosse_redis_conn *c, const char *why, const char *
   int was_up = c->state == CONN_UP;
   set_why(c, why);
   c->state = CONN_DOWN;
+  flosse_metrics_redis_state(flosse_metrics_redis_link(c->url.text), 0);
   char lost[240];
   snprintf(lost, sizeof lost, was_up ? "connection lost" : "not connected (%s)", c->why);
   drop_context(c, reason ? reason : lost, hiredis_frees);
@@ -255,6 +258,7 @@ static void went_down(struct flosse_redis_conn *c, const char *why, const char *
 static void became_up(struct flosse_redis_conn *c) {
   ev_timer_stop(c->loop, &c->connect_timer);
   c->state = CONN_UP;
+  flosse_metrics_redis_state(flosse_metrics_redis_link(c->url.text), 1);
   c->failing = 0;
   if (c->logged_lost) {
     if (announce(c->url.text, 0)) flosse_log(FLOSSE_LOG_INFO, "redis %s: connected again", c->url.text);
@@ -407,6 +411,7 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata) {
   ev_timer_stop(c->loop, &req->timer);
   flosse_redis_reply_fn fn = req->fn;
   req->fn = NULL;
+  if (r) flosse_metrics_redis(ev_now(c->loop) - req->sent);
   if (fn) fn(req->arg, r, r ? NULL : "connection lost");
   free(req);
 }
@@ -442,6 +447,7 @@ static struct flosse_redis_req *send_one(struct flosse_redis_conn *c, int argc, 
   req->conn = c;
   req->fn = fn;
   req->arg = arg;
+  req->sent = ev_now(c->loop);
   if (redisAsyncCommandArgv(c->ac, on_reply, req, argc, argv, lens) != REDIS_OK) {
     free(req);
     return NULL;

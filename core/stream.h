@@ -32,10 +32,13 @@ struct flosse_stream {
   struct flosse_guard *guard;/* its caps, expiry and revocation; NULL: none */
   char *head_extra;          /* the view's own header lines ("Name: value\r\n"...), owned */
   size_t head_extra_len;
+  int route;                 /* its route's metrics id (core.metrics_route); counted
+                                as open from its head to its end */
   unsigned sse : 1;          /* start_stream was called: an event stream */
   unsigned head_pending : 1; /* its head is not written yet: a refusal can still
                                 answer with its own status */
   unsigned chunked : 1;
+  unsigned counted : 1;      /* in its route's open streams (metrics) */
 };
 
 /* Sets up a worker's streams. */

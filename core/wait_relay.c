@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "buf.h"
+#include "metrics.h"
 
 const struct flosse_wait flosse_wait_relay = {"relay", NULL, 0};
 
@@ -68,6 +69,7 @@ void flosse_wait_relay_fire(struct flosse_relay *r) {
       if (!failed) {
         failed = flosse_msg_append(&c->out, ms[i], r->chunked) != FLOSSE_OK;
         if (!failed) c->events++;
+        if (!failed) FLOSSE_METRIC_INC(events_sent);
       }
       flosse_msg_unref(ms[i]);
     }

@@ -223,6 +223,7 @@ local function build(dir, flags, listen, app)
     if not fresh then
       if not listen.worker then
         core.log("error", "reload failed, still serving the previous app: " .. tostring(rerr))
+        core.metrics_reloaded(false) -- once per process: the main worker's
       end
       return
     end
@@ -234,6 +235,7 @@ local function build(dir, flags, listen, app)
     configure_channels(fresh.settings)
     tasks.run(fresh) -- the old generation's tasks are cancelled first
     if not listen.worker then core.log("info", ("reloaded %s (%d routes)"):format(dir, #check.rows(fresh))) end
+    if not listen.worker then core.metrics_reloaded(true) end
   end
   local config = {
     host = listen.host or s.host,

@@ -14,6 +14,7 @@ local cors = require "flosse.cors"
 local current = require "flosse.current"
 local revoke_key = require("flosse.revoke").key
 local proxies = require "flosse.proxies"
+local metrics = require "flosse.metrics"
 
 local server = {}
 
@@ -159,7 +160,7 @@ function server.dispatcher(get_app)
       end
       local status, h, body = admit(req, app.settings, extra)
       if status then return status, h, body end
-      core.start_stream(retry, view.heartbeat, headers)
+      core.start_stream(retry, view.heartbeat, headers, metrics.route_id(route.name or route.route))
       return view.fn(req) -- a tail call: the stream keeps no dispatcher frame
     end
     return answer(view.fn(req), extra)
