@@ -26,6 +26,7 @@ return {
   #state.live { background: #2e9d4f; }
   #state.reconnecting { background: #d08a1a; }
   #state.closed { background: #c23b3b; }
+  #state.stopped { background: #5a6270; }
   main { padding: 1em 1.2em; display: grid; gap: 1em; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); }
   section { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: .6em .8em; }
   section h2 { font-size: 1em; margin: 0 0 .3em; display: flex; justify-content: space-between; }
@@ -179,6 +180,7 @@ return {
     if (points.length > keep) points.splice(0, points.length - keep);
   }
 
+  var stopAfter = Number(new URLSearchParams(location.search).get("samples")) || 0;
   var source = new EventSource(location.pathname + location.search);
   source.onopen = function () { state("live"); };
   source.onerror = function () {
@@ -200,6 +202,9 @@ return {
     drawAll();
     var n = Number(document.body.getAttribute("data-samples") || 0) + 1;
     document.body.setAttribute("data-samples", String(n));
+    // ?samples=N: stop after N samples, so that a headless browser (a test,
+    // a screenshot) sees the page go idle.
+    if (stopAfter > 0 && n >= stopAfter) { source.close(); state("stopped"); }
   });
   window.addEventListener("resize", drawAll);
   drawAll();
