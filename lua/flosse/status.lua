@@ -11,9 +11,10 @@
 -- fed by the open status streams themselves: each takes a snapshot every
 -- interval, and the ring keeps one sample per interval however many streams
 -- are open. It holds numbers only (no view, no closure, nothing of the
--- app's), in this module's table, keyed by interval and size: a hot reload
--- neither loses it nor leaves an old one behind, and it never exceeds
--- `history` samples. While no status stream is open on a worker nothing is
+-- app's), in this module's table (shared by every generation of the app),
+-- keyed by interval and size: a hot reload keeps it, a reload that changes
+-- them makes a new one (at most 8, the least recently fed dropped), and it
+-- never exceeds `history` samples. While no status stream is open on a worker nothing is
 -- sampled there; the page shows that time as a gap.
 local core = require "flosse.core"
 local metrics = require "flosse.metrics"
@@ -95,8 +96,11 @@ function Ring:feed(s)
   return sample
 end
 
--- interval .. ":" .. size -> ring, for this worker.
-local rings = {}
+-- interval .. ":" .. size -> ring, for this worker. At most MAX_RINGS: a
+-- reload that changes a view's interval or history makes a new one, and
+-- the one fed least recently goes (the old generation's, in practice).
+local rings, ring_count = {}, 0
+local MAX_RINGS = 8
 
 --- ring_for(interval, size) -> this worker's ring for status views of that
 -- interval and history size (created on first use)
@@ -104,8 +108,18 @@ function status.ring_for(interval, size)
   local key = ("%g:%d"):format(interval, size)
   local ring = rings[key]
   if not ring then
+    if ring_count >= MAX_RINGS then
+      local oldest, at
+      for k, r in pairs(rings) do
+        local fed = r.last and r.last.time or -math.huge
+        if at == nil or fed < at then oldest, at = k, fed end
+      end
+      rings[oldest] = nil
+      ring_count = ring_count - 1
+    end
     ring = new_ring(interval, size)
     rings[key] = ring
+    ring_count = ring_count + 1
   end
   return ring
 end

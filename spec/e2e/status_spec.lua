@@ -133,6 +133,37 @@ describe("#e2e status view", function()
   end)
 end)
 
+describe("#e2e status view across a reload", function()
+  local app, server
+  setup(function()
+    app = e2e.copy_app(FIXTURE)
+    server = e2e.start(app, { workers = 1, args = { "--no-reload" } })
+  end)
+  teardown(function()
+    if server then server:cleanup() end
+    if app then e2e.remove_tree(app) end
+  end)
+
+  it("counts the reload and keeps the history (SIGHUP)", function()
+    local c = open_status(server.port)
+    assert.equal("history", assert(c:read_event(5)).event)
+    sample_until(c, function(f) return f.events_per_s ~= nil end)
+    sample_until(c, function(f) return f.events_per_s ~= nil end)
+    server:signal("HUP")
+    -- The stream of the old generation goes on, and sees the reload.
+    sample_until(c, function(f) return f.reloads_ok == 1 end)
+    local c2 = open_status(server.port)
+    local h = assert(c2:read_event(5))
+    c:close()
+    c2:close()
+    assert.equal("history", h.event)
+    h = e2e.json_decode(h.data)
+    assert.equal(1, h.current.reloads_ok)
+    assert.equal(0, h.current.reloads_failed)
+    assert.truthy(#h.samples >= 3, e2e.json_encode(h.samples))
+  end)
+end)
+
 describe("#e2e status view's options", function()
   it("fails the load without permission_classes, naming urls.lua", function()
     local app = e2e.tempdir()

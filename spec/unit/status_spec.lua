@@ -44,6 +44,18 @@ describe("status history ring", function()
   end)
 end)
 
+describe("status rings", function()
+  it("are one per interval and size, at most 8, the least recently fed dropped", function()
+    local a = status.ring_for(7, 5)
+    assert.equal(a, status.ring_for(7, 5))
+    a:feed(snap(1000, 0, 0))
+    for i = 1, 7 do status.ring_for(i + 10, 5):feed(snap(2000 + i, 0, 0)) end
+    assert.equal(a, status.ring_for(7, 5)) -- 8 rings: none dropped
+    status.ring_for(99, 5)                  -- a ninth: the oldest fed (a) goes
+    assert.are_not.equal(a, status.ring_for(7, 5))
+  end)
+end)
+
 describe("status_view", function()
   it("serves the page unless Accept names text/event-stream", function()
     assert.is_true(status.wants_stream { headers = { accept = "text/event-stream" } })
