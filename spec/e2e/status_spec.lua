@@ -164,6 +164,26 @@ describe("#e2e status view across a reload", function()
   end)
 end)
 
+describe("#e2e status view with Redis", function()
+  local redis, server
+  setup(function()
+    redis = e2e.start_redis()
+    server = e2e.start(FIXTURE, { workers = 1, env = { FLOSSE_STATUS_REDIS = redis.url } })
+  end)
+  teardown(function()
+    if server then server:cleanup() end
+    if redis then redis:cleanup() end
+  end)
+
+  it("shows the Redis link up, then down", function()
+    local c = open_status(server.port)
+    sample_until(c, function(f) return f.redis == "up" end)
+    redis:stop()
+    sample_until(c, function(f) return f.redis == "down" end)
+    c:close()
+  end)
+end)
+
 describe("#e2e status view's options", function()
   it("fails the load without permission_classes, naming urls.lua", function()
     local app = e2e.tempdir()
