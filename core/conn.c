@@ -172,7 +172,7 @@ struct flosse_conn *flosse_conn_new(struct flosse_conns *cs, int fd, const struc
   flosse_tq_node_init(&c->hb);
   flosse_list_push(&cs->all, &c->node);
   cs->n++;
-  FLOSSE_METRIC_INC(conns_opened);
+  FLOSSE_METRIC_INC(cs->loop->metrics, conns_opened);
   flosse_tq_touch(&cs->header_tq, &c->rd);
   ev_io_init(&c->rio, on_read, fd, EV_READ);
   ev_io_init(&c->wio, on_write, fd, EV_WRITE);
@@ -220,7 +220,7 @@ void flosse_conn_close(struct flosse_conn *c, const char *why) {
   c->up = NULL;
   if (in_request) log_access(c);
   cs->n--;
-  FLOSSE_METRIC_INC(conns_closed);
+  FLOSSE_METRIC_INC(cs->loop->metrics, conns_closed);
   __atomic_sub_fetch(cs->open, 1, __ATOMIC_RELAXED);
   close(c->fd);
   c->fd = -1;
@@ -278,7 +278,7 @@ void flosse_conn_flush(struct flosse_conn *c) {
       return;
     }
     if (w > 0 && flosse_tq_member(&c->wr)) flosse_tq_touch(&cs->write_tq, &c->wr);
-    FLOSSE_METRIC_ADD(bytes_sent, (uint64_t)w);
+    FLOSSE_METRIC_ADD(cs->loop->metrics, bytes_sent, (uint64_t)w);
     flosse_buf_consume(&c->out, (size_t)w);
     if ((size_t)w < want) { /* the socket is full: wait for EV_WRITE, not EAGAIN */
       ev_io_start(cs->loop->ev, &c->wio);
@@ -343,7 +343,7 @@ int flosse_conn_respond(struct flosse_conn *c, int status, const char *ctype,
                         const char *body, size_t len) {
   struct flosse_response_conn rc = flosse_conn_response(c);
   c->status = status;
-  flosse_metrics_status(status);
+  flosse_metrics_status(c->ctx->loop->metrics, status);
   int r = flosse_response_simple(&c->out, status, ctype, body, len, c->head, &rc);
   want_flush(c);
   return r;

@@ -164,8 +164,11 @@ static int l_metrics(lua_State *L) {
   lua_pushnumber(L, flosse_metrics_global.start_time);
   lua_setfield(L, -2, "start_time");
   set_int(L, "workers", (uint64_t)flosse_server_main(srv)->nworkers + 1);
+  /* Closed first: a connection is opened before it is closed (on one
+   * thread), so the gauge opened - closed never reads below 0. */
+  uint64_t closed = SUM(conns_closed);
   set_int(L, "conns_opened", SUM(conns_opened));
-  set_int(L, "conns_closed", SUM(conns_closed));
+  set_int(L, "conns_closed", closed);
   set_int(L, "events_sent", SUM(events_sent));
   set_int(L, "bytes_sent", SUM(bytes_sent));
   set_int(L, "heartbeats", SUM(heartbeats));
@@ -181,7 +184,7 @@ static int l_metrics(lua_State *L) {
   lua_newtable(L);
   for (int r = 0; r < FLOSSE_METRICS_ROUTES; r++) {
     int64_t n = 0;
-    for (int i = 0; i < FLOSSE_METRICS_WORKERS; i++)
+    for (int i = 0, end = flosse_metrics_blocks(); i < end; i++)
       n += __atomic_load_n(&flosse_metrics_workers[i].streams[r], __ATOMIC_RELAXED);
     const char *label = flosse_metrics_route_label(r);
     if (!label) break;

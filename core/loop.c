@@ -1,5 +1,7 @@
 #include "loop.h"
 
+#include "metrics.h"
+
 __thread struct flosse_loop *flosse_loop_current;
 
 static void on_idle(struct ev_loop *loop, ev_idle *w, int revents) {
@@ -46,6 +48,7 @@ void flosse_loop_init(struct flosse_loop *l, struct ev_loop *ev) {
   l->index = 0;
   l->after_turn = NULL;
   l->redis = NULL;
+  l->metrics = &flosse_metrics_workers[0]; /* until the server sets its worker's */
   flosse_list_init(&l->runq);
   flosse_list_init(&l->flushq);
   flosse_list_init(&l->freeq);

@@ -12,6 +12,7 @@
 
 struct flosse_job;
 struct flosse_redis_pools;
+struct flosse_metrics_worker;
 typedef void (*flosse_job_fn)(struct flosse_job *job);
 
 /* Embedded in what it runs (container_of finds the owner). */
@@ -35,6 +36,7 @@ struct flosse_loop {
   struct flosse_inbox inbox;
   void (*after_turn)(struct flosse_loop *loop); /* the process's check once a turn is done */
   struct flosse_redis_pools *redis; /* its Redis pools (redis.c), made on first use */
+  struct flosse_metrics_worker *metrics; /* its counters (metrics.h), written by it alone */
 };
 
 /* The loop the calling thread runs (NULL outside one). */

@@ -12,9 +12,19 @@ struct flosse_metrics_global flosse_metrics_global;
 const double flosse_metrics_redis_bounds[FLOSSE_METRICS_REDIS_BUCKETS] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
 
-void flosse_metrics_set_worker(int index) {
+/* Blocks 0..in_use-1 were ever given to a worker: a sum reads only those. */
+static int in_use = 1;
+
+int flosse_metrics_blocks(void) { return __atomic_load_n(&in_use, __ATOMIC_RELAXED); }
+
+struct flosse_metrics_worker *flosse_metrics_set_worker(int index) {
   if (index < 0 || index >= FLOSSE_METRICS_WORKERS) index = 0;
+  int seen = __atomic_load_n(&in_use, __ATOMIC_RELAXED);
+  while (index + 1 > seen &&
+         !__atomic_compare_exchange_n(&in_use, &seen, index + 1, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
   flosse_metrics_self = &flosse_metrics_workers[index];
+  return flosse_metrics_self;
 }
 
 void flosse_metrics_redis(double seconds) {
@@ -32,7 +42,7 @@ void flosse_metrics_redis(double seconds) {
 
 uint64_t flosse_metrics_sum_u64(size_t offset) {
   uint64_t n = 0;
-  for (int i = 0; i < FLOSSE_METRICS_WORKERS; i++)
+  for (int i = 0, end = flosse_metrics_blocks(); i < end; i++)
     n += __atomic_load_n((uint64_t *)((char *)&flosse_metrics_workers[i] + offset), __ATOMIC_RELAXED);
   return n;
 }

@@ -24,16 +24,19 @@ struct flosse_metrics_worker {
   uint64_t redis_count, redis_sum_us, redis_le[FLOSSE_METRICS_REDIS_BUCKETS];
 } __attribute__((aligned(64)));
 
-/* Indexed by worker (loop->index); flosse_metrics_self is the calling
- * thread's block (the main thread's until a worker sets its own). */
+/* Indexed by worker (loop->index). The hot path reaches its worker's block
+ * through its loop (loop->metrics), not a thread-local variable: in a
+ * dlopen'ed module each thread-local access is a call (__tls_get_addr).
+ * flosse_metrics_self is the calling thread's block for the colder paths
+ * (Redis round trips); the main thread's until a worker sets its own. */
 extern struct flosse_metrics_worker flosse_metrics_workers[FLOSSE_METRICS_WORKERS];
 extern __thread struct flosse_metrics_worker *flosse_metrics_self;
-void flosse_metrics_set_worker(int index);
+/* Makes index the calling thread's worker; returns its block (borrowed). */
+struct flosse_metrics_worker *flosse_metrics_set_worker(int index);
 
-/* One writer per block: a relaxed store of the sum is a plain add. */
-#define FLOSSE_METRIC_ADD(field, n) \
-  __atomic_store_n(&flosse_metrics_self->field, flosse_metrics_self->field + (n), __ATOMIC_RELAXED)
-#define FLOSSE_METRIC_INC(field) FLOSSE_METRIC_ADD(field, 1)
+/* One writer per block (m): a relaxed store of the sum is a plain add. */
+#define FLOSSE_METRIC_ADD(m, field, n) __atomic_store_n(&(m)->field, (m)->field + (n), __ATOMIC_RELAXED)
+#define FLOSSE_METRIC_INC(m, field) FLOSSE_METRIC_ADD(m, field, 1)
 
 /* Process-wide: touched by several threads (under the channels' lock, or
  * rarely). */
@@ -47,15 +50,15 @@ extern struct flosse_metrics_global flosse_metrics_global;
   __atomic_add_fetch(&flosse_metrics_global.field, (n), __ATOMIC_RELAXED)
 
 /* A response with this status was written (ignored outside 100..599). */
-static inline void flosse_metrics_status(int status) {
+static inline void flosse_metrics_status(struct flosse_metrics_worker *m, int status) {
   if (status >= FLOSSE_METRICS_STATUS_MIN && status <= FLOSSE_METRICS_STATUS_MAX)
-    FLOSSE_METRIC_INC(status[status - FLOSSE_METRICS_STATUS_MIN]);
+    FLOSSE_METRIC_INC(m, status[status - FLOSSE_METRICS_STATUS_MIN]);
 }
 
 /* A stream of route id opened (delta 1) or ended (-1). */
-static inline void flosse_metrics_stream(int route, int delta) {
+static inline void flosse_metrics_stream(struct flosse_metrics_worker *m, int route, int delta) {
   if (route < 0 || route >= FLOSSE_METRICS_ROUTES) route = 0;
-  FLOSSE_METRIC_ADD(streams[route], delta);
+  FLOSSE_METRIC_ADD(m, streams[route], delta);
 }
 
 /* A Redis command's round trip took seconds (histogram buckets: the bounds
@@ -76,6 +79,9 @@ int flosse_metrics_redis_link(const char *name);
 void flosse_metrics_redis_state(int link, int up);
 /* Fills name/up of link i (0..); returns 0 past the last. */
 int flosse_metrics_redis_link_get(int i, char *name, size_t len, int *up);
+
+/* How many blocks were ever given to a worker (the rest are all 0). */
+int flosse_metrics_blocks(void);
 
 /* The sum over every worker of a per-worker field, read with relaxed loads. */
 uint64_t flosse_metrics_sum_u64(size_t offset);

@@ -367,7 +367,7 @@ static void begin(struct flosse_server *srv, lua_State *L, int stepping) {
   if (!srv->loop.lalloc) luaL_error(L, "out of memory");
   flosse_lalloc_limit(srv->loop.lalloc, cfg->lua_memory);
   srv->loop.index = srv->worker ? srv->worker->index : 0;
-  flosse_metrics_set_worker(srv->loop.index);
+  srv->loop.metrics = flosse_metrics_set_worker(srv->loop.index);
   srv->running = 1;
   srv->stepping = stepping;
   srv->stopping = srv->forced = 0;

@@ -95,8 +95,8 @@ static int write_head(struct flosse_stream *s) {
   static const char cache[] = "no-cache, no-transform";
   s->head_pending = 0;
   c->status = 200;
-  flosse_metrics_status(200);
-  flosse_metrics_stream(s->route, 1);
+  flosse_metrics_status(s->ctx->tasks->loop->metrics, 200);
+  flosse_metrics_stream(s->ctx->tasks->loop->metrics, s->route, 1);
   s->counted = 1;
   if (!s->chunked) flosse_conn_no_keep_alive(c);
   struct flosse_response_conn rc = flosse_conn_response(c);
@@ -144,7 +144,7 @@ int flosse_stream_start(struct flosse_stream *s, long long retry, double heartbe
 
 /* Lets go of the task; a relayed stream's close handler runs here too. */
 static void release(struct flosse_stream *s) {
-  if (s->counted) flosse_metrics_stream(s->route, -1);
+  if (s->counted) flosse_metrics_stream(s->ctx->tasks->loop->metrics, s->route, -1);
   s->counted = 0;
   flosse_guard_free(s->guard);
   s->guard = NULL;
@@ -219,7 +219,7 @@ static void finish_response(struct flosse_stream *s, lua_State *T, int nres) {
     return;
   }
   c->status = (int)status;
-  flosse_metrics_status((int)status);
+  flosse_metrics_status(s->ctx->tasks->loop->metrics, (int)status);
   size_t blen = 0;
   const char *body = nres >= 3 ? lua_tolstring(T, -nres + 2, &blen) : NULL;
   struct flosse_buf *o = &c->out;
@@ -317,14 +317,14 @@ static int on_event(struct flosse_task *t, int nres) {
       return 0;
     }
     c->events++;
-    FLOSSE_METRIC_INC(events_sent);
+    FLOSSE_METRIC_INC(s->ctx->tasks->loop->metrics, events_sent);
     flosse_conn_wrote(c);
   } else {
     char err[256];
     struct flosse_sse_event ev;
     if (flosse_lvalues_event(L, base, nres, &ev, err, sizeof err) == FLOSSE_OK) { /* checks ev */
       c->events++;
-      FLOSSE_METRIC_INC(events_sent);
+      FLOSSE_METRIC_INC(s->ctx->tasks->loop->metrics, events_sent);
       queue_event(s, &ev);
       lua_settop(L, base - 1);
     } else {
@@ -487,7 +487,7 @@ static void on_idle(struct flosse_conn *c) {
   size_t n = flosse_response_chunk_open(flat, sizeof text + 2, s->chunked); /* ':' text "\n\n" */
   n += flosse_sse_comment_flat(flat + n, sizeof flat - n, text, sizeof text - 1);
   n += flosse_response_chunk_close(flat + n, s->chunked);
-  FLOSSE_METRIC_INC(heartbeats); /* before it can reach the client */
+  FLOSSE_METRIC_INC(s->ctx->tasks->loop->metrics, heartbeats); /* before it can reach the client */
   queue_flat(s, flat, n);
 }
 

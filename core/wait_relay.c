@@ -69,7 +69,6 @@ void flosse_wait_relay_fire(struct flosse_relay *r) {
       if (!failed) {
         failed = flosse_msg_append(&c->out, ms[i], r->chunked) != FLOSSE_OK;
         if (!failed) c->events++;
-        if (!failed) FLOSSE_METRIC_INC(events_sent);
       }
       flosse_msg_unref(ms[i]);
     }
@@ -80,6 +79,7 @@ void flosse_wait_relay_fire(struct flosse_relay *r) {
     return;
   }
   if (!queued) return;
+  FLOSSE_METRIC_ADD(c->ctx->loop->metrics, events_sent, queued);
   flosse_conn_wrote(c);
   /* Written now, not in the flush pass after every other subscriber has
    * taken its messages: a fan-out's first writes leave sooner. */
