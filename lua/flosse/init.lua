@@ -191,6 +191,7 @@ flosse.publish_view = channels.publish_view
 --- flosse.health_view{}: 200 while the app is loaded and Redis (if any) answers, else 503.
 flosse.health_view = require("flosse.health").health_view
 flosse.metrics_view = require("flosse.metrics").metrics_view
+flosse.status_view = require("flosse.status").status_view
 
 --- flosse.response{ status =, headers =, body = }, with .text and .json helpers.
 flosse.response = setmetatable({ text = response.text, json = response.json }, {

@@ -146,6 +146,10 @@ function server.dispatcher(get_app)
     req.user = auth.authenticate(app.settings.authentication_classes, req)
     local ok, why = permissions.check(view.permission_classes, req)
     if not ok then return text(403, tostring(why or "Forbidden"), extra) end
+    -- A stream view with a page (flosse.status_view) answers a request
+    -- that does not ask for a stream with the page.
+    local page = view.page and view.page(req)
+    if page then return answer(page, extra) end
     if view.kind == "stream" then
       local retry = view.retry
       if retry == nil then retry = app.settings.retry end
