@@ -23,6 +23,7 @@ local urlpatterns = {
   path("cross-origin/", static.file("cross-origin.html"), "cross-origin"),
   path("healthz", views.health, "health"),  -- for load balancers: open, no trailing slash
   path("metrics", views.metrics, "metrics"),  -- Prometheus, staff token
+  path("status/", views.status, "status"),    -- the live status page, staff token
 }
 
 local styles = { "string", "event-data", "event-data-id", "fields", "table",

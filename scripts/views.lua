@@ -157,4 +157,9 @@ views.health = flosse.health_view{}
 -- curl -H 'Authorization: Bearer demo-admin-token' http://127.0.0.1:8080/metrics
 views.metrics = flosse.metrics_view{ permission_classes = { IsAdminUser } }
 
+--- /status/: the live status page (docs/status.md), for staff only; the
+-- page carries its ?token= to its own stream:
+-- http://127.0.0.1:8080/status/?token=demo-admin-token
+views.status = flosse.status_view{ permission_classes = { IsAdminUser } }
+
 return views
