@@ -286,6 +286,24 @@ static void over_budget(struct flosse_task *t) {
   t->cb->failed(t, &e);
 }
 
+int flosse_task_move_results(lua_State *L, lua_State *T, lua_CFunction push, void *ud) {
+  int top = lua_gettop(L);
+  if (!lua_checkstack(L, 4)) return 0;
+  lua_pushcfunction(L, push);
+  lua_pushlightuserdata(L, ud);
+  if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK) {
+    lua_pushnil(L);
+    lua_insert(L, -2); /* nil, message */
+  }
+  int nres = lua_gettop(L) - top;
+  if (!lua_checkstack(T, nres + 1)) {
+    lua_settop(L, top);
+    return 0;
+  }
+  lua_xmove(L, T, nres);
+  return nres;
+}
+
 void flosse_task_resume(struct flosse_task *t, int nargs) {
   struct flosse_tasks *ts = t->ctx;
   lua_State *T = t->T, *L = ts->loop->L;

@@ -93,6 +93,13 @@ void flosse_tasks_free(struct flosse_tasks *ts, lua_State *L);
 int flosse_task_start(struct flosse_task *t, struct flosse_tasks *ts,
                       const struct flosse_task_callbacks *cb, void *owner, lua_State *L, int nargs);
 
+/* A wait's results: runs push(L) with ud as its one argument on the main
+ * thread L, under pcall (a push that runs out of memory or raises must not
+ * unwind past the loop or into a library's callback; its error becomes
+ * nil, message), and moves what it pushed to the task's thread T. Returns
+ * how many values T got (0 when there was no room). */
+int flosse_task_move_results(lua_State *L, lua_State *T, lua_CFunction push, void *ud);
+
 /* Runs the task until it waits, ends or has had its turn (nargs values
  * already pushed on its thread). */
 void flosse_task_resume(struct flosse_task *t, int nargs);

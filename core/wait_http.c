@@ -40,23 +40,7 @@ static void resume_job(struct flosse_job *j) {
   if (!t->T || t->wait != &flosse_wait_http || t->wait_data != w) return;
   lua_State *L = t->ctx->loop->L, *T = t->T;
   t->wait_data = NULL;
-  int top = lua_gettop(L);
-  int nres = 0;
-  if (lua_checkstack(L, 4)) {
-    lua_pushcfunction(L, push_trampoline);
-    lua_pushlightuserdata(L, w);
-    if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK) {
-      lua_pushnil(L);
-      lua_insert(L, -2); /* nil, message */
-    }
-    nres = lua_gettop(L) - top;
-    if (lua_checkstack(T, nres + 1)) {
-      lua_xmove(L, T, nres);
-    } else {
-      lua_settop(L, top);
-      nres = 0;
-    }
-  }
+  int nres = flosse_task_move_results(L, T, push_trampoline, w);
   hwait_free(w);
   flosse_task_resume(t, nres);
 }

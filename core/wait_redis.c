@@ -101,24 +101,8 @@ static void finish(struct rwait *w, struct redisReply **replies, const char *err
   struct flosse_task *t = w->t;
   lua_State *L = t->ctx->loop->L, *T = t->T;
   w->done = 1;
-  int top = lua_gettop(L);
-  int nres = 0;
-  if (T && lua_checkstack(L, 4)) {
-    struct push_call pc = {w, replies, err};
-    lua_pushcfunction(L, push_trampoline);
-    lua_pushlightuserdata(L, &pc);
-    if (lua_pcall(L, 1, LUA_MULTRET, 0) != LUA_OK) {
-      lua_pushnil(L);
-      lua_insert(L, -2); /* nil, message */
-    }
-    nres = lua_gettop(L) - top;
-    if (lua_checkstack(T, nres + 1)) {
-      lua_xmove(L, T, nres);
-    } else {
-      lua_settop(L, top);
-      nres = 0;
-    }
-  }
+  struct push_call pc = {w, replies, err};
+  int nres = T ? flosse_task_move_results(L, T, push_trampoline, &pc) : 0;
   release_arg(w);
   w->nres = nres;
   flosse_loop_run_soon(t->ctx->loop, &w->job);

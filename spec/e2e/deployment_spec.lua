@@ -16,13 +16,6 @@ local function executable(path)
   return os.execute("test -x " .. e2e.shell_quote(path)) == true
 end
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
-
 local function run(cmd)
   local p = assert(io.popen(cmd .. " 2>&1", "r"))
   local out = p:read("a")
@@ -49,7 +42,7 @@ Nginx.__index = Nginx
 
 local function start_nginx(upstream_port)
   local tmp = e2e.tempdir()
-  local self = setmetatable({ tmp = tmp, port = free_port() }, Nginx)
+  local self = setmetatable({ tmp = tmp, port = e2e.free_port() }, Nginx)
   e2e.write_file(tmp .. "/flosse.conf", example_conf(self.port, upstream_port))
   local temps = {}
   for _, t in ipairs({ "client_body", "proxy", "fastcgi", "uwsgi", "scgi" }) do

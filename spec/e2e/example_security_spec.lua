@@ -2,24 +2,16 @@
 -- (the documented demo secret), its CORS setting and its cross-origin page
 -- in a real browser (headless Chromium), with tokens minted outside flosse.
 local e2e = require "e2e"
-local socket = require "socket"
 
 local DEMO_SECRET = "flosse-demo-secret-change-me" -- scripts/settings.lua's, documented as a demo
 
--- A loopback port free now (the app's CORS origins must name it before it starts).
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
 
 describe("#e2e the example app's JWT class, CORS and cross-origin page", function()
   local server = {}
 
   setup(function()
     for _ = 1, 5 do -- the free port may be taken between the probe and the bind
-      local port = free_port()
+      local port = e2e.free_port()
       local ok, s = pcall(e2e.start, "scripts", { port = port, env = { FLOSSE_DEMO_PORT = tostring(port) } })
       if ok then
         server = s

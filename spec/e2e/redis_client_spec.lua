@@ -377,11 +377,13 @@ describe("#e2e redis client: workers and the pool", function()
     end
     assert.equal("400", redis:cli("GET", "pooled"))
     -- CLIENT LIST: one line per connection, this redis-cli's own included,
-    -- the node's channel link (two, named flosse-channels*) and its
-    -- revocations' (two, named flosse-revocations).
+    -- the node's channel link (two, named flosse-channels*), its
+    -- revocations' (two, named flosse-revocations) and its presence writer
+    -- (one, named flosse-presence).
     local n = -1
     for _, line in ipairs(e2e.lines(redis:cli("CLIENT", "LIST"))) do
-      if not line:find("name=flosse-channels", 1, true) and not line:find("name=flosse-revocations", 1, true) then
+      if not line:find("name=flosse-channels", 1, true) and not line:find("name=flosse-revocations", 1, true)
+          and not line:find("name=flosse-presence", 1, true) then
         n = n + 1
       end
     end

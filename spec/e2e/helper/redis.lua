@@ -30,13 +30,15 @@ local running = {}  -- redis -> true while its process may be up
 
 local alive = require("spec.e2e.helper.process").alive
 
--- A port nobody listens on right now (the kernel's choice for 127.0.0.1:0).
+-- A port nobody listens on right now (the kernel's choice for 127.0.0.1:0);
+-- e2e.free_port for the specs that start a server of their own before it.
 local function free_port()
   local s = assert(socket.bind("127.0.0.1", 0))
   local _, port = s:getsockname()
   s:close()
   return tonumber(port)
 end
+M.free_port = free_port
 
 local Redis = {}
 Redis.__index = Redis
