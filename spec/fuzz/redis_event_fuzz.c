@@ -1,4 +1,4 @@
-/* fuzz-sources: core/redis_event.c core/redis.c core/log.c core/buf.c  fuzz-libs: -lhiredis -lev -lhttp_parser -lpthread */
+/* fuzz-sources: core/redis_event.c core/redis.c core/log.c core/metrics.c core/buf.c  fuzz-libs: -lhiredis -lev -lhttp_parser -lpthread */
 /* What comes from Redis (a pub/sub message, a stream entry's record) and
  * what the settings give (a Redis URL): whatever the bytes, parsing stays
  * inside them, and a record that parses is encoded back to the same event. */
