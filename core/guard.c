@@ -75,8 +75,8 @@ struct flosse_guard *flosse_guard_new(struct flosse_guards *gs, void *owner,
   ev_timer_init(&g->expiry, on_expiry, 0., 0.);
   g->iplen = (uint16_t)iplen;
   g->userlen = (uint16_t)userlen;
-  memcpy(g->keys, o->ip, iplen);
-  memcpy(g->keys + iplen, o->user, userlen);
+  if (iplen) memcpy(g->keys, o->ip, iplen); /* o->ip/user may be NULL when empty */
+  if (userlen) memcpy(g->keys + iplen, o->user, userlen);
   double now = ev_time();
   if (iplen || userlen) {
     *rc = flosse_clients_admit(iplen ? g->keys : NULL, iplen, o->max_per_ip,
