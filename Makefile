@@ -68,7 +68,7 @@ test: test-deps all
 check: test
 
 # The libFuzzer harnesses of spec/fuzz/, FUZZ_SECONDS each (docs/fuzzing.md);
-# `make test` runs them for 15 s each.
+# `make test` runs them for 10 s each.
 FUZZ_SECONDS ?= 300
 .PHONY: fuzz
 fuzz: test-deps
