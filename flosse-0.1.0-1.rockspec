@@ -116,6 +116,7 @@ build = {
       ["flosse"] = "lua/flosse/init.lua",
       ["flosse.app"] = "lua/flosse/app.lua",
       ["flosse.auth"] = "lua/flosse/auth.lua",
+      ["flosse.builtin"] = "lua/flosse/builtin.lua",
       ["flosse.channels"] = "lua/flosse/channels.lua",
       ["flosse.check"] = "lua/flosse/check.lua",
       ["flosse.cli"] = "lua/flosse/cli.lua",

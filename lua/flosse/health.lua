@@ -12,11 +12,11 @@ local core = require "flosse.core"
 local response = require "flosse.response"
 local permissions = require "flosse.permissions"
 local redis = require "flosse.redis"
-local static = require "flosse.static"
+local builtin = require "flosse.builtin"
 
 local health = {}
 
-local OPTIONS = { permission_classes = true, name = true, cors = true }
+local OPTIONS = { "permission_classes", "name", "cors" }
 
 -- Late require: flosse (init.lua) requires this module.
 local function flosse() return require "flosse" end
@@ -54,30 +54,17 @@ end
 -- it without credentials. Other options are refused when the app loads.
 function health.health_view(opts)
   opts = opts or {}
-  if type(opts) ~= "table" then error("health_view: expected an options table", 2) end
-  for k in pairs(opts) do
-    if not OPTIONS[k] then
-      error(("health_view: unknown option %q (permission_classes, name, cors)"):format(tostring(k)), 2)
-    end
-  end
+  builtin.options("health_view", opts, OPTIONS)
   local pcs = opts.permission_classes
   if pcs == nil then pcs = { permissions.AllowAny } end
-  local ok, view = pcall(flosse().view,
+  -- Not a tail call: builtin's errors name this function's caller.
+  local view = builtin.make("health_view", flosse().view,
     { methods = { "GET" }, permission_classes = pcs, name = opts.name, cors = opts.cors },
     function()
       local state, why = check_redis()
       if not state then return answer(503, "unavailable", why) end
       return answer(200, "ok", state)
     end)
-  -- flosse.view's message (a bad permission class, a bad cors) would name
-  -- this file and "view:"; the user's urls.lua and health_view are meant.
-  if not ok then
-    local msg = tostring(view):gsub("^[^\n]-:%d+: ", ""):gsub("^view:", "health_view:")
-    error(msg, 2)
-  end
-  -- flosse check's name for it when urls.lua has it inline (the table is
-  -- every built-in view's, static's included).
-  static.described[view] = "flosse.health_view{}"
   return view
 end
 

@@ -7,7 +7,7 @@
 -- a snapshot sums them over every worker of the process.
 local core = require "flosse.core"
 local response = require "flosse.response"
-local static = require "flosse.static"
+local builtin = require "flosse.builtin"
 
 local metrics = {}
 
@@ -159,28 +159,20 @@ end
 
 -- ---- the view ----------------------------------------------------------------
 
-local OPTIONS = { permission_classes = true, busiest = true, name = true, cors = true }
+local OPTIONS = { "permission_classes", "busiest", "name", "cors" }
 
 --- metrics_view{ permission_classes =, busiest = 10, name =, cors = } -> a view (GET, HEAD)
 -- permission_classes must be given (the figures name channels and routes):
 -- { AllowAny } says so explicitly for a scraper on a private network.
 function metrics.metrics_view(opts)
-  if type(opts) ~= "table" then error("metrics_view: expected an options table", 2) end
-  for k in pairs(opts) do
-    if not OPTIONS[k] then
-      error(("metrics_view: unknown option %q (permission_classes, busiest, name, cors)"):format(tostring(k)), 2)
-    end
-  end
+  builtin.options("metrics_view", opts, OPTIONS)
   if opts.permission_classes == nil then
     error("metrics_view: permission_classes is required (a list such as { IsAdminUser }, "
       .. "or { AllowAny } for a scraper on a private network)", 2)
   end
-  local busiest = opts.busiest
-  if busiest == nil then busiest = 10 end
-  if math.type(busiest) ~= "integer" or busiest < 0 or busiest > 1000 then
-    error("metrics_view: busiest must be an integer from 0 to 1000", 2)
-  end
-  local ok, view = pcall(flosse().view,
+  local busiest = builtin.integer("metrics_view", "busiest", opts.busiest, 10, 0, 1000)
+  -- Not a tail call: builtin's errors name this function's caller.
+  local view = builtin.make("metrics_view", flosse().view,
     { methods = { "GET" }, permission_classes = opts.permission_classes, name = opts.name, cors = opts.cors },
     function()
       return response.new {
@@ -192,11 +184,6 @@ function metrics.metrics_view(opts)
         body = metrics.prometheus(metrics.snapshot { busiest = busiest }),
       }
     end)
-  if not ok then
-    local msg = tostring(view):gsub("^[^\n]-:%d+: ", ""):gsub("^view:", "metrics_view:")
-    error(msg, 2)
-  end
-  static.described[view] = "flosse.metrics_view{}"
   return view
 end
 

@@ -20,7 +20,7 @@ local core = require "flosse.core"
 local metrics = require "flosse.metrics"
 local page = require "flosse.status_page"
 local response = require "flosse.response"
-local static = require "flosse.static"
+local builtin = require "flosse.builtin"
 
 local status = {}
 
@@ -173,7 +173,7 @@ end
 
 -- ---- the view ------------------------------------------------------------------
 
-local OPTIONS = { permission_classes = true, interval = true, history = true, busiest = true, name = true }
+local OPTIONS = { "permission_classes", "interval", "history", "busiest", "name" }
 
 --- wants_stream(request) -> true when the request's Accept names text/event-stream
 function status.wants_stream(request)
@@ -186,13 +186,7 @@ end
 -- server's load. interval is in seconds, history in samples, busiest the
 -- number of channels listed.
 function status.status_view(opts)
-  if type(opts) ~= "table" then error("status_view: expected an options table", 2) end
-  for k in pairs(opts) do
-    if not OPTIONS[k] then
-      error(("status_view: unknown option %q (permission_classes, interval, history, busiest, name)")
-        :format(tostring(k)), 2)
-    end
-  end
+  builtin.options("status_view", opts, OPTIONS)
   if opts.permission_classes == nil then
     error("status_view: permission_classes is required in urls.lua (a list such as "
       .. "{ flosse.permissions.IsAdminUser }: the page names channels and shows the server's load)", 2)
@@ -202,23 +196,11 @@ function status.status_view(opts)
   if type(interval) ~= "number" or interval ~= interval or interval < 0.1 or interval > 3600 then
     error("status_view: interval must be a number of seconds from 0.1 to 3600", 2)
   end
-  local history = opts.history
-  if history == nil then history = 300 end
-  if math.type(history) ~= "integer" or history < 1 or history > 3600 then
-    error("status_view: history must be an integer from 1 to 3600 (samples kept)", 2)
-  end
-  local busiest = opts.busiest
-  if busiest == nil then busiest = 20 end
-  if math.type(busiest) ~= "integer" or busiest < 0 or busiest > 1000 then
-    error("status_view: busiest must be an integer from 0 to 1000", 2)
-  end
-  local ok, view = pcall(flosse().sse_stream,
+  local history = builtin.integer("status_view", "history", opts.history, 300, 1, 3600, " (samples kept)")
+  local busiest = builtin.integer("status_view", "busiest", opts.busiest, 20, 0, 1000)
+  local view = builtin.make("status_view", flosse().sse_stream,
     { permission_classes = opts.permission_classes, heartbeat = 0, name = opts.name },
     stream { interval = interval, history = history, busiest = busiest })
-  if not ok then
-    local msg = tostring(view):gsub("^[^\n]-:%d+: ", ""):gsub("^sse_stream:", "status_view:")
-    error(msg, 2)
-  end
   -- Read by the dispatcher (flosse.server): a request that does not ask
   -- for a stream gets this answer instead.
   view.page = function(request)
@@ -235,7 +217,6 @@ function status.status_view(opts)
       body = page.html,
     }
   end
-  static.described[view] = "flosse.status_view{}"
   return view
 end
 

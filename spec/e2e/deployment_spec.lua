@@ -133,8 +133,9 @@ describe("#e2e deployment: flosse behind nginx with examples/nginx.conf", functi
     assert.is_nil(head.headers["content-length"])
     local first = assert(next_data(c))
     assert.equal("first", first.data)
-    -- Buffered, nginx would hand both events over together once the view
-    -- returned; unbuffered, nothing of the second has arrived yet.
+    -- A proxy that held the response (a cache, a whole-response buffer)
+    -- would hand both events over together once the view returned; passed
+    -- through, nothing of the second has arrived yet.
     c:fill(e2e.now() + 0.5)
     assert.is_nil(c.buf:find("second", 1, true), "the second event came with the first:" .. why())
     local second = assert(next_data(c, e2e.TEST_TIMEOUT + 4))
