@@ -7,6 +7,8 @@
 
 #include "http.h"
 
+struct flosse_tls; /* tls.h */
+
 struct flosse_config {
   struct flosse_http_limits http;
   size_t high_water;    /* a view is not resumed while its output is above this */
@@ -20,6 +22,8 @@ struct flosse_config {
   long max_conns;       /* 0: from the open-file limit */
   long instruction_budget; /* VM instructions between two yields; 0: none */
   size_t lua_memory;    /* bytes the Lua state may hold; 0: no cap */
+  struct flosse_tls *tls;   /* the certificate, one for every worker; NULL: cleartext */
+  unsigned h2_max_streams;  /* concurrent streams per HTTP/2 connection */
 };
 
 #endif
