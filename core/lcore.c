@@ -89,6 +89,10 @@ static int l_listen(lua_State *L) {
   if (cfg.instruction_budget > 0x7fffffff) cfg.instruction_budget = 0x7fffffff;
   cfg.lua_memory = (size_t)opt_int_field(L, 1, "lua_memory",
                                          (lua_Integer)FLOSSE_DEFAULT_LUA_MEMORY_MIB << 20, 0);
+  lua_Integer h2s = opt_int_field(L, 1, "max_concurrent_streams", FLOSSE_DEFAULT_MAX_CONCURRENT_STREAMS, 1);
+  luaL_argcheck(L, h2s <= 1000000, 1, "max_concurrent_streams must be 1..1000000");
+  cfg.h2_max_streams = (unsigned)h2s;
+  cfg.tls = NULL;
   lua_getfield(L, 1, "debug");
   cfg.debug = lua_toboolean(L, -1);
   lua_pop(L, 1);
