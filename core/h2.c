@@ -91,12 +91,21 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
   return 0;
 }
 
+/* The request goes up (or is refused) at the end of the turn, not from
+ * inside nghttp2: a stream reset in the same read never reaches a view. */
+static void complete(struct flosse_conn *s) {
+  s->h2_flags |= F_COMPLETE;
+  flosse_conn_want_run(s);
+}
+
 static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
                    void *ud) {
   (void)flags;
   (void)ud;
   struct flosse_conn *s = nghttp2_session_get_stream_user_data(ng, id);
-  if (s && s->http && s->state == FLOSSE_CONN_READING) flosse_http_h2_body(s->http, (const char *)data, len);
+  if (!s || !s->http || s->state != FLOSSE_CONN_READING || (s->h2_flags & F_COMPLETE)) return 0;
+  /* A body over the limit is answered (413) at once, not at its end. */
+  if (flosse_http_h2_body(s->http, (const char *)data, len)) complete(s);
   return 0;
 }
 
@@ -118,13 +127,10 @@ static int on_frame(nghttp2_session *ng, const nghttp2_frame *f, void *ud) {
     default:
       return 0;
   }
-  if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
   struct flosse_conn *s = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
-  if (!s || s->state != FLOSSE_CONN_READING) return 0;
-  /* It goes up at the end of the turn, not from inside nghttp2: a stream
-   * reset in the same read never reaches a view. */
-  s->h2_flags |= F_COMPLETE;
-  flosse_conn_want_run(s);
+  if (!s || !s->http || s->state != FLOSSE_CONN_READING) return 0;
+  /* Whole, or refused already (431 in its head): its answer need not wait. */
+  if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) || s->http->status) complete(s);
   return 0;
 }
 
