@@ -85,10 +85,10 @@ end
 local function status_line(head) return (head:match("^([^\r\n]*)")) end
 
 -- Starts `curl -N url` in the background writing to outfile; returns its pid
--- (stop it with kill_pid).
-local function background_curl(url, ca, outfile)
-  local p = assert(io.popen("exec curl -sS -N --http1.1 --cacert " .. q(ca) .. " " .. q(url) .. " >" .. q(outfile)
-    .. " 2>&1 </dev/null & echo $!", "r"))
+-- (stop it with kill_pid). http: "--http1.1" (default) or "--http2".
+local function background_curl(url, ca, outfile, http)
+  local p = assert(io.popen("exec curl -sS -N " .. (http or "--http1.1") .. " --cacert " .. q(ca) .. " " .. q(url)
+    .. " >" .. q(outfile) .. " 2>&1 </dev/null & echo $!", "r"))
   local pid = tonumber(p:read("l"))
   p:close()
   assert(pid, "could not start curl")
@@ -335,6 +335,14 @@ describe("#e2e TLS", function()
       assert.truthy(line:find("TLS key", 1, true), line)
     end)
 
+    it("settings.lua's tls naming a missing file: the file in the app folder named", function()
+      local dir, top = e2e.copy_app(APP)
+      copy(key, dir .. "/key.pem")
+      e2e.write_file(dir .. "/settings.lua", 'return { tls = { cert = "missing.pem", key = "key.pem" } }\n')
+      refused({ "--port", "0" }, "TLS certificate " .. dir .. "/missing.pem", dir)
+      e2e.remove_tree(top)
+    end)
+
     it("a certificate without a key, a key without a certificate", function()
       refused({ "--port", "0", "--tls-cert", cert }, "TLS needs both --tls-cert and --tls-key")
       refused({ "--port", "0", "--tls-key", key }, "TLS needs both --tls-cert and --tls-key")
@@ -383,22 +391,27 @@ describe("#e2e TLS", function()
 
     it("a stream opened before keeps streaming; new connections get the new certificate", function()
       local server, c = live_server()
-      local out = c.dir .. "/stream.out"
+      local out, out2 = c.dir .. "/stream.out", c.dir .. "/stream-h2.out"
       local pid = background_curl("https://127.0.0.1:" .. server.port .. "/sse/forever/", c.a, out)
+      local pid2 = background_curl("https://127.0.0.1:" .. server.port .. "/sse/forever/", c.a, out2, "--http2")
       finally(function()
         kill_pid(pid)
+        kill_pid(pid2)
         server:cleanup()
         e2e.remove_tree(c.dir)
       end)
       assert.equal(cert_id(c.a), peer_id(server.port))
       assert.truthy(e2e.eventually(function() return beats(out) >= 2 end), e2e.read_file(out))
+      assert.truthy(e2e.eventually(function() return beats(out2) >= 2 end), e2e.read_file(out2))
 
       c.swap()
       server:signal("HUP")
       assert.truthy(server:wait_log("flosse: TLS certificate reloaded\n"), server:log())
-      local at = beats(out)
+      local at, at2 = beats(out), beats(out2)
       assert.truthy(e2e.eventually(function() return beats(out) >= at + 3 end),
         "the stream stopped after the reload: " .. e2e.read_file(out))
+      assert.truthy(e2e.eventually(function() return beats(out2) >= at2 + 3 end),
+        "the HTTP/2 stream stopped after the reload: " .. e2e.read_file(out2))
       assert.are_not.equal(cert_id(c.a), cert_id(c.b))
       assert.equal(cert_id(c.b), peer_id(server.port))
       local code, _, body, err = curl("https://127.0.0.1:" .. server.port .. "/hello/", { ca = c.b, verbose = true })
@@ -420,8 +433,11 @@ describe("#e2e TLS", function()
       assert.equal(0, code, err)
       assert.equal("hello from worker 0", body)
       at = beats(out)
+      at2 = beats(out2)
       assert.truthy(e2e.eventually(function() return beats(out) >= at + 3 end),
         "the stream stopped after the failed reload: " .. e2e.read_file(out))
+      assert.truthy(e2e.eventually(function() return beats(out2) >= at2 + 3 end),
+        "the HTTP/2 stream stopped after the failed reload: " .. e2e.read_file(out2))
       assert.is_true(server:alive())
     end)
 
@@ -444,11 +460,15 @@ describe("#e2e TLS", function()
       local o = event("tls_reload")
       assert.truthy(o, server:log())
       assert.equal("lifecycle", o.kind)
+      assert.equal("info", o.level)
+      assert.equal("TLS certificate reloaded", o.msg)
       e2e.write_file(c.live, "garbage\n")
       server:signal("HUP")
       o = event("tls_reload_failed")
       assert.truthy(o, server:log())
-      assert.truthy(o.msg:find("keeping the old one", 1, true), o.msg)
+      assert.equal("lifecycle", o.kind)
+      assert.equal("error", o.level)
+      assert.truthy(o.msg:find("TLS certificate reload failed, keeping the old one: ", 1, true), o.msg)
       assert.equal(cert_id(c.b), peer_id(server.port))
     end)
   end)
