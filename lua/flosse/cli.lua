@@ -301,7 +301,11 @@ local function build(dir, flags, listen, app)
   }
   for k, v in pairs(listen) do config[k] = v end
   local srv, lerr = core.listen(config)
-  if not srv then return nil, 2, lerr .. " (is another server running? choose another port with --port)" end
+  if not srv then
+    -- a certificate that does not load is not a port problem
+    if lerr:find("^TLS ") then return nil, 2, lerr end
+    return nil, 2, lerr .. " (is another server running? choose another port with --port)"
+  end
   return srv, s
 end
 
