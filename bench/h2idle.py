@@ -8,7 +8,7 @@
 # on stdout and closes everything.
 #
 #   /usr/bin/python3 bench/h2idle.py --port P [--host 127.0.0.1] [--path /bench/quiet/]
-#       --conns K --streams N [--hold S] [--timeout S]
+#       --conns K --streams N [--hold S] [--timeout S] [--cleartext]
 #
 # Debian's python3-h2 (/usr/bin/python3; a pyenv python3 on PATH lacks it).
 # One thread per connection, blocking sockets with a short timeout: K is a
@@ -33,6 +33,7 @@ p.add_argument("--conns", type=int, required=True)
 p.add_argument("--streams", type=int, required=True, help="in all, split evenly over the connections")
 p.add_argument("--hold", type=float, default=10.0)
 p.add_argument("--timeout", type=float, default=60.0, help="for every stream's first event")
+p.add_argument("--cleartext", action="store_true", help="h2c with prior knowledge, no TLS (for trying a server out)")
 a = p.parse_args()
 if a.conns < 1 or a.streams < a.conns:
     sys.exit("h2idle: --conns at least 1 and --streams at least --conns")
@@ -64,8 +65,8 @@ def connection(share):
         ctx.verify_mode = ssl.CERT_NONE     # the run's own self-signed certificate
         ctx.set_alpn_protocols(["h2"])
         raw = socket.create_connection((a.host, a.port), timeout=10)
-        sock = ctx.wrap_socket(raw, server_hostname=a.host)
-        if sock.selected_alpn_protocol() != "h2":
+        sock = raw if a.cleartext else ctx.wrap_socket(raw, server_hostname=a.host)
+        if not a.cleartext and sock.selected_alpn_protocol() != "h2":
             add("not_h2")
             note("ALPN: %r, not h2" % sock.selected_alpn_protocol())
             return
@@ -91,7 +92,7 @@ def connection(share):
                     n = limit
                 for _ in range(n):
                     sid = conn.get_next_available_stream_id()
-                    conn.send_headers(sid, [(":method", "GET"), (":scheme", "https"),
+                    conn.send_headers(sid, [(":method", "GET"), (":scheme", "http" if a.cleartext else "https"),
                                             (":authority", "%s:%d" % (a.host, a.port)),
                                             (":path", a.path), ("accept", "text/event-stream")],
                                       end_stream=True)
