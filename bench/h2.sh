@@ -44,6 +44,7 @@ h2_cert() { # makes the run's certificate: sets H2_CERT and H2_KEY_FILE
   chmod 644 "$H2_KEY_FILE"   # nginx's workers run as @USER@
   echo "openssl req -x509 ${args[*]} -nodes -keyout key.pem -out cert.pem -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1" >>"$OUT/commands.txt"
 }
+h2_key_name() { [ "$H2_KEY" = rsa ] && echo "RSA 2048" || echo "ECDSA P-256"; }
 h2_start() { # srv tag: a server of the h2 benchmark (SRV_PID, SRV_PORT)
   if [ "$1" = flosse ]; then start_flosse "$2" "$WORKERS" --tls-cert "$H2_CERT" --tls-key "$H2_KEY_FILE"
   else start_nginx "$2" nginx-h2; fi
@@ -196,6 +197,7 @@ h2_report() {
       echo "the nginx + lua figures below stand alone, with no ratio."
       echo
     fi
+    echo "- Certificate: self-signed, $(h2_key_name) (H2_KEY=$H2_KEY), the same file for both servers."
     for s in "${servers[@]}"; do v=$(tlsof "$s"); [ -n "$v" ] && echo "- TLS negotiated with $s (h2load): $v."; done
     echo
     if grep -q '^bench=h2-streams ' "$RESULTS"; then
@@ -343,7 +345,7 @@ h2_section() { # $OUT/h2.md: the page's h2 section, between its markers
     echo "  after it exits, over the streams (or handshakes) it counted: connection set-up and the last"
     echo "  in-flight streams are in the window too, the same for both servers. h2load's own CPU (\`/usr/bin/time\`) beside it."
     echo "- **Handshakes.** h2load with as many clients as requests (\`-c N -n N -m 1\`): N new TCP + TLS"
-    echo "  connections at once, each one full handshake (the certificate's key: $H2_KEY; no session"
+    echo "  connections at once, each one full handshake (the certificate's key: $(h2_key_name); no session"
     echo "  resumption: nginx with \`ssl_session_cache off\` and \`ssl_session_tickets off\`, and h2load resumes"
     echo "  none), one stream, then closed. *handshakes/s*: N over h2load's time; the CPU per handshake"
     echo "  holds that stream's work too."
