@@ -199,6 +199,8 @@ h2_report() {
     fi
     echo "- Certificate: self-signed, $(h2_key_name) (H2_KEY=$H2_KEY), the same file for both servers."
     for s in "${servers[@]}"; do v=$(tlsof "$s"); [ -n "$v" ] && echo "- TLS negotiated with $s (h2load): $v."; done
+    [ -n "$(tlsof flosse)" ] && [ -n "$(tlsof nginx-h2)" ] && [ "$(tlsof flosse)" != "$(tlsof nginx-h2)" ] &&
+      echo "- **The servers negotiated different TLS parameters** (above): their CPU per unit of work is not measured on the same cipher."
     echo
     if grep -q '^bench=h2-streams ' "$RESULTS"; then
       echo "### Finite streams over h2 (h2load, 10 events a stream, $H2_DURATION s a round)"
