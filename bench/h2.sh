@@ -100,6 +100,7 @@ h2_streams_one() { # srv port pid CxM round
       printf "streams_per_s=%.0f", (f > 0 ? ok / f : 0)
       if (ok > 0) printf " srv_cpu_ms_per_1000=%.1f data_bytes_per_stream=%.1f", v["srv_cpu_s"] * 1e6 / ok, v["data_bytes"] / ok
       if (v["srv_cpu_s"] > 0) printf " streams_per_srv_cpu_s=%.0f", ok / v["srv_cpu_s"]
+      if (v["window_s"] > 0) printf " srv_cpus_busy=%.2f", v["srv_cpu_s"] / v["window_s"]
       printf " expected_bytes_per_stream=%d", want }')"
 }
 h2_idle_one() { # srv n round
@@ -140,7 +141,8 @@ h2_handshake_one() { # srv port pid n round
       ok = v["succeeded"] + 0; f = v["finished_s"] + 0
       printf "handshakes_per_s=%.0f", (f > 0 ? ok / f : 0)
       if (ok > 0) printf " srv_cpu_ms_per_handshake=%.3f", v["srv_cpu_s"] * 1000 / ok
-      if (v["srv_cpu_s"] > 0) printf " handshakes_per_srv_cpu_s=%.0f", ok / v["srv_cpu_s"] }')"
+      if (v["srv_cpu_s"] > 0) printf " handshakes_per_srv_cpu_s=%.0f", ok / v["srv_cpu_s"]
+      if (v["window_s"] > 0) printf " srv_cpus_busy=%.2f", v["srv_cpu_s"] / v["window_s"] }')"
 }
 
 bench_h2() {
@@ -205,12 +207,12 @@ h2_report() {
     if grep -q '^bench=h2-streams ' "$RESULTS"; then
       echo "### Finite streams over h2 (h2load, 10 events a stream, $H2_DURATION s a round)"
       echo
-      echo "| connections x streams each | server | streams/s | server CPU ms / 1000 streams | streams per server CPU-second | h2load CPU s | failed | errored | timeout | non-2xx | body bytes / stream |"
-      echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+      echo "| connections x streams each | server | streams/s | server CPU ms / 1000 streams | streams per server CPU-second | server CPUs busy | h2load CPU s | failed | errored | timeout | non-2xx | body bytes / stream |"
+      echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
       for g in $(groups h2-streams); do
         for s in "${servers[@]}"; do
           [ -n "$(med h2-streams $s "$g" streams_per_s)" ] || continue
-          echo "| ${g/x/ x } | $s | **$(num "$(med h2-streams $s "$g" streams_per_s)")** | $(num "$(med h2-streams $s "$g" srv_cpu_ms_per_1000)" 1) | $(num "$(med h2-streams $s "$g" streams_per_srv_cpu_s)") | $(med h2-streams $s "$g" lg_cpu_s) | $(num "$(med h2-streams $s "$g" failed)") | $(num "$(med h2-streams $s "$g" errored)") | $(num "$(med h2-streams $s "$g" timeout)") | $(num "$(med h2-streams $s "$g" non2xx)") | $(med h2-streams $s "$g" data_bytes_per_stream) |"
+          echo "| ${g/x/ x } | $s | **$(num "$(med h2-streams $s "$g" streams_per_s)")** | $(num "$(med h2-streams $s "$g" srv_cpu_ms_per_1000)" 1) | $(num "$(med h2-streams $s "$g" streams_per_srv_cpu_s)") | $(med h2-streams $s "$g" srv_cpus_busy) | $(med h2-streams $s "$g" lg_cpu_s) | $(num "$(med h2-streams $s "$g" failed)") | $(num "$(med h2-streams $s "$g" errored)") | $(num "$(med h2-streams $s "$g" timeout)") | $(num "$(med h2-streams $s "$g" non2xx)") | $(med h2-streams $s "$g" data_bytes_per_stream) |"
         done
       done
       echo
@@ -231,11 +233,11 @@ h2_report() {
       g=$(groups h2-handshake | head -1)
       echo "### TLS handshakes ($(num "$g") new connections at once, one stream each)"
       echo
-      echo "| server | handshakes/s | server CPU ms / handshake | handshakes per server CPU-second | h2load CPU s | connect mean ms | failed | errored |"
-      echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+      echo "| server | handshakes/s | server CPU ms / handshake | handshakes per server CPU-second | server CPUs busy | h2load CPU s | connect mean ms | failed | errored |"
+      echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
       for s in "${servers[@]}"; do
         [ -n "$(med h2-handshake $s "$g" handshakes_per_s)" ] || continue
-        echo "| $s | **$(num "$(med h2-handshake $s "$g" handshakes_per_s)")** | $(med h2-handshake $s "$g" srv_cpu_ms_per_handshake) | $(num "$(med h2-handshake $s "$g" handshakes_per_srv_cpu_s)") | $(med h2-handshake $s "$g" lg_cpu_s) | $(num "$(med h2-handshake $s "$g" connect_mean_ms)" 1) | $(num "$(med h2-handshake $s "$g" failed)") | $(num "$(med h2-handshake $s "$g" errored)") |"
+        echo "| $s | **$(num "$(med h2-handshake $s "$g" handshakes_per_s)")** | $(med h2-handshake $s "$g" srv_cpu_ms_per_handshake) | $(num "$(med h2-handshake $s "$g" handshakes_per_srv_cpu_s)") | $(med h2-handshake $s "$g" srv_cpus_busy) | $(med h2-handshake $s "$g" lg_cpu_s) | $(num "$(med h2-handshake $s "$g" connect_mean_ms)" 1) | $(num "$(med h2-handshake $s "$g" failed)") | $(num "$(med h2-handshake $s "$g" errored)") |"
       done
       echo
       v=$(ratio "$(med h2-handshake flosse "$g" handshakes_per_s)" "$(med h2-handshake nginx-h2 "$g" handshakes_per_s)")
@@ -308,7 +310,7 @@ h2_section() { # $OUT/h2.md: the page's h2 section, between its markers
   rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo "${FLOSSE_REV:-?}")
   when=$(date -u -d "@$t_start" '+%Y-%m-%d %H:%M UTC')
   knobs="ROUNDS=$ROUNDS WORKERS=$WORKERS H2_LOADS=$H2_LOADS H2_DURATION=$H2_DURATION H2_IDLE=$H2_IDLE H2_IDLE_PER_CONN=$H2_IDLE_PER_CONN H2_IDLE_HOLD=$H2_IDLE_HOLD H2_HANDSHAKES=$H2_HANDSHAKES H2_KEY=$H2_KEY"
-  [ -n "${FLOSSE_ROOT:-}" ] && knobs="FLOSSE_ROOT=$root (flosse ${FLOSSE_REV:-$rev}) $knobs"
+  [ -n "${FLOSSE_ROOT:-}" ] && knobs="FLOSSE_ROOT=$root FLOSSE_REV=${FLOSSE_REV:-$rev} $knobs"
   inv="bench/run $( [ "$PROFILE" = quick ] && echo "quick ")h2"
   cmd() { grep -m1 -e "$1" "$OUT/commands.txt" | sed 's|127\.0\.0\.1:[0-9]*|127.0.0.1:P|; s/--port [0-9]*/--port P/'; }
   {
@@ -321,7 +323,7 @@ h2_section() { # $OUT/h2.md: the page's h2 section, between its markers
     echo "certificate. Like the rest of this page a benchmark, not a test; this section alone is rewritten by its run."
     echo
     echo "- **Date**: $when ($(awk '$1 == "h2" { print $2 " s" }' "$OUT/times.txt" 2>/dev/null))."
-    echo "- **Command**: \`$inv\` with $knobs (reproduce: \`$inv\`, or \`WRITE_DOCS=1 $inv\` to rewrite this section)."
+    echo "- **Command** (every knob spelled out; \`WRITE_DOCS=1\` in front also rewrites this section): \`$knobs $inv\`."
     echo "- **flosse**: commit $rev; **peer**: nginx-light $(dpkg-query -W -f='${Version}' nginx-light 2>/dev/null), libnginx-mod-http-lua $(dpkg-query -W -f='${Version}' libnginx-mod-http-lua 2>/dev/null); **load generators**: $("$H2LOAD" --version 2>/dev/null | head -1), python3-h2 $(dpkg-query -W -f='${Version}' python3-h2 2>/dev/null) (bench/h2idle.py); $(openssl version | cut -d' ' -f1-2)."
     echo "- **Machine**: $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), Linux $(uname -r); the load generator runs on the same CPUs as the server, and other work shares them (/proc/loadavg $(sed -n 's/^h2 load before: \([^ ]* [^ ]* [^ ]*\).*/\1/p' "$OUT/load.txt" | head -1) before, $(sed -n 's/^h2 load after: \([^ ]* [^ ]* [^ ]*\).*/\1/p' "$OUT/load.txt" | head -1) after): read the ratios and the server CPU per unit of work rather than the absolute rates."
     echo "- **Rounds**: every figure is the median of $ROUNDS round(s); the servers run one after the other, never at once."
@@ -345,7 +347,10 @@ h2_section() { # $OUT/h2.md: the page's h2 section, between its markers
     echo "- **Server CPU.** utime + stime (\`/proc/PID/stat\`) of every process of the server (the nginx master"
     echo "  and its workers; flosse's one process with its threads), read just before h2load starts and just"
     echo "  after it exits, over the streams (or handshakes) it counted: connection set-up and the last"
-    echo "  in-flight streams are in the window too, the same for both servers. h2load's own CPU (\`/usr/bin/time\`) beside it."
+    echo "  in-flight streams are in the window too, the same for both servers. *server CPUs busy*: that CPU"
+    echo "  time over the window (2 would be both CPUs); h2load's own CPU (\`/usr/bin/time\`) beside it. A server"
+    echo "  well below 2 is not held back by the CPU but by its own pace (or the client's): the CPU per stream"
+    echo "  compares the work, the rate what the pair achieves on this machine."
     echo "- **Handshakes.** h2load with as many clients as requests (\`-c N -n N -m 1\`): N new TCP + TLS"
     echo "  connections at once, each one full handshake (the certificate's key: $(h2_key_name); no session"
     echo "  resumption: nginx with \`ssl_session_cache off\` and \`ssl_session_tickets off\`, and h2load resumes"
