@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # root, work, here, repo, t_start...: bench/run's, which sources this
 # bench/h2.sh: `bench/run h2`, HTTP/2 over TLS, flosse against nginx + lua
 # (bench/peers/nginx-h2.conf) in the same run. Sourced by bench/run, whose
 # helpers it uses (start_flosse, start_nginx, stop_server, rss_kib,
@@ -306,13 +307,13 @@ h2_report() {
 
 h2_section() { # $OUT/h2.md: the page's h2 section, between its markers
   [ -s "$H2REPORT" ] || return 0
-  local rev when knobs inv cmd
+  local rev when knobs inv
   rev=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo "${FLOSSE_REV:-?}")
   when=$(date -u -d "@$t_start" '+%Y-%m-%d %H:%M UTC')
   knobs="ROUNDS=$ROUNDS WORKERS=$WORKERS H2_LOADS=$H2_LOADS H2_DURATION=$H2_DURATION H2_IDLE=$H2_IDLE H2_IDLE_PER_CONN=$H2_IDLE_PER_CONN H2_IDLE_HOLD=$H2_IDLE_HOLD H2_HANDSHAKES=$H2_HANDSHAKES H2_KEY=$H2_KEY"
   [ -n "${FLOSSE_ROOT:-}" ] && knobs="FLOSSE_ROOT=$root FLOSSE_REV=${FLOSSE_REV:-$rev} $knobs"
   inv="bench/run $( [ "$PROFILE" = quick ] && echo "quick ")h2"
-  cmd() { grep -m1 -e "$1" "$OUT/commands.txt" | sed 's|127\.0\.0\.1:[0-9]*|127.0.0.1:P|; s/--port [0-9]*/--port P/'; }
+  h2_cmd() { grep -m1 -e "$1" "$OUT/commands.txt" | sed 's|127\.0\.0\.1:[0-9]*|127.0.0.1:P|; s/--port [0-9]*/--port P/'; }
   {
     echo "$H2BEGIN"
     echo "## HTTP/2 over TLS (bench/run h2)"
@@ -332,12 +333,12 @@ h2_section() { # $OUT/h2.md: the page's h2 section, between its markers
     echo "### Method"
     echo
     echo '```sh'
-    cmd '^openssl req'
+    h2_cmd '^openssl req'
     echo "bin/flosse serve bench/app --host 127.0.0.1 --port 0 --workers $WORKERS --heartbeat 0 --no-reload --log-level warn --tls-cert cert.pem --tls-key key.pem"
     echo "nginx -p PREFIX -c PREFIX/nginx.conf -g 'daemon off;'   # bench/peers/nginx-h2.conf, worker_processes $WORKERS"
-    for g in ${H2_LOADS//,/ }; do cmd "^h2load -c ${g%x*} -m ${g#*x} "; done
-    cmd '^h2load -c [0-9]* -n '
-    cmd 'h2idle.py'
+    for g in ${H2_LOADS//,/ }; do h2_cmd "^h2load -c ${g%x*} -m ${g#*x} "; done
+    h2_cmd '^h2load -c [0-9]* -n '
+    h2_cmd 'h2idle.py'
     echo '```'
     echo
     echo "- **Finite streams.** Both servers up across the rounds. h2load opens C TLS connections and keeps M"
