@@ -24,6 +24,7 @@
 #include "presence_redis.h"
 #include "revoke_redis.h"
 #include "redis.h"
+#include "h2.h"
 #include "http_client.h"
 #include "worker.h"
 
@@ -53,6 +54,7 @@ void flosse_server_init(struct flosse_server *srv, int worker, const struct flos
   srv->loop.after_turn = after_turn;
   srv->conns_open = &srv->conns_open_own;
   flosse_conns_init(&srv->conns, &srv->loop, &srv->cfg, &flosse_stream_conn_callbacks, srv->conns_open);
+  srv->conns.h2 = &flosse_h2_ops; /* a connection that opens with the HTTP/2 preface */
   srv->conns.data = &srv->streams;
   flosse_tasks_init(&srv->tasks, &srv->loop, &srv->cfg);
   flosse_streams_init(&srv->streams, &srv->tasks, &srv->cfg);
