@@ -74,19 +74,37 @@ local ROUTES = {
   { "/plain/", 200 },
 }
 
-describe("#e2e HTTP/2: the same wire as HTTP/1.1 (h2c and TLS)", function()
-  local tmp = e2e.tempdir()
-  local cert, key = h2.make_cert(tmp)
-  local plain = h2.serve(setup, teardown, APP, { args = { "--heartbeat", "1" } })
-  local tls = h2.serve(setup, teardown, APP, { args = { "--tls-cert", cert, "--tls-key", key } })
-  teardown(function() e2e.remove_tree(tmp) end)
-
-  local function url(server, target)
-    return ("%s://127.0.0.1:%d%s"):format(server == tls and "https" or "http", server.port, target)
+-- Asserts that every answer has the route's status, the body HTTP/1.1 gave
+-- (error ids blanked) and, over HTTP/2, no connection-specific header.
+local function assert_same_answers(r, base, answers)
+  local status = r[2]
+  local want = h2.normalize(base.body)
+  for who, resp in pairs(answers) do
+    assert.equal(status, resp.status, who .. ": " .. tostring(resp.stderr))
+    assert.equal(want, h2.normalize(resp.body), who)
+    if not who:find("HTTP/1.1", 1, true) then
+      if who:match("^curl") then assert.equal("2", resp.version, who) end
+      assert_no_connection_headers(resp, who)
+    end
+    if r.stream then assert_stream_head(resp, who) end
+    if not r.stream and status ~= 200 then
+      assert.equal(base.headers["content-type"], resp.headers["content-type"], who)
+    end
+    if status == 405 then assert.equal(base.headers["allow"], resp.headers["allow"], who) end
   end
+end
+
+local function route_name(r)
+  return (r.method or "GET") .. " " .. r[1] .. (r.headers and (" with " .. r.headers[1]:sub(1, 20)) or "")
+end
+
+describe("#e2e HTTP/2 cleartext (h2c): the same wire as HTTP/1.1 on the same port", function()
+  local plain = h2.serve(setup, teardown, APP, { args = { "--heartbeat", "1" } })
+
+  local function url(target) return ("http://127.0.0.1:%d%s"):format(plain.port, target) end
 
   it("h2c with prior knowledge and HTTP/1.1 share the port", function()
-    local r2 = h2.curl(url(plain, "/plain/"), { mode = "h2c" })
+    local r2 = h2.curl(url("/plain/"), { mode = "h2c" })
     assert.equal(0, r2.code, r2.stderr)
     assert.equal("2", r2.version)
     assert.equal(200, r2.status)
@@ -95,58 +113,20 @@ describe("#e2e HTTP/2: the same wire as HTTP/1.1 (h2c and TLS)", function()
     assert.equal(200, r1.status)
     assert.equal("plain text\n", r1.body)
     -- and again h2c after HTTP/1.1: the server tells them apart by the preface
-    assert.equal("2", h2.curl(url(plain, "/plain/")).version)
-  end)
-
-  it("TLS with the self-signed certificate: ALPN picks h2 for --http2, http/1.1 for --http1.1", function()
-    local r2 = h2.curl(url(tls, "/plain/"), { mode = "h2", cacert = cert })
-    assert.equal(0, r2.code, r2.stderr)  -- the certificate verified against cert.pem
-    assert.equal("2", r2.version)
-    assert.equal("plain text\n", r2.body)
-    local r1 = h2.curl(url(tls, "/plain/"), { mode = "h1", cacert = cert })
-    assert.equal(0, r1.code, r1.stderr)
-    assert.equal("1.1", r1.version)
-    assert.equal("plain text\n", r1.body)
-    -- the python client over TLS (ALPN h2 checked inside it)
-    local out = h2.client({ "streams", "--port", tls.port, "--tls", "--plan", h2.plan{ "/styles/string/" } })
-    assert.equal(200, out.streams[1].status)
-    assert.equal("data: hello\n\n", out.streams[1].body)
-    assert.is_true(out.streams[1].ended)
+    assert.equal("2", h2.curl(url("/plain/")).version)
   end)
 
   for _, r in ipairs(ROUTES) do
-    local target, status = r[1], r[2]
-    local name = (r.method or "GET") .. " " .. target .. (r.headers and (" with " .. r.headers[1]:sub(1, 20)) or "")
-    it(name .. ": " .. status .. " and the same body over curl h2c, curl h2 (TLS), nghttp and HTTP/1.1", function()
-      local opts = { method = r.method, data = r.data, headers = r.headers }
-      local base = h2.h1(plain.port, target, opts)
-      assert.equal(status, base.status, "HTTP/1.1")
-      local want = h2.normalize(base.body)
+    it(route_name(r) .. ": " .. r[2] .. " and the same body over curl h2c, nghttp and HTTP/1.1", function()
+      local base = h2.h1(plain.port, r[1], { method = r.method, data = r.data, headers = r.headers })
+      assert.equal(r[2], base.status, "HTTP/1.1")
       local answers = {
-        ["curl h2c"] = h2.curl(url(plain, target), { mode = "h2c", method = r.method, data = r.data,
-          headers = r.headers }),
-        ["curl h2 over TLS"] = h2.curl(url(tls, target), { mode = "h2", cacert = cert, method = r.method,
-          data = r.data, headers = r.headers }),
-        ["curl HTTP/1.1 over TLS"] = h2.curl(url(tls, target), { mode = "h1", cacert = cert, method = r.method,
-          data = r.data, headers = r.headers }),
+        ["curl h2c"] = h2.curl(url(r[1]), { mode = "h2c", method = r.method, data = r.data, headers = r.headers }),
       }
       if r.method == nil or r.data then
-        local ng = h2.nghttp(url(plain, target), { headers = r.headers, data = r.method and r.data })
-        answers["nghttp h2c"] = ng
+        answers["nghttp h2c"] = h2.nghttp(url(r[1]), { headers = r.headers, data = r.method and r.data })
       end
-      for who, resp in pairs(answers) do
-        assert.equal(status, resp.status, who .. ": " .. tostring(resp.stderr))
-        assert.equal(want, h2.normalize(resp.body), who)
-        if who ~= "curl HTTP/1.1 over TLS" then
-          if who:match("^curl") then assert.equal("2", resp.version, who) end
-          assert_no_connection_headers(resp, who)
-        end
-        if r.stream then assert_stream_head(resp, who) end
-        if not r.stream and status ~= 200 then
-          assert.equal(base.headers["content-type"], resp.headers["content-type"], who)
-        end
-        if status == 405 then assert.equal(base.headers["allow"], resp.headers["allow"], who) end
-      end
+      assert_same_answers(r, base, answers)
     end)
   end
 
@@ -180,15 +160,14 @@ describe("#e2e HTTP/2: the same wire as HTTP/1.1 (h2c and TLS)", function()
     os.remove(ready)
     local ids = {}
     for i = 1, 3 do
-      local resp = h2.curl(url(plain, "/publish/" .. ch .. "/"), { mode = "h2c", data = "msg " .. i })
+      local resp = h2.curl(url("/publish/" .. ch .. "/"), { mode = "h2c", data = "msg " .. i })
       assert.equal(200, resp.status, resp.body)
       local j = e2e.json_decode(resp.body)
       assert.equal(1, j.delivered)
       ids[i] = tostring(j.id)
     end
     local out = sub:wait()
-    local s = out.streams[1]
-    local events = e2e.parse_sse(s.body)
+    local events = e2e.parse_sse(out.streams[1].body)
     assert.equal("ready", events[1].event)
     for i = 1, 3 do
       assert.equal("msg " .. i, events[i + 1].data)
@@ -209,15 +188,58 @@ describe("#e2e HTTP/2: the same wire as HTTP/1.1 (h2c and TLS)", function()
     assert.equal(c.stream_body, replay.streams[1].body)
   end)
 
-  it("h2load: 200 requests over 4 connections, 10 streams each at a time, all 200 (h2c and TLS)", function()
-    for _, u in ipairs{ url(plain, "/plain/"), url(tls, "/plain/") } do
-      local code, out, err = h2.run("h2load -n 200 -c 4 -m 10 " .. e2e.shell_quote(u), 60)
-      assert.equal(0, code, out .. err)
-      assert.truthy(out:find("200 succeeded, 0 failed, 0 errored", 1, true), out)
-      assert.truthy(out:find("status codes: 200 2xx", 1, true), out)
-      assert.truthy(out:find("Application protocol: h2", 1, true)
-        or out:find("Application protocol: h2c", 1, true), out)
-    end
+  it("h2load: 200 requests over 4 connections, 10 streams each at a time, all 200", function()
+    local code, out, err = h2.run("h2load -n 200 -c 4 -m 10 " .. e2e.shell_quote(url("/plain/")), 60)
+    assert.equal(0, code, out .. err)
+    assert.truthy(out:find("200 succeeded, 0 failed, 0 errored", 1, true), out)
+    assert.truthy(out:find("status codes: 200 2xx", 1, true), out)
+  end)
+end)
+
+describe("#e2e HTTP/2 over TLS (ALPN), with a self-signed certificate made here", function()
+  local tmp = e2e.tempdir()
+  local cert, key = h2.make_cert(tmp)
+  local tls = h2.serve(setup, teardown, APP, { args = { "--tls-cert", cert, "--tls-key", key } })
+  teardown(function() e2e.remove_tree(tmp) end)
+
+  local function url(target) return ("https://127.0.0.1:%d%s"):format(tls.port, target) end
+
+  it("ALPN picks h2 for curl --http2, http/1.1 for curl --http1.1 (the certificate verifies)", function()
+    local r2 = h2.curl(url("/plain/"), { mode = "h2", cacert = cert })
+    assert.equal(0, r2.code, r2.stderr)  -- verified against cert.pem
+    assert.equal("2", r2.version)
+    assert.equal("plain text\n", r2.body)
+    local r1 = h2.curl(url("/plain/"), { mode = "h1", cacert = cert })
+    assert.equal(0, r1.code, r1.stderr)
+    assert.equal("1.1", r1.version)
+    assert.equal("plain text\n", r1.body)
+    -- the python client over TLS (ALPN h2 checked inside it)
+    local out = h2.client({ "streams", "--port", tls.port, "--tls", "--plan", h2.plan{ "/styles/string/" } })
+    assert.equal(200, out.streams[1].status)
+    assert.equal("data: hello\n\n", out.streams[1].body)
+    assert.is_true(out.streams[1].ended)
+  end)
+
+  for _, r in ipairs(ROUTES) do
+    it(route_name(r) .. ": " .. r[2] .. " and the same body over curl h2, nghttp and HTTP/1.1 (TLS)", function()
+      local opts = { mode = "h1", cacert = cert, method = r.method, data = r.data, headers = r.headers }
+      local base = h2.curl(url(r[1]), opts)
+      assert.equal(r[2], base.status, "HTTP/1.1 over TLS: " .. base.stderr)
+      assert.equal("1.1", base.version)
+      opts.mode = "h2"
+      local answers = { ["curl h2 over TLS"] = h2.curl(url(r[1]), opts) }
+      if r.method == nil or r.data then
+        answers["nghttp over TLS"] = h2.nghttp(url(r[1]), { headers = r.headers, data = r.method and r.data })
+      end
+      assert_same_answers(r, base, answers)
+    end)
+  end
+
+  it("h2load over TLS: 200 requests, all 200", function()
+    local code, out, err = h2.run("h2load -n 200 -c 4 -m 10 " .. e2e.shell_quote(url("/plain/")), 60)
+    assert.equal(0, code, out .. err)
+    assert.truthy(out:find("200 succeeded, 0 failed, 0 errored", 1, true), out)
+    assert.truthy(out:find("Application protocol: h2", 1, true), out)
   end)
 end)
 
@@ -334,18 +356,32 @@ describe("#e2e HTTP/2: many streams on one connection", function()
   end
 end)
 
-describe("#e2e HTTP/2: max_concurrent_streams", function()
+describe("#e2e HTTP/2: max_concurrent_streams by default", function()
   local default = h2.serve(setup, teardown, APP)
-  local flag = h2.serve(setup, teardown, APP, { args = { "--max-concurrent-streams", "4" } })
-  local setting = h2.serve(setup, teardown, APP, { env = { FLOSSE_H2_MAX_STREAMS = "6" } })
 
-  it("SETTINGS announces 128 by default, the flag's value, the setting's value", function()
+  it("SETTINGS announces 128 (nghttp and python3-h2 see it)", function()
     local ng = h2.nghttp(("http://127.0.0.1:%d/plain/"):format(default.port))
     assert.equal(128, ng.settings.MAX_CONCURRENT_STREAMS, ng.verbose)
+    local out = h2.client({ "streams", "--port", default.port, "--plan", h2.plan{ "/plain/" } })
+    assert.equal(128, out.settings.MAX_CONCURRENT_STREAMS)
+  end)
+end)
+
+describe("#e2e HTTP/2: max_concurrent_streams from the setting", function()
+  local setting = h2.serve(setup, teardown, APP, { env = { FLOSSE_H2_MAX_STREAMS = "6" } })
+
+  it("SETTINGS announces the setting's value", function()
+    local out = h2.client({ "streams", "--port", setting.port, "--plan", h2.plan{ "/plain/" } })
+    assert.equal(6, out.settings.MAX_CONCURRENT_STREAMS)
+  end)
+end)
+
+describe("#e2e HTTP/2: --max-concurrent-streams 4", function()
+  local flag = h2.serve(setup, teardown, APP, { args = { "--max-concurrent-streams", "4" } })
+
+  it("SETTINGS announces the flag's value", function()
     local out = h2.client({ "streams", "--port", flag.port, "--plan", h2.plan{ "/plain/" } })
     assert.equal(4, out.settings.MAX_CONCURRENT_STREAMS)
-    out = h2.client({ "streams", "--port", setting.port, "--plan", h2.plan{ "/plain/" } })
-    assert.equal(6, out.settings.MAX_CONCURRENT_STREAMS)
   end)
 
   it("a stream beyond it is refused (RST_STREAM REFUSED_STREAM), the others run", function()

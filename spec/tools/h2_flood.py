@@ -4,6 +4,7 @@ spec/e2e/h2_flood_spec.lua. Frames are built with Debian's python3-hpack and
 python3-hyperframe (run it with /usr/bin/python3).
 
   h2_flood.py KIND --port P [--duration S] [--max-frames N] [--path PATH]
+              [--reconnect]
 
 KIND:
   settings     SETTINGS frames, each wanting an ACK; the ACKs are never read
@@ -16,9 +17,14 @@ KIND:
 Sends as fast as the socket takes them, for --duration seconds (default 4)
 or --max-frames frames (default 1000000), whichever comes first, reading
 nothing; then reads for at most a second what the server sent (a GOAWAY?).
-Prints one JSON object: kind, frames (sent), bytes, server_closed (a send
-failed: the server closed or reset the connection), goaway
-({"error_code", "last_stream_id"} or null), elapsed.
+With --reconnect, a connection the server closed is followed by a new one
+(the same flood) until the duration is over, so that the server is flooded
+the whole time whatever it does with one connection.
+Prints one JSON object: kind, frames (sent, on every connection), bytes,
+connections, closed_by_server (connections the server closed or reset),
+goaways (error code -> how many), goaway (the last one:
+{"error_code", "last_stream_id", "additional_data"} or null), error (the
+last send error), elapsed.
 """
 import argparse
 import json
@@ -35,18 +41,13 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 CANCEL = 0x8
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("kind", choices=["settings", "ping", "rapid-reset", "empty"])
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--duration", type=float, default=4)
-    p.add_argument("--max-frames", type=int, default=1000000)
-    p.add_argument("--path", default="/plain/")
-    args = p.parse_args()
-
+def flood_once(args, t0, state):
+    """One connection's flood. Returns (bytes sent, closed by the server,
+    the send error, the GOAWAY seen or None)."""
     sock = socket.create_connection(("127.0.0.1", args.port), timeout=10)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     enc = hpack.Encoder()
+    state["sid"] = 1
 
     def headers(stream_id, method, end_stream):
         hf = HeadersFrame(stream_id, data=enc.encode([
@@ -57,13 +58,8 @@ def main():
             hf.flags.add("END_STREAM")
         return hf.serialize()
 
-    start = PREFACE + SettingsFrame(0).serialize()
-    if args.kind == "empty":
-        start += headers(1, "POST", False)
-    state = {"n": 0, "sid": 1}
-
     def batch():
-        """About 64 frames' worth of the flood."""
+        """64 frames' worth of the flood."""
         out = []
         for _ in range(64):
             state["n"] += 1
@@ -82,13 +78,15 @@ def main():
                 out.append(DataFrame(1, data=b"").serialize())
         return b"".join(out)
 
-    t0 = time.monotonic()
+    pending = PREFACE + SettingsFrame(0).serialize()
+    if args.kind == "empty":
+        pending += headers(1, "POST", False)
     sent_bytes, server_closed, error = 0, False, None
-    pending = start
     sock.setblocking(False)
     while True:
+        over = time.monotonic() - t0 > args.duration or state["n"] >= args.max_frames
         if not pending:
-            if time.monotonic() - t0 > args.duration or state["n"] >= args.max_frames:
+            if over:
                 break
             pending = batch()
         try:
@@ -96,13 +94,12 @@ def main():
             sent_bytes += k
             pending = pending[k:]
         except BlockingIOError:
-            if time.monotonic() - t0 > args.duration:
+            if over:
                 break
             select.select([], [sock], [], 0.05)
         except OSError as e:
             server_closed, error = True, repr(e)
             break
-    frames = state["n"]
 
     # What the server said: scan for a GOAWAY for up to a second.
     goaway, buf, got = None, b"", 0
@@ -134,9 +131,41 @@ def main():
                           "additional_data": body[8:].decode("latin-1")}
             buf = buf[9 + length:]
     sock.close()
-    sys.stdout.write(json.dumps({"kind": args.kind, "frames": frames, "bytes": sent_bytes,
-                                 "server_closed": server_closed, "error": error, "goaway": goaway,
-                                 "received": got, "elapsed": round(time.monotonic() - t0, 3)}) + "\n")
+    return sent_bytes, server_closed, error, goaway
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("kind", choices=["settings", "ping", "rapid-reset", "empty"])
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--duration", type=float, default=4)
+    p.add_argument("--max-frames", type=int, default=1000000)
+    p.add_argument("--path", default="/plain/")
+    p.add_argument("--reconnect", action="store_true")
+    args = p.parse_args()
+
+    t0 = time.monotonic()
+    state = {"n": 0}
+    out = {"kind": args.kind, "frames": 0, "bytes": 0, "connections": 0, "closed_by_server": 0,
+           "goaways": {}, "goaway": None, "error": None}
+    while True:
+        sent, closed, error, goaway = flood_once(args, t0, state)
+        out["connections"] += 1
+        out["bytes"] += sent
+        if closed:
+            out["closed_by_server"] += 1
+            out["error"] = error
+        if goaway:
+            code = str(goaway["error_code"])
+            out["goaways"][code] = out["goaways"].get(code, 0) + 1
+            out["goaway"] = goaway
+        if not args.reconnect or time.monotonic() - t0 > args.duration or state["n"] >= args.max_frames:
+            break
+        if out["connections"] >= 10000:  # bounded whatever the server does
+            break
+    out["frames"] = state["n"]
+    out["elapsed"] = round(time.monotonic() - t0, 3)
+    sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
     os._exit(0)
 
