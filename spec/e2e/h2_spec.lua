@@ -298,6 +298,12 @@ describe("#e2e HTTP/2: many streams on one connection", function()
       assert.same({ started = 99, on_close = 99, closed = 99, finished = 99 }, t)
       -- the stalled one's task was ended: its <close> variable and on_close ran
       local s = e2e.wait_stats(server.port, stall_key, function(st) return st.on_close == 1 end)
+      -- and its view was not resumed without bound while stalled: what it
+      -- yielded fits the stream's window (64 KiB) and the high-water mark
+      -- (256 KiB) with room to spare (a bound of 2 MiB, 128 yields of 16 KiB)
+      assert.is_true(s.yields >= 4, "the flood view hardly ran: " .. e2e.json_encode(s))
+      assert.is_true(s.yields <= 128, "the stalled view was resumed " .. s.yields .. " times (16 KiB each)")
+      s.yields = nil
       assert.same({ started = 1, on_close = 1, closed = 1, finished = 0 }, s)
     end)
 
@@ -364,6 +370,24 @@ describe("#e2e HTTP/2: max_concurrent_streams by default", function()
     assert.equal(128, ng.settings.MAX_CONCURRENT_STREAMS, ng.verbose)
     local out = h2.client({ "streams", "--port", default.port, "--plan", h2.plan{ "/plain/" } })
     assert.equal(128, out.settings.MAX_CONCURRENT_STREAMS)
+  end)
+end)
+
+describe("#e2e HTTP/2: max_concurrent_streams by default is enforced", function()
+  local default = h2.serve(setup, teardown, APP)
+
+  it("130 streams at once: 128 run, the 129th and 130th are refused (RST_STREAM REFUSED_STREAM)", function()
+    local key = e2e.new_key("mcs128")
+    local plan = {}
+    for i = 1, 130 do plan[i] = "/sleepy/?key=" .. key end
+    local out = h2.client({ "streams", "--port", default.port, "--stop-after-events", 1, "--timeout", 40,
+      "--max-body", 1024, "--plan", h2.plan(plan) }, 50)
+    assert.is_false(out.timed_out)
+    assert.equal(128, count(out.streams, function(s) return s.status == 200 and s.frames >= 1 end))
+    assert.equal(2, count(out.streams, function(s) return s.reset and s.reset_code == REFUSED_STREAM end))
+    assert.is_true(out.streams[129].reset and out.streams[130].reset, "not the last two refused")
+    local s = e2e.wait_stats(default.port, key, function(st) return st.on_close == 128 end)
+    assert.same({ started = 128, on_close = 128, closed = 128, finished = 0 }, s)
   end)
 end)
 
@@ -479,5 +503,48 @@ describe("#e2e HTTP/2: SIGTERM", function()
       assert.truthy(lines:find("close term" .. i .. "\n", 1, true), lines)
       assert.truthy(lines:find("on_close term" .. i .. "\n", 1, true), lines)
     end
+  end)
+end)
+
+describe("#e2e HTTP/2: hot reload", function()
+  it("a new stream on an open connection gets the new code, the running one keeps its own", function()
+    local dir, tmp = e2e.copy_app(APP)
+    local server = h2.start(dir)
+    local ready, go = os.tmpname(), os.tmpname()
+    os.remove(go)
+    finally(function()
+      server:cleanup()
+      e2e.remove_tree(tmp)
+      os.remove(ready)
+      os.remove(go)
+    end)
+    local cl = h2.spawn("h2_client.py", { "streams", "--port", server.port, "--ready-file", ready,
+      "--stop-after-events", 3, "--timeout", 40, "--plan", h2.plan{
+        "/sleepy/?sleep=0.2&n=100",
+        { path = "/ticker/?n=3&every=0.4", after = go },
+      } }, 50)
+    assert.truthy(e2e.eventually(function() return e2e.read_file(ready) ~= "" end), "the first stream did not start")
+    -- the new code names the ticker's events "tock"
+    local views = e2e.read_file(dir .. "/views.lua")
+    local changed = views:gsub('coroutine%.yield%("tick", { i = i }, tostring%(i%)%)',
+      'coroutine.yield("tock", { i = i }, tostring(i))')
+    assert.are_not.equal(views, changed)
+    e2e.write_file(dir .. "/views.lua", changed)
+    assert(server:wait_log("flosse: reloaded ", 20), "no reload:\n" .. server:log())
+    e2e.write_file(go, "go\n")
+    local out = cl:wait()
+    assert.is_nil(out.goaway)
+    local new, old = out.streams[2], out.streams[1]
+    assert.is_true(new.ended)
+    local events = e2e.parse_sse(new.body)
+    assert.equal(3, #events, new.body)
+    for _, ev in ipairs(events) do assert.equal("tock", ev.event) end
+    -- the stream of the old code went on, on the same connection, while the new one ran
+    assert.equal(200, old.status)
+    assert.is_false(old.reset, "the running stream was reset by the reload")
+    assert.is_false(old.ended)
+    assert.truthy(old.body:find('event: hello\ndata: {"n":0}\n\n', 1, true), old.body)
+    assert.is_true(old.t_last > new.t_sent, "no event of the old stream after the reload")
+    assert.is_nil(old.body:find("tock", 1, true))
   end)
 end)

@@ -11,7 +11,8 @@
 streams: one connection; every request of the plan (a JSON list of
 {"path":, "method": "GET", "headers": [[name, value], ...], "body": ""}) is
 sent at once, right after the preface and before anything is read (so the
-server's SETTINGS are not acknowledged yet when the requests arrive).
+server's SETTINGS are not acknowledged yet when the requests arrive); a
+request with "after": FILE is sent on the same connection once FILE exists.
 Received DATA is acknowledged (WINDOW_UPDATE) on the connection and on its
 stream, except for request I of --stall, whose stream never gets one (the
 connection still does). --reset I sends RST_STREAM (CANCEL) on request I
@@ -19,7 +20,7 @@ once it received N SSE frames. The run ends when every stream ended or was
 reset, or (--stop-after-events N) when every stream that did neither
 received N frames; with --until-closed, when the server closed the
 connection; in any case at the timeout. --ready-file F is written once
-every stream received --ready-events frames (default 1) or ended.
+every stream sent received --ready-events frames (default 1) or ended.
 
 badframe: the connection preface, then KIND: "garbage" (bytes that are not
 a frame after the preface), "data0" (SETTINGS, then a DATA frame on stream
@@ -30,6 +31,7 @@ Both print one JSON object on stdout:
   settings    the server's first SETTINGS: {"MAX_CONCURRENT_STREAMS": n, ...}
   streams     per request: path, id, status, headers ([[name, value]...]),
               body (text; "body_len" always), frames (SSE frames: "\\n\\n"),
+              t_sent, t_first, t_last (its first and last DATA),
               ended (END_STREAM), reset (RST_STREAM from the server),
               reset_code, t_first, t_end (seconds since the start)
   goaway      {"error_code", "last_stream_id", "t"} or null
@@ -94,7 +96,9 @@ def run_streams(args):
     conn.initiate_connection()
     conn.increment_flow_control_window(1 << 24)  # the connection window is never what stalls
     streams, by_id = [], {}
-    for i, req in enumerate(plan):
+
+    def send_request(i):
+        req = plan[i]
         sid = conn.get_next_available_stream_id()
         method = req.get("method", "GET")
         body = req.get("body", "").encode()
@@ -104,10 +108,19 @@ def run_streams(args):
         conn.send_headers(sid, headers, end_stream=not body)
         if body:
             conn.send_data(sid, body, end_stream=True)
-        s = {"path": req["path"], "id": sid, "status": None, "headers": [], "body": b"", "frames": 0,
-             "ended": False, "reset": False, "reset_code": None, "t_first": None, "t_end": None}
-        streams.append(s)
+        streams[i]["id"] = sid
+        streams[i]["t_sent"] = round(time.monotonic() - t0, 3)
         by_id[sid] = i
+
+    deferred = []
+    for i, req in enumerate(plan):
+        streams.append({"path": req["path"], "id": None, "status": None, "headers": [], "body": b"",
+                        "frames": 0, "ended": False, "reset": False, "reset_code": None, "t_first": None,
+                        "t_end": None})
+        if req.get("after"):
+            deferred.append(i)
+        else:
+            send_request(i)
     sock.sendall(conn.data_to_send())
 
     out = {"settings": None, "goaway": None, "closed": False, "order": [], "timed_out": False}
@@ -120,7 +133,8 @@ def run_streams(args):
     def done():
         if args.until_closed:
             return out["closed"]
-        if out["closed"] or (out["goaway"] and all(finished(s) or s["id"] > out["goaway"]["last_stream_id"]
+        if out["closed"] or (out["goaway"] and all(finished(s) or s["id"] is None
+                                                   or s["id"] > out["goaway"]["last_stream_id"]
                                                    for s in streams)):
             return True
         if args.stop_after_events is not None:
@@ -132,6 +146,10 @@ def run_streams(args):
         if now > deadline:
             out["timed_out"] = True
             break
+        for i in [i for i in deferred if os.path.exists(plan[i]["after"])]:
+            deferred.remove(i)
+            send_request(i)
+            sock.sendall(conn.data_to_send())
         try:
             data = sock.recv(65536)
         except (socket.timeout, ssl.SSLWantReadError):
@@ -164,6 +182,7 @@ def run_streams(args):
                 s["frames"] = s["body"].count(b"\n\n")
                 if s["t_first"] is None:
                     s["t_first"] = t
+                s["t_last"] = t
                 if ev.flow_controlled_length:
                     if i == args.stall:
                         conn.increment_flow_control_window(ev.flow_controlled_length)
@@ -195,7 +214,7 @@ def run_streams(args):
             except OSError:
                 pass
         if args.ready_file and not ready_written and all(
-                finished(s) or (s["status"] is not None and s["frames"] >= args.ready_events)
+                s["id"] is None or finished(s) or (s["status"] is not None and s["frames"] >= args.ready_events)
                 for s in streams):
             with open(args.ready_file, "w") as f:
                 f.write("ready\n")
