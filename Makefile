@@ -29,7 +29,7 @@ LIBS = -L$(LIBEV_LIBDIR) -lev -L$(HTTP_PARSER_LIBDIR) -lhttp_parser -lhiredis -l
 
 # Debian packages the build, the example app and the tests need.
 DEB_PACKAGES = lua5.4 liblua5.4-dev libev-dev lua-cjson lua-busted lua-socket \
-  libhttp-parser-dev libhiredis-dev libcurl4-openssl-dev libssl-dev redis-server luarocks pkg-config gcc make curl valgrind
+  libhttp-parser-dev libhiredis-dev libcurl4-openssl-dev libssl-dev libnghttp2-dev redis-server luarocks pkg-config gcc make curl valgrind
 
 .PHONY: all deps test-deps run test clean check bench bench-quick
 
@@ -41,8 +41,10 @@ $(CORE_SO): $(CORE_SRC) $(CORE_HDR)
 
 # The tests also drive a real browser, build the fuzz harnesses with clang, and
 # mint JWTs with python3 and the openssl command line, run nginx in front,
-# and check the metrics' format with promtool (prometheus).
-TEST_PACKAGES = chromium lua-check clang libclang-rt-14-dev python3 openssl nginx-light prometheus
+# and check the metrics' format with promtool (prometheus); HTTP/2 is checked
+# with nghttp and h2load (nghttp2-client) and python3-h2's raw frames.
+TEST_PACKAGES = chromium lua-check clang libclang-rt-14-dev python3 openssl nginx-light prometheus \
+  nghttp2-client python3-h2
 
 # Installs what is missing when run as root; otherwise says what to run.
 deps: PACKAGES = $(DEB_PACKAGES)

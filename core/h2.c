@@ -15,6 +15,7 @@ struct flosse_h2 {
   unsigned stopping : 1;        /* graceful stop: GOAWAY once no stream is left */
   unsigned ending : 1;          /* GOAWAY submitted */
   unsigned closing : 1;         /* the connection closes: its streams go without frames */
+  unsigned told : 1;            /* its GOAWAY's reason is logged */
   double tokens;                /* frames that carry no request (the flood bucket) */
   ev_tstamp refilled;
 };
@@ -46,7 +47,10 @@ static struct flosse_h2 *of(void *user_data) { return user_data; }
 static void end_session(struct flosse_h2 *h2, uint32_t code, const char *why) {
   if (h2->ending) return;
   h2->ending = 1;
-  if (why) flosse_log(FLOSSE_LOG_WARN, "HTTP/2 %s: %s; GOAWAY", h2->c->remote, why);
+  if (why) {
+    flosse_log(FLOSSE_LOG_WARN, "HTTP/2 %s: %s; GOAWAY", h2->c->remote, why);
+    h2->told = 1;
+  }
   nghttp2_session_terminate_session(h2->ng, code);
   flosse_conn_want_flush(h2->c);
 }
@@ -91,12 +95,21 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
   return 0;
 }
 
+/* The request goes up (or is refused) at the end of the turn, not from
+ * inside nghttp2: a stream reset in the same read never reaches a view. */
+static void complete(struct flosse_conn *s) {
+  s->h2_flags |= F_COMPLETE;
+  flosse_conn_want_run(s);
+}
+
 static int on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
                    void *ud) {
   (void)flags;
   (void)ud;
   struct flosse_conn *s = nghttp2_session_get_stream_user_data(ng, id);
-  if (s && s->http && s->state == FLOSSE_CONN_READING) flosse_http_h2_body(s->http, (const char *)data, len);
+  if (!s || !s->http || s->state != FLOSSE_CONN_READING || (s->h2_flags & F_COMPLETE)) return 0;
+  /* A body over the limit is answered (413) at once, not at its end. */
+  if (flosse_http_h2_body(s->http, (const char *)data, len)) complete(s);
   return 0;
 }
 
@@ -118,13 +131,10 @@ static int on_frame(nghttp2_session *ng, const nghttp2_frame *f, void *ud) {
     default:
       return 0;
   }
-  if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
   struct flosse_conn *s = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
-  if (!s || s->state != FLOSSE_CONN_READING) return 0;
-  /* It goes up at the end of the turn, not from inside nghttp2: a stream
-   * reset in the same read never reaches a view. */
-  s->h2_flags |= F_COMPLETE;
-  flosse_conn_want_run(s);
+  if (!s || !s->http || s->state != FLOSSE_CONN_READING) return 0;
+  /* Whole, or refused already (431 in its head): its answer need not wait. */
+  if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) || s->http->status) complete(s);
   return 0;
 }
 
@@ -136,6 +146,19 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
   nghttp2_session_set_stream_user_data(ng, id, NULL);
   s->h2_flags |= F_GONE;
   flosse_conn_want_run(s); /* closed at its run: the layer above lets go there */
+  return 0;
+}
+
+/* A GOAWAY with an error nghttp2 decided on its own (a reset flood, a
+ * protocol error) gets its log line here. */
+static int on_frame_sent(nghttp2_session *ng, const nghttp2_frame *f, void *ud) {
+  (void)ng;
+  struct flosse_h2 *h2 = of(ud);
+  if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR && !h2->told) {
+    h2->told = 1;
+    flosse_log(FLOSSE_LOG_WARN, "HTTP/2 %s: GOAWAY %s", h2->c->remote,
+               nghttp2_http2_strerror(f->goaway.error_code));
+  }
   return 0;
 }
 
@@ -311,6 +334,7 @@ static int begin(struct flosse_conn *c) {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
   nghttp2_session_callbacks_set_error_callback2(cbs, on_error);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_sent);
   nghttp2_option_set_stream_reset_rate_limit(opt, RESET_BURST, RESET_RATE);
   int rv = nghttp2_session_server_new2(&h2->ng, cbs, h2, opt);
   nghttp2_session_callbacks_del(cbs);
@@ -347,7 +371,7 @@ static int input(struct flosse_conn *c, const char *p, size_t n) {
     /* Fatal for the connection (a bad preface, a flood nghttp2 caught):
      * it has queued its GOAWAY where it could. */
     flosse_log(FLOSSE_LOG_WARN, "HTTP/2 %s: %s; closing", c->remote, nghttp2_strerror((int)rv));
-    h2->ending = 1;
+    h2->ending = h2->told = 1;
     flosse_conn_finish(c);
     return FLOSSE_ERR;
   }

@@ -13,6 +13,7 @@
 #include "lvalues.h"
 #include "redact.h"
 #include "server.h"
+#include "tls.h"
 #include "worker.h"
 
 #define FLOSSE_VERSION "0.1.0"
@@ -92,7 +93,6 @@ static int l_listen(lua_State *L) {
   lua_Integer h2s = opt_int_field(L, 1, "max_concurrent_streams", FLOSSE_DEFAULT_MAX_CONCURRENT_STREAMS, 1);
   luaL_argcheck(L, h2s <= 1000000, 1, "max_concurrent_streams must be 1..1000000");
   cfg.h2_max_streams = (unsigned)h2s;
-  cfg.tls = NULL;
   lua_getfield(L, 1, "debug");
   cfg.debug = lua_toboolean(L, -1);
   lua_pop(L, 1);
@@ -109,6 +109,24 @@ static int l_listen(lua_State *L) {
   lua_getfield(L, 1, "reuseport");
   int reuseport = lua_toboolean(L, -1);
   lua_pop(L, 1);
+  /* TLS: the main server loads the certificate; its workers share it. */
+  cfg.tls = NULL;
+  lua_getfield(L, 1, "tls_cert");
+  lua_getfield(L, 1, "tls_key");
+  const char *cert = lua_tostring(L, -2), *key = lua_tostring(L, -1);
+  if (worker) {
+    cfg.tls = worker->main->cfg.tls;
+  } else if (cert && key) {
+    char terr[512];
+    if (!(cfg.tls = flosse_tls_new(cert, key, terr, sizeof terr))) {
+      free(srv);
+      ls->srv = NULL;
+      luaL_pushfail(L);
+      lua_pushstring(L, terr);
+      return 2;
+    }
+  }
+  lua_pop(L, 2);
   flosse_server_init(srv, worker != NULL, &cfg);
   srv->worker = worker;
   if (worker) srv->conns_open = srv->conns.open = &worker->main->conns_open_own;
@@ -354,6 +372,7 @@ static void push_defaults(lua_State *L) {
   NUM("channel_history_seconds", FLOSSE_DEFAULT_CHANNEL_HISTORY_SECONDS);
   INT("channel_backlog", FLOSSE_DEFAULT_CHANNEL_BACKLOG);
   INT("max_channels", FLOSSE_DEFAULT_MAX_CHANNELS);
+  INT("max_concurrent_streams", FLOSSE_DEFAULT_MAX_CONCURRENT_STREAMS);
   lua_pushliteral(L, FLOSSE_DEFAULT_LOG_LEVEL);
   lua_setfield(L, -2, "log_level");
   lua_pushliteral(L, "text");

@@ -163,6 +163,8 @@ static const struct {
     {"stopped", NULL, "stopped"},
     {"redis ", NULL, "redis"},
     {"tasks.lua failed", NULL, "tasks_failed"},
+    {"TLS certificate reloaded", NULL, "tls_reload"},
+    {"TLS certificate reload failed", NULL, "tls_reload_failed"},
 };
 
 static const char *lifecycle_event(const char *text, size_t n) {

@@ -47,6 +47,10 @@ options (each also a settings.lua key, with - written _; a flag wins):
                              redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///path[?db=N]
                              (default: none; settings.lua's redis may also be a table
                              { url =, prefix =, timeout =, shards =, pool = })
+  --tls-cert FILE            serve TLS (HTTP/1.1 and HTTP/2 by ALPN) with this PEM certificate
+                             chain; needs --tls-key (settings.lua: tls = { cert =, key = })
+  --tls-key FILE             its PEM private key; SIGHUP reloads both (docs/tls.md)
+  --max-concurrent-streams N streams at once on one HTTP/2 connection (default 128; docs/http2.md)
   --debug                    send error texts to clients in error events (never in production)
   -h, --help                 show this help
 ]]
@@ -102,7 +106,22 @@ local VALUE_FLAGS = {
   ["--workers"] = { "workers", "integer" },
   ["--max-channels"] = { "max_channels", "integer" },
   ["--redis"] = { "redis", "string" },
+  ["--tls-cert"] = { "tls_cert", "path" },
+  ["--tls-key"] = { "tls_key", "path" },
+  ["--max-concurrent-streams"] = { "max_concurrent_streams", "integer" },
 }
+
+-- A path given on the command line is the current folder's; the app's
+-- settings name theirs from the app folder. Both end up absolute.
+local function absolute(path, base)
+  if path:sub(1, 1) == "/" then return path end
+  if not base then
+    local p = io.popen("pwd")
+    base = p and p:read("l") or "."
+    if p then p:close() end
+  end
+  return base .. "/" .. path
+end
 
 local LEVELS = { error = true, warn = true, info = true, debug = true }
 
@@ -133,6 +152,9 @@ local function parse_serve(args)
         usage_error("--log-level takes error, warn, info or debug, not " .. v)
       elseif kind == "format" and v ~= "text" and v ~= "json" then
         usage_error("--log-format takes text or json, not " .. v)
+      elseif kind == "path" then
+        if v == "" then usage_error(a .. " needs a file") end
+        v = absolute(v)
       end
       opts.settings[name] = v
     elseif a == "--debug" then
@@ -161,6 +183,12 @@ end
 -- (a flag or the setting) is read by flosse.redis.
 local function check_settings(s)
   if s.max_channels < 1 then return nil, "max_channels (--max-channels) must be at least 1" end
+  if s.max_concurrent_streams < 1 or s.max_concurrent_streams > 1000000 then
+    return nil, "max_concurrent_streams (--max-concurrent-streams) must be from 1 to 1000000"
+  end
+  if (s.tls_cert == nil) ~= (s.tls_key == nil) then
+    return nil, "TLS needs both --tls-cert and --tls-key (or settings.lua's tls = { cert =, key = })"
+  end
   local _, rerr = redis.settings(s.redis)
   if rerr then return nil, "redis (settings.lua's redis, or --redis): " .. rerr end
   return true
@@ -212,6 +240,11 @@ local function build(dir, flags, listen, app)
   end
   local s = app.settings
   local function apply_flags(settings)
+    -- settings.lua's tls names files in the app folder; the flags win
+    if type(settings.tls) == "table" then
+      settings.tls_cert = absolute(settings.tls.cert, absolute(dir))
+      settings.tls_key = absolute(settings.tls.key, absolute(dir))
+    end
     for k, v in pairs(flags) do settings[k] = v end
   end
   apply_flags(s)
@@ -259,6 +292,9 @@ local function build(dir, flags, listen, app)
     lua_memory = math.floor(s.lua_memory * 1024 * 1024),
     high_water = s.high_water,
     low_water = s.low_water,
+    max_concurrent_streams = s.max_concurrent_streams,
+    tls_cert = s.tls_cert,
+    tls_key = s.tls_key,
     dispatch = server.dispatcher(function() return current end),
     reload = reload,
     start = function() tasks.run(current) end,

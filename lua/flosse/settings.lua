@@ -39,6 +39,14 @@ local KEYS = {
   max_channels = { pos_integer, "a positive integer" },
   max_streams_per_ip = { pos_integer, "a positive integer (streams)" },
   max_streams_per_user = { pos_integer, "a positive integer (streams)" },
+  max_concurrent_streams = { function(v) return pos_integer(v) and v <= 1000000 end,
+                             "an integer from 1 to 1000000 (streams per HTTP/2 connection)" },
+  tls = { function(v)
+            if type(v) ~= "table" or type(v.cert) ~= "string" or v.cert == "" or type(v.key) ~= "string"
+              or v.key == "" then return false end
+            for k in pairs(v) do if k ~= "cert" and k ~= "key" then return false end end
+            return true
+          end, "a table { cert = FILE, key = FILE } (PEM files, relative to the app folder)" },
   authentication_classes = { function(v) return type(v) == "table" end, "a list of authentication classes" },
   cors = true,
   trusted_proxies = true,
