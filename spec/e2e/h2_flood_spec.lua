@@ -73,7 +73,7 @@ describe("#e2e HTTP/2 floods are bounded", function()
       local key = e2e.new_key("flood")
       local before = rss_settled(server.pid)
       local flood = h2.spawn("h2_flood.py", { f[1], "--reconnect", "--port", server.port, "--duration", FLOOD_SECONDS,
-        "--path", f.tracked and ("/sleepy/?key=" .. key) or "/created/" }, FLOOD_SECONDS + 20)
+        "--max-frames", 20000000, "--path", f.tracked and ("/sleepy/?key=" .. key) or "/created/" }, FLOOD_SECONDS + 20)
       finally(function() flood:kill() end)
       local worst, probes, peak = 0, 0, before
       local deadline = e2e.now() + FLOOD_SECONDS + 15

@@ -138,7 +138,7 @@ end
 -- opts.mode: "h2c" (--http2-prior-knowledge, the default for http://),
 -- "h2" (--http2 over TLS, with opts.cacert or -k), "h1" (--http1.1);
 -- opts.headers: list of "Name: value"; opts.method; opts.data (bytes, sent
--- with --data-binary from a file); opts.max_time (seconds, default
+-- with --data-binary from a file); opts.extra: more curl arguments; opts.max_time (seconds, default
 -- e2e.TEST_TIMEOUT).
 function M.curl(url, opts)
   opts = opts or {}
@@ -155,6 +155,7 @@ function M.curl(url, opts)
     parts[#parts + 1] = "--http1.1"
     if opts.cacert then parts[#parts + 1] = "--cacert " .. q(opts.cacert) end
   end
+  for _, a in ipairs(opts.extra or {}) do parts[#parts + 1] = q(a) end
   if opts.method then parts[#parts + 1] = "-X " .. q(opts.method) end
   for _, h in ipairs(opts.headers or {}) do parts[#parts + 1] = "-H " .. q(h) end
   if opts.data then
