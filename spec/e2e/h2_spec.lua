@@ -194,6 +194,22 @@ describe("#e2e HTTP/2 cleartext (h2c): the same wire as HTTP/1.1 on the same por
     assert.truthy(out:find("200 succeeded, 0 failed, 0 errored", 1, true), out)
     assert.truthy(out:find("status codes: 200 2xx", 1, true), out)
   end)
+
+  it("h2load: 100 event streams at once on one connection, all 200 to their end", function()
+    local code, out, err = h2.run("h2load -n 100 -c 1 -m 100 "
+      .. e2e.shell_quote(url("/ticker/?n=3&every=0.2")), 60)
+    assert.equal(0, code, out .. err)
+    assert.truthy(out:find("100 succeeded, 0 failed, 0 errored", 1, true), out)
+    assert.truthy(out:find("status codes: 100 2xx", 1, true), out)
+  end)
+
+  it("curl --http2 on http:// (an Upgrade: h2c request) is answered over HTTP/1.1", function()
+    local r = h2.curl(url("/styles/string/"), { mode = "h1", extra = { "--http2" } })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("1.1", r.version)
+    assert.equal(200, r.status)
+    assert.equal("data: hello\n\n", r.body)
+  end)
 end)
 
 describe("#e2e HTTP/2 over TLS (ALPN), with a self-signed certificate made here", function()
