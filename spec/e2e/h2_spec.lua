@@ -362,6 +362,23 @@ describe("#e2e HTTP/2: many streams on one connection", function()
       assert.same({ started = 1, on_close = 1, closed = 1, finished = 0 }, s)
     end)
 
+  it("after the stalled stream's reset, a long stream on the same connection goes on to its end", function()
+    local stall_key = e2e.new_key("stall")
+    local out = h2.client({ "streams", "--port", server.port, "--stall", 0, "--max-body", 65536,
+      "--timeout", 40, "--plan", h2.plan{ "/flood/?key=" .. stall_key, "/ticker/?n=25&every=0.2" } }, 50)
+    assert.is_false(out.timed_out)
+    assert.is_nil(out.goaway)
+    local stalled, long = out.streams[1], out.streams[2]
+    assert.is_true(stalled.reset, "the stalled stream was not reset")
+    assert.is_true(long.ended, "the long stream did not end")
+    assert.is_false(long.reset)
+    local events = e2e.parse_sse(long.body)
+    assert.equal(25, #events)
+    for n, ev in ipairs(events) do assert.equal(tostring(n), ev.id) end
+    assert.is_true(long.t_end > stalled.t_end, string.format(
+      "the long stream (5 s) ended at %.2f s, before the stalled one was reset at %.2f s", long.t_end, stalled.t_end))
+  end)
+
   it("RST_STREAM from the client ends that stream's task only", function()
     local gone, stay = e2e.new_key("gone"), e2e.new_key("stay")
     local out = h2.client({ "streams", "--port", server.port, "--reset", 0, "--reset-after", 2, "--plan", h2.plan{
