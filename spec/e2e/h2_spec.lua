@@ -379,6 +379,37 @@ describe("#e2e HTTP/2: many streams on one connection", function()
       "the long stream (5 s) ended at %.2f s, before the stalled one was reset at %.2f s", long.t_end, stalled.t_end))
   end)
 
+  it("a client that opens every window and then reads nothing is dropped after write_timeout", function()
+    local key = e2e.new_key("deaf")
+    local function frame(ftype, flags, sid, payload)
+      return string.pack(">I3BBI4", #payload, ftype, flags, sid) .. payload
+    end
+    -- the preface; SETTINGS_INITIAL_WINDOW_SIZE 2^31-1 and a connection
+    -- WINDOW_UPDATE of 2^30, so flow control never stops the server; one
+    -- HEADERS (END_STREAM, END_HEADERS; HPACK: indexed :method GET and
+    -- :scheme http, literal :path and :authority)
+    local path = "/flood/?key=" .. key
+    local block = "\x82\x86\x04" .. string.char(#path) .. path .. "\x01\x09127.0.0.1"
+    local function timeouts() return select(2, server:log():gsub("write timeout", "")) end
+    local timeouts_before = timeouts()
+    local c = e2e.connect(server.port)
+    finally(function() c:close() end)
+    local t0 = e2e.now()
+    assert(c:send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" .. frame(4, 0, 0, string.pack(">I2I4", 4, 0x7fffffff))
+      .. frame(8, 0, 0, string.pack(">I4", 1 << 30)) .. frame(1, 5, 1, block)))
+    -- never read: the flood fills the socket; write_timeout is 3 s
+    local st = e2e.wait_stats(server.port, key, function(x) return x.on_close == 1 end, 20)
+    local took = e2e.now() - t0
+    assert.is_true(st.yields >= 4, "the flood view hardly ran: " .. e2e.json_encode(st))
+    st.yields = nil
+    assert.same({ started = 1, on_close = 1, closed = 1, finished = 0 }, st)
+    assert.is_true(took >= 2.5, "dropped after " .. took .. " s, before write_timeout")
+    -- and the connection is gone
+    local _, how = c:read_until_close(10)
+    assert.equal("closed", how)
+    assert.is_true(timeouts() > timeouts_before, "no write timeout logged:\n" .. server:log())
+  end)
+
   it("RST_STREAM from the client ends that stream's task only", function()
     local gone, stay = e2e.new_key("gone"), e2e.new_key("stay")
     local out = h2.client({ "streams", "--port", server.port, "--reset", 0, "--reset-after", 2, "--plan", h2.plan{
