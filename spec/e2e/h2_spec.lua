@@ -612,6 +612,44 @@ describe("#e2e HTTP/2: SIGTERM", function()
   end)
 end)
 
+describe("#e2e HTTP/2: SIGTERM with a stream stalled by flow control", function()
+  -- BUGS-for-integrator.md #1 (fails on main 1ddd9b5): when --grace ends
+  -- with the stalled stream undrained, the connection is closed without a
+  -- GOAWAY (nor RST_STREAM), though the connection window is open and the
+  -- socket takes control frames.
+  it("[BUG #1] exits after --grace, the other stream ended, on_close ran, GOAWAY before the close", function()
+    local record = os.tmpname()
+    local server = e2e.start_with_status(APP, { args = { "--grace", "1" }, env = { FLOSSE_H2_RECORD = record } })
+    finally(function()
+      server:cleanup()
+      os.remove(record)
+    end)
+    local ready = os.tmpname()
+    local cl = h2.spawn("h2_client.py", { "streams", "--port", server.port, "--stall", 0, "--until-closed",
+      "--timeout", 20, "--ready-file", ready, "--max-body", 65536,
+      "--plan", h2.plan{ "/flood/?key=stalled", "/sleepy/?key=other" } }, 30)
+    assert.truthy(e2e.eventually(function() return e2e.read_file(ready) ~= "" end), "the streams did not start")
+    os.remove(ready)
+    local t0 = e2e.now()
+    server:signal("TERM")
+    local code = server:exit_status(15)
+    local took = e2e.now() - t0
+    local out = cl:wait()
+    assert.equal(0, code, "the server did not exit 0 after SIGTERM")
+    assert.is_true(took < 1 + 5, "exited " .. took .. " s after SIGTERM with --grace 1")
+    assert.is_true(out.closed)
+    assert.is_true(out.streams[2].ended, "the other stream did not end with END_STREAM")
+    assert.is_false(out.streams[1].ended)
+    local lines = e2e.read_file(record)
+    for _, k in ipairs{ "stalled", "other" } do
+      assert.truthy(lines:find("close " .. k .. "\n", 1, true), lines)
+      assert.truthy(lines:find("on_close " .. k .. "\n", 1, true), lines)
+    end
+    assert.is_truthy(out.goaway, "the connection was closed without a GOAWAY: " .. e2e.json_encode(out.order))
+    assert.equal(NO_ERROR, out.goaway.error_code)
+  end)
+end)
+
 describe("#e2e HTTP/2: hot reload", function()
   it("a new stream on an open connection gets the new code, the running one keeps its own", function()
     local dir, tmp = e2e.copy_app(APP)
