@@ -410,6 +410,23 @@ describe("#e2e HTTP/2: many streams on one connection", function()
     assert.is_true(timeouts() > timeouts_before, "no write timeout logged:\n" .. server:log())
   end)
 
+  it("a slow reader (its window opens 1.5 s late each time, under write_timeout) is not reset", function()
+    local key = e2e.new_key("slow")
+    local out = h2.client({ "streams", "--port", server.port, "--stall", 0, "--stall-for", 1.5, "--max-body", 1024,
+      "--timeout", 40, "--plan", h2.plan{ "/bulk/?n=12&size=16384&key=" .. key, "/ticker/?n=3&every=0.1" } }, 50)
+    assert.is_false(out.timed_out)
+    local slow = out.streams[1]
+    assert.is_false(slow.reset, "the slow stream was reset")
+    assert.is_true(slow.ended)
+    assert.equal(12, slow.frames)
+    -- 192 KiB through a 64 KiB window: it waited for the late window at least twice
+    assert.is_true(slow.t_end >= 2.5, "not slowed: ended at " .. slow.t_end .. " s")
+    assert.is_true(out.streams[2].ended)
+    assert.is_true(out.streams[2].t_end < slow.t_end, "the other stream waited for the slow one")
+    local st = e2e.wait_stats(server.port, key, function(x) return x.on_close == 1 end)
+    assert.same({ started = 1, on_close = 1, closed = 1, finished = 1 }, st)
+  end)
+
   it("RST_STREAM from the client ends that stream's task only", function()
     local gone, stay = e2e.new_key("gone"), e2e.new_key("stay")
     local out = h2.client({ "streams", "--port", server.port, "--reset", 0, "--reset-after", 2, "--plan", h2.plan{

@@ -15,7 +15,8 @@ server's SETTINGS are not acknowledged yet when the requests arrive); a
 request with "after": FILE is sent on the same connection once FILE exists.
 Received DATA is acknowledged (WINDOW_UPDATE) on the connection and on its
 stream, except for request I of --stall, whose stream never gets one (the
-connection still does). --reset I sends RST_STREAM (CANCEL) on request I
+connection still does); with --stall-for S it does, S seconds late (a slow
+reader rather than a stopped one). --reset I sends RST_STREAM (CANCEL) on request I
 once it received N SSE frames. The run ends when every stream ended or was
 reset, or (--stop-after-events N) when every stream that did neither
 received N frames; with --until-closed, when the server closed the
@@ -126,6 +127,7 @@ def run_streams(args):
     out = {"settings": None, "goaway": None, "closed": False, "order": [], "timed_out": False}
     ready_written = False
     reset_sent = False
+    delayed = []  # (when, bytes, stream id): the slow reader's window updates still to send
 
     def finished(s):
         return s["ended"] or s["reset"] or "client_reset" in s
@@ -146,6 +148,13 @@ def run_streams(args):
         if now > deadline:
             out["timed_out"] = True
             break
+        while delayed and delayed[0][0] <= now:
+            _, n, sid = delayed.pop(0)
+            try:
+                conn.increment_flow_control_window(n, stream_id=sid)
+            except h2.exceptions.StreamClosedError:
+                pass
+            sock.sendall(conn.data_to_send())
         for i in [i for i in deferred if os.path.exists(plan[i]["after"])]:
             deferred.remove(i)
             send_request(i)
@@ -184,7 +193,12 @@ def run_streams(args):
                     s["t_first"] = t
                 s["t_last"] = t
                 if ev.flow_controlled_length:
-                    if i == args.stall:
+                    if i == args.stall and args.stall_for is not None:
+                        # a slow reader: the stream's window opens stall_for seconds later
+                        conn.increment_flow_control_window(ev.flow_controlled_length)
+                        delayed.append((time.monotonic() + args.stall_for, ev.flow_controlled_length,
+                                        ev.stream_id))
+                    elif i == args.stall:
                         conn.increment_flow_control_window(ev.flow_controlled_length)
                     else:
                         try:
@@ -303,6 +317,7 @@ def main():
     p.add_argument("--timeout", type=float, default=20)
     p.add_argument("--plan", default="[]")
     p.add_argument("--stall", type=int)
+    p.add_argument("--stall-for", type=float)
     p.add_argument("--reset", type=int)
     p.add_argument("--reset-after", type=int, default=1)
     p.add_argument("--stop-after-events", type=int)
