@@ -573,6 +573,26 @@ describe("#e2e HTTP/2: limits count streams and connections", function()
     assert.equal(200, again.streams[1].status)
   end)
 
+  it("a stream the client reset gives its place back: a new stream on the same connection gets 200", function()
+    local key = e2e.new_key("ipr")
+    local go = os.tmpname()
+    os.remove(go)
+    finally(function() os.remove(go) end)
+    local plan = {}
+    for i = 1, 3 do plan[i] = "/sleepy/?key=" .. key end
+    plan[4] = { path = "/sleepy/?key=" .. key, after = go }
+    local cl = h2.spawn("h2_client.py", { "streams", "--port", capped.port, "--reset", 0, "--reset-after", 1,
+      "--stop-after-events", 1, "--timeout", 20, "--plan", h2.plan(plan) }, 30)
+    -- the reset stream's task ended (on_close ran): then the fourth is sent
+    local st = e2e.wait_stats(capped.port, key, function(x) return x.on_close == 1 end)
+    assert.equal(1, st.on_close, e2e.json_encode(st))
+    e2e.write_file(go, "go\n")
+    local out = cl:wait()
+    assert.is_false(out.timed_out)
+    assert.equal(200, out.streams[4].status, "the fourth stream: " .. tostring(out.streams[4].status))
+    assert.is_true(out.streams[4].frames >= 1)
+  end)
+
   it("max_connections counts connections, not streams: one h2 connection with 4 streams is one", function()
     local key = e2e.new_key("mc")
     local ready = os.tmpname()
