@@ -44,6 +44,10 @@ external_dependencies = {
    -- (/usr/include/x86_64-linux-gnu), where the compiler finds it and
    -- luarocks' header check does not look.
    CURL = { library = "curl" },
+   -- OpenSSL's libssl (Debian: libssl-dev) serves TLS (--tls-cert).
+   SSL = { header = "openssl/ssl.h", library = "ssl" },
+   -- nghttp2 (Debian: libnghttp2-dev) speaks HTTP/2.
+   NGHTTP2 = { header = "nghttp2/nghttp2.h", library = "nghttp2" },
 }
 
 build = {
@@ -62,6 +66,7 @@ build = {
             "core/log.c",
             "core/metrics.c",
             "core/redact.c",
+            "core/tls.c",
             "core/cidr.c",
             "core/tq.c",
             "core/inbox.c",
@@ -105,10 +110,12 @@ build = {
          },
          defines = { "_GNU_SOURCE" },
          incdirs = { "$(LIBEV_INCDIR)", "$(HTTP_PARSER_INCDIR)", "$(HIREDIS_INCDIR)",
-                    "$(CRYPTO_INCDIR)", "$(CURL_INCDIR)" },
+                    "$(CRYPTO_INCDIR)", "$(CURL_INCDIR)", "$(SSL_INCDIR)",
+                    "$(NGHTTP2_INCDIR)" },
          libdirs = { "$(LIBEV_LIBDIR)", "$(HTTP_PARSER_LIBDIR)", "$(HIREDIS_LIBDIR)",
-                    "$(CRYPTO_LIBDIR)", "$(CURL_LIBDIR)" },
-         libraries = { "ev", "http_parser", "hiredis", "curl", "crypto", "m", "pthread" },
+                    "$(CRYPTO_LIBDIR)", "$(CURL_LIBDIR)", "$(SSL_LIBDIR)",
+                    "$(NGHTTP2_LIBDIR)" },
+         libraries = { "ev", "http_parser", "hiredis", "curl", "ssl", "nghttp2", "crypto", "m", "pthread" },
       },
       -- Every Lua module of lua/flosse/.
       ["flosse"] = "lua/flosse/init.lua",
@@ -136,6 +143,7 @@ build = {
       ["flosse.settings"] = "lua/flosse/settings.lua",
       ["flosse.static"] = "lua/flosse/static.lua",
       ["flosse.tasks"] = "lua/flosse/tasks.lua",
+      ["flosse.tls"] = "lua/flosse/tls.lua",
       ["flosse.redis"] = "lua/flosse/redis.lua",
       ["flosse.http"] = "lua/flosse/http.lua",
       ["flosse.urls"] = "lua/flosse/urls.lua",

@@ -25,6 +25,7 @@
 #include "revoke_redis.h"
 #include "redis.h"
 #include "http_client.h"
+#include "tls.h"
 #include "worker.h"
 
 __thread struct flosse_server *flosse_current_server;
@@ -221,6 +222,15 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents) {
   (void)revents;
   struct flosse_server *srv = flosse_container_of(w, struct flosse_server, sighup);
   flosse_log(FLOSSE_LOG_INFO, "SIGHUP: reloading");
+  if (srv->cfg.tls) {
+    /* One context for every worker: swapped here, new connections
+     * anywhere get it, and open ones keep theirs. */
+    char err[512];
+    if (flosse_tls_reload(srv->cfg.tls, err, sizeof err) == FLOSSE_OK)
+      flosse_log(FLOSSE_LOG_INFO, "TLS certificate reloaded");
+    else
+      flosse_log(FLOSSE_LOG_ERROR, "TLS certificate reload failed, keeping the old one: %s", err);
+  }
   call_reload(srv, "SIGHUP");
   flosse_workers_reload(srv);
 }
@@ -344,8 +354,8 @@ int flosse_server_listen(struct flosse_server *srv, const char *host, int port, 
     struct flosse_listener *l = &srv->listeners[srv->nlisteners++];
     l->fd = fd;
     l->srv = srv;
-    snprintf(l->url, sizeof l->url, ai->ai_family == AF_INET6 ? "http://[%s]:%d/" : "http://%s:%d/",
-             ip, bound_port);
+    snprintf(l->url, sizeof l->url, ai->ai_family == AF_INET6 ? "%s://[%s]:%d/" : "%s://%s:%d/",
+             srv->cfg.tls ? "https" : "http", ip, bound_port);
     ev_io_init(&l->io, on_accept, fd, EV_READ);
     continue;
   err:
@@ -518,4 +528,6 @@ void flosse_server_free(struct flosse_server *srv, lua_State *L) {
   srv->streams.dispatch_ref = srv->reload_ref = srv->start_ref = LUA_NOREF;
   flosse_loop_free(&srv->loop);
   if (srv->worker) ev_loop_destroy(srv->loop.ev);
+  else flosse_tls_free(srv->cfg.tls); /* the workers' too: they have stopped */
+  srv->cfg.tls = NULL;
 }
