@@ -95,8 +95,16 @@ static SSL_CTX *make_ctx(const char *cert, const char *key, char *err, size_t er
     goto err;
   }
   if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+    /* OpenSSL compares the key with the certificate as it loads it. */
+    unsigned long e = ERR_peek_error();
+    int mismatch = ERR_GET_LIB(e) == ERR_LIB_X509 &&
+                   (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ||
+                    ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH);
     openssl_reason(why, sizeof why);
-    snprintf(err, errlen, "cannot load the TLS key %s: %s", key, why);
+    if (mismatch)
+      snprintf(err, errlen, "the TLS key %s does not match the certificate %s: %s", key, cert, why);
+    else
+      snprintf(err, errlen, "cannot load the TLS key %s: %s", key, why);
     goto err;
   }
   if (SSL_CTX_check_private_key(ctx) != 1) {
