@@ -118,10 +118,10 @@ end
 -- Waits (until deadline) for the server's "listening on" line and sets
 -- server.port; on failure cleans it up and raises with its log.
 local function wait_listening(server, deadline)
-  local pattern = "flosse: listening on http://" .. (server.host:find(":") and "%[.-%]" or "[%d%.]+")
+  local pattern = "flosse: listening on https?://" .. (server.host:find(":") and "%[.-%]" or "[%d%.]+")
     .. ":(%d+)/"
   -- the same line as JSON (--log-format json): "msg":"listening on http://..."
-  local json_pattern = "\"msg\":\"listening on http://" .. (server.host:find(":") and "%[.-%]" or "[%d%.]+")
+  local json_pattern = "\"msg\":\"listening on https?://" .. (server.host:find(":") and "%[.-%]" or "[%d%.]+")
     .. ":(%d+)/"
   while true do
     local log = server:log()
