@@ -21,11 +21,11 @@ INST_BINDIR ?= $(PREFIX)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-CORE_SRC = core/buf.c core/rbuf.c core/sse.c core/response.c core/framing.c core/http.c core/json.c core/log.c core/metrics.c core/redact.c core/tls.c core/cidr.c core/tq.c core/inbox.c core/loop.c core/lalloc.c core/watch.c core/redis.c core/redis_event.c core/channel.c core/channel_redis.c core/revoke_redis.c core/presence_redis.c core/conn.c core/lvalues.c core/task.c core/wait_sleep.c core/wait_drain.c core/wait_channel.c core/wait_relay.c core/wait_redis.c core/http_client.c core/wait_http.c core/clients.c core/guard.c core/stream.c core/background.c core/ljson.c core/lstream.c core/ltask.c core/lchannel.c core/lsocket.c core/lredis.c core/lhttp.c core/jwt.c core/ljwt.c core/lcidr.c core/lmetrics.c core/worker.c core/server.c core/lcore.c
+CORE_SRC = core/buf.c core/rbuf.c core/sse.c core/response.c core/framing.c core/http.c core/json.c core/log.c core/metrics.c core/redact.c core/tls.c core/cidr.c core/tq.c core/inbox.c core/loop.c core/lalloc.c core/watch.c core/redis.c core/redis_event.c core/channel.c core/channel_redis.c core/revoke_redis.c core/presence_redis.c core/conn.c core/h2.c core/lvalues.c core/task.c core/wait_sleep.c core/wait_drain.c core/wait_channel.c core/wait_relay.c core/wait_redis.c core/http_client.c core/wait_http.c core/clients.c core/guard.c core/stream.c core/background.c core/ljson.c core/lstream.c core/ltask.c core/lchannel.c core/lsocket.c core/lredis.c core/lhttp.c core/jwt.c core/ljwt.c core/lcidr.c core/lmetrics.c core/worker.c core/server.c core/lcore.c
 CORE_HDR = $(wildcard core/*.h)
 CORE_SO = build/flosse/core.so
 ALL_CFLAGS = $(WARN) $(CFLAGS) -fPIC -I$(LUA_INCDIR) -I$(LIBEV_INCDIR) -I$(HTTP_PARSER_INCDIR)
-LIBS = -L$(LIBEV_LIBDIR) -lev -L$(HTTP_PARSER_LIBDIR) -lhttp_parser -lhiredis -lcurl -lssl -lnghttp2 -lcrypto -lm -lpthread
+LIBS = -L$(LIBEV_LIBDIR) -lev -L$(HTTP_PARSER_LIBDIR) -lhttp_parser -lhiredis -lcurl -lssl -lcrypto -lnghttp2 -lm -lpthread
 
 # Debian packages the build, the example app and the tests need.
 DEB_PACKAGES = lua5.4 liblua5.4-dev libev-dev lua-cjson lua-busted lua-socket \
@@ -41,8 +41,10 @@ $(CORE_SO): $(CORE_SRC) $(CORE_HDR)
 
 # The tests also drive a real browser, build the fuzz harnesses with clang, and
 # mint JWTs with python3 and the openssl command line, run nginx in front,
-# and check the metrics' format with promtool (prometheus).
-TEST_PACKAGES = chromium lua-check clang libclang-rt-14-dev python3 openssl nginx-light prometheus nghttp2-client python3-h2
+# and check the metrics' format with promtool (prometheus); HTTP/2 is checked
+# with nghttp and h2load (nghttp2-client) and python3-h2's raw frames.
+TEST_PACKAGES = chromium lua-check clang libclang-rt-14-dev python3 openssl nginx-light prometheus \
+  nghttp2-client python3-h2
 
 # Installs what is missing when run as root; otherwise says what to run.
 deps: PACKAGES = $(DEB_PACKAGES)

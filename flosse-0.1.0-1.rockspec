@@ -46,9 +46,8 @@ external_dependencies = {
    -- (/usr/include/x86_64-linux-gnu), where the compiler finds it and
    -- luarocks' header check does not look.
    CURL = { library = "curl" },
-   -- OpenSSL's libssl (Debian: libssl-dev) serves TLS (--tls-cert).
+   -- OpenSSL's libssl serves TLS; nghttp2 (Debian: libnghttp2-dev) HTTP/2.
    SSL = { header = "openssl/ssl.h", library = "ssl" },
-   -- nghttp2 (Debian: libnghttp2-dev) speaks HTTP/2.
    NGHTTP2 = { header = "nghttp2/nghttp2.h", library = "nghttp2" },
 }
 
@@ -82,6 +81,7 @@ build = {
             "core/revoke_redis.c",
             "core/presence_redis.c",
             "core/conn.c",
+            "core/h2.c",
             "core/lvalues.c",
             "core/task.c",
             "core/wait_sleep.c",
@@ -112,12 +112,10 @@ build = {
          },
          defines = { "_GNU_SOURCE" },
          incdirs = { "$(LIBEV_INCDIR)", "$(HTTP_PARSER_INCDIR)", "$(HIREDIS_INCDIR)",
-                    "$(CRYPTO_INCDIR)", "$(CURL_INCDIR)", "$(SSL_INCDIR)",
-                    "$(NGHTTP2_INCDIR)" },
+                    "$(CRYPTO_INCDIR)", "$(CURL_INCDIR)", "$(SSL_INCDIR)", "$(NGHTTP2_INCDIR)" },
          libdirs = { "$(LIBEV_LIBDIR)", "$(HTTP_PARSER_LIBDIR)", "$(HIREDIS_LIBDIR)",
-                    "$(CRYPTO_LIBDIR)", "$(CURL_LIBDIR)", "$(SSL_LIBDIR)",
-                    "$(NGHTTP2_LIBDIR)" },
-         libraries = { "ev", "http_parser", "hiredis", "curl", "ssl", "nghttp2", "crypto", "m", "pthread" },
+                    "$(CRYPTO_LIBDIR)", "$(CURL_LIBDIR)", "$(SSL_LIBDIR)", "$(NGHTTP2_LIBDIR)" },
+         libraries = { "ev", "http_parser", "hiredis", "curl", "ssl", "crypto", "nghttp2", "m", "pthread" },
       },
       -- Every Lua module of lua/flosse/.
       ["flosse"] = "lua/flosse/init.lua",

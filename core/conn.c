@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "redact.h"
+#include "tls.h"
 
 #define READ_CHUNK 16384
 #define IOV_BATCH 64
@@ -23,6 +24,7 @@ static void on_write(struct ev_loop *loop, ev_io *w, int revents);
 static void run_job(struct flosse_job *j);
 static void flush_job(struct flosse_job *j);
 static void log_access(struct flosse_conn *c);
+static void read_now(struct flosse_conn *c);
 
 /* ---- state ------------------------------------------------------------------ */
 
@@ -98,7 +100,8 @@ void flosse_conns_shutdown(struct flosse_conns *cs) {
     struct flosse_conn *c = flosse_container_of(it, struct flosse_conn, node);
     it = it->next;
     c->keep_alive = 0;
-    if (c->state == FLOSSE_CONN_READING) flosse_conn_close(c, NULL);
+    if (c->h2) cs->h2->shutdown(c);
+    else if (c->state == FLOSSE_CONN_READING) flosse_conn_close(c, NULL);
     else if (c->state == FLOSSE_CONN_HANDLING || c->state == FLOSSE_CONN_STREAMING) cs->cb->shutdown(c);
   }
 }
@@ -170,6 +173,12 @@ struct flosse_conn *flosse_conn_new(struct flosse_conns *cs, int fd, const struc
   flosse_tq_node_init(&c->rd);
   flosse_tq_node_init(&c->wr);
   flosse_tq_node_init(&c->hb);
+  flosse_list_init(&c->sibling);
+  if (cs->cfg->tls && !(c->ssl = flosse_tls_session(cs->cfg->tls, fd))) {
+    close(fd);
+    free(c);
+    return NULL;
+  }
   flosse_list_push(&cs->all, &c->node);
   cs->n++;
   FLOSSE_METRIC_INC(cs->loop->metrics, conns_opened);
@@ -219,13 +228,23 @@ void flosse_conn_close(struct flosse_conn *c, const char *why) {
   if (c->up) cs->cb->closed(c);
   c->up = NULL;
   if (in_request) log_access(c);
+  flosse_job_cancel(&c->flush);
+  if (c->parent) { /* an HTTP/2 stream: no socket of its own */
+    cs->h2->stream_closed(c);
+    flosse_loop_free_later(cs->loop, &c->run, free_job);
+    return;
+  }
+  if (c->h2) cs->h2->closed(c); /* its streams close first */
   cs->n--;
   FLOSSE_METRIC_INC(cs->loop->metrics, conns_closed);
   __atomic_sub_fetch(cs->open, 1, __ATOMIC_RELAXED);
+  if (c->ssl) {
+    flosse_tls_close(c->ssl);
+    c->ssl = NULL;
+  }
   close(c->fd);
   c->fd = -1;
   flosse_list_unlink(&c->node);
-  flosse_job_cancel(&c->flush);
   flosse_loop_free_later(cs->loop, &c->run, free_job);
 }
 
@@ -243,29 +262,64 @@ static void want_run(struct flosse_conn *c) {
   if (c->state != FLOSSE_CONN_CLOSED) flosse_loop_run_soon(c->ctx->loop, &c->run);
 }
 
+/* Starts reading again. TLS may hold decrypted bytes the socket will not
+ * signal: they are read at once. */
+static void resume_reading(struct flosse_conn *c) {
+  struct ev_loop *ev = c->ctx->loop->ev;
+  ev_io_start(ev, &c->rio);
+  if (c->ssl && SSL_pending(c->ssl) > 0) ev_feed_event(ev, &c->rio, EV_READ);
+}
+
 /* No more requests on c: it closes once its output is sent, lingering
  * first when the client may still be sending (linger, or unanswered
  * pipelined bytes kept). */
 static void start_draining(struct flosse_conn *c, int linger) {
   c->keep_alive = 0;
-  if (linger || c->in.len) c->linger = FLOSSE_LINGER_WANTED;
+  if ((linger || c->in.len) && !c->parent) c->linger = FLOSSE_LINGER_WANTED;
   if (set_state(c, FLOSSE_CONN_DRAINING) != FLOSSE_OK) return;
   flosse_tq_remove(&c->rd);
   ev_io_stop(c->ctx->loop->ev, &c->rio);
   want_flush(c);
 }
 
+/* Writes what the socket takes of iov: sendmsg, or TLS records. */
+static ssize_t sock_write(struct flosse_conn *c, struct iovec *iov, int n) {
+  if (!c->ssl) {
+    /* sendmsg rather than writev: a socket needs no file-position lock. */
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    return sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+  }
+  int want_read = 0;
+  ssize_t w = flosse_tls_writev(c->ssl, iov, n, &want_read);
+  if (w < 0 && errno == EAGAIN && want_read) {
+    c->tls_write_blocked = 1; /* the next read retries the write */
+    errno = EINTR;            /* not a full socket: wait for input, not EV_WRITE */
+    return -2;
+  }
+  return w;
+}
+
+/* An HTTP/2 session's output is made as the socket takes it: at most this
+ * much is framed ahead, so a client that does not read holds its frames
+ * in nghttp2 (whose limits then end it) rather than in our queue. */
+#define H2_AHEAD (64 << 10)
+
 void flosse_conn_flush(struct flosse_conn *c) {
   struct flosse_conns *cs = c->ctx;
   struct iovec iov[IOV_BATCH];
   if (c->state == FLOSSE_CONN_CLOSED) return;
-  while (c->out.len > 0) {
+  if (c->parent) { /* a stream: its session frames it */
+    cs->h2->stream_ready(c);
+    return;
+  }
+  int more = c->h2 && cs->h2->produce(c, H2_AHEAD);
+  if (c->state == FLOSSE_CONN_CLOSED) return;
+  for (int rounds = 0; c->out.len > 0;) {
     int n = flosse_buf_iov(&c->out, iov, IOV_BATCH);
     size_t want = 0;
     for (int i = 0; i < n; i++) want += iov[i].iov_len;
-    /* sendmsg rather than writev: a socket needs no file-position lock. */
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-    ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+    ssize_t w = sock_write(c, iov, n);
+    if (w == -2) break;
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -280,15 +334,25 @@ void flosse_conn_flush(struct flosse_conn *c) {
     if (w > 0 && flosse_tq_member(&c->wr)) flosse_tq_touch(&cs->write_tq, &c->wr);
     FLOSSE_METRIC_ADD(cs->loop->metrics, bytes_sent, (uint64_t)w);
     flosse_buf_consume(&c->out, (size_t)w);
-    if ((size_t)w < want) { /* the socket is full: wait for EV_WRITE, not EAGAIN */
+    if ((size_t)w < want && !c->ssl) { /* the socket is full: wait for EV_WRITE, not EAGAIN
+                                          (TLS takes a record at a time: go on) */
       ev_io_start(cs->loop->ev, &c->wio);
       if (!flosse_tq_member(&c->wr)) flosse_tq_touch(&cs->write_tq, &c->wr);
       break;
     }
+    if (c->out.len == 0 && more) {
+      /* A few rounds a turn: one session must not keep the others waiting. */
+      if (++rounds == 16) {
+        want_flush(c);
+        break;
+      }
+      more = cs->h2->produce(c, H2_AHEAD);
+      if (c->state == FLOSSE_CONN_CLOSED) return;
+    }
   }
   if (c->out.len == 0) {
     flosse_tq_remove(&c->wr);
-    ev_io_stop(cs->loop->ev, &c->wio);
+    if (!c->tls_read_blocked) ev_io_stop(cs->loop->ev, &c->wio);
     if (c->state == FLOSSE_CONN_DRAINING) {
       if (c->linger == FLOSSE_LINGER_WANTED && !c->peer_closed) {
         /* Our FIN goes out after the answer; the client's bytes are read
@@ -319,7 +383,13 @@ static void flush_job(struct flosse_job *j) {
 static void on_write(struct ev_loop *loop, ev_io *w, int revents) {
   (void)loop;
   (void)revents;
-  flosse_conn_flush(flosse_container_of(w, struct flosse_conn, wio));
+  struct flosse_conn *c = flosse_container_of(w, struct flosse_conn, wio);
+  if (c->tls_read_blocked) { /* a handshake message waited for room */
+    c->tls_read_blocked = 0;
+    read_now(c);
+    if (c->state == FLOSSE_CONN_CLOSED) return;
+  }
+  flosse_conn_flush(c);
 }
 
 int flosse_conn_full(struct flosse_conn *c) {
@@ -364,13 +434,13 @@ void flosse_conn_end_response(struct flosse_conn *c) {
   c->reqline = NULL;
   memcpy(c->remote, c->peer, sizeof c->remote); /* the next request may be another client's */
   want_flush(c);
-  if (!c->keep_alive || (c->peer_closed && !c->in.len)) {
+  if (!c->keep_alive || c->parent || (c->peer_closed && !c->in.len)) {
     start_draining(c, 0); /* lingers if requests pipelined behind this one go unanswered */
     return;
   }
   if (set_state(c, FLOSSE_CONN_READING) != FLOSSE_OK) return;
   flosse_tq_touch(&c->ctx->header_tq, &c->rd);
-  if (!ev_is_active(&c->rio) && !c->peer_closed && !c->in_paused) ev_io_start(c->ctx->loop->ev, &c->rio);
+  if (!ev_is_active(&c->rio) && !c->peer_closed && !c->in_paused) resume_reading(c);
   /* Pipelined requests are parsed at the end of the turn, not from here,
    * so a burst of them cannot recurse. */
   if (c->in.len) want_run(c);
@@ -408,9 +478,11 @@ static void log_access(struct flosse_conn *c) {
 static void hand_up(struct flosse_conn *c) {
   struct flosse_http *h = c->http;
   flosse_tq_remove(&c->rd);
-  /* A client that half-closed gets "Connection: close" on its last answer. */
-  c->keep_alive = flosse_http_keep_alive(h) && !(c->peer_closed && !c->in.len);
-  c->http10 = h->parser.http_major == 1 && h->parser.http_minor == 0;
+  /* A client that half-closed gets "Connection: close" on its last answer.
+   * An HTTP/2 stream's body ends with the stream, as a close-delimited
+   * one does (no chunks: DATA frames delimit it). */
+  c->keep_alive = !c->parent && flosse_http_keep_alive(h) && !(c->peer_closed && !c->in.len);
+  c->http10 = c->parent || (h->parser.http_major == 1 && h->parser.http_minor == 0);
   c->head = h->parser.method == HTTP_HEAD;
   c->req_start = ev_now(c->ctx->loop->ev);
   c->req_base = c->out.total;
@@ -437,30 +509,33 @@ static void hand_up(struct flosse_conn *c) {
   release_http(c);
 }
 
+struct flosse_http *flosse_conn_reader(struct flosse_conn *c) {
+  struct flosse_conns *cs = c->ctx;
+  char *store = NULL;
+  size_t cap = 0;
+  if (cs->spare_http) { /* the last finished reader, store and all */
+    c->http = cs->spare_http;
+    cs->spare_http = NULL;
+    store = c->http->store;
+    cap = c->http->store_cap;
+  } else {
+    c->http = malloc(sizeof *c->http);
+  }
+  if (!c->http) return NULL;
+  flosse_http_init(c->http, &cs->cfg->http);
+  c->http->store = store;
+  c->http->store_cap = cap;
+  return c->http;
+}
+
 /* Parses request bytes into the connection's reader (a fresh one per
  * request). Returns what http-parser said, *used the bytes it took; a
  * malformed request has been refused when it returns FLOSSE_HTTP_ERROR. */
 static enum flosse_http_rc parse(struct flosse_conn *c, const char *p, size_t len, size_t *used) {
   *used = 0;
-  if (!c->http) {
-    struct flosse_conns *cs = c->ctx;
-    char *store = NULL;
-    size_t cap = 0;
-    if (cs->spare_http) { /* the last finished reader, store and all */
-      c->http = cs->spare_http;
-      cs->spare_http = NULL;
-      store = c->http->store;
-      cap = c->http->store_cap;
-    } else {
-      c->http = malloc(sizeof *c->http);
-    }
-    if (!c->http) {
-      flosse_conn_close(c, "out of memory");
-      return FLOSSE_HTTP_ERROR;
-    }
-    flosse_http_init(c->http, &cs->cfg->http);
-    c->http->store = store;
-    c->http->store_cap = cap;
+  if (!c->http && !flosse_conn_reader(c)) {
+    flosse_conn_close(c, "out of memory");
+    return FLOSSE_HTTP_ERROR;
   }
   enum flosse_http_rc rc = flosse_http_feed(c->http, p, len, used);
   switch (rc) {
@@ -507,7 +582,7 @@ static void parse_kept(struct flosse_conn *c) {
   if (c->in_paused) {
     c->in_paused = 0;
     if (c->state != FLOSSE_CONN_CLOSED && c->state != FLOSSE_CONN_DRAINING && !c->peer_closed)
-      ev_io_start(cs->loop->ev, &c->rio);
+      resume_reading(c);
   }
   /* The client half-closed and everything it sent has been answered. */
   if (c->state == FLOSSE_CONN_READING && c->peer_closed && !c->in.len) start_draining(c, 0);
@@ -516,6 +591,7 @@ static void parse_kept(struct flosse_conn *c) {
 static void run_job(struct flosse_job *j) {
   struct flosse_conn *c = flosse_container_of(j, struct flosse_conn, run);
   if (c->close_reason) flosse_conn_close(c, c->close_reason);
+  else if (c->parent) c->ctx->h2->stream_run(c);
   else if (c->state == FLOSSE_CONN_READING) parse_kept(c);
 }
 
@@ -540,19 +616,76 @@ static void keep_input(struct flosse_conn *c, const char *p, size_t n) {
   }
 }
 
-static void on_read(struct ev_loop *loop, ev_io *w, int revents) {
-  (void)loop;
-  (void)revents;
-  struct flosse_conn *c = flosse_container_of(w, struct flosse_conn, rio);
+/* Reads from the socket, through TLS when it has a session. */
+static ssize_t sock_read(struct flosse_conn *c, char *buf, size_t len) {
+  if (!c->ssl) return read(c->fd, buf, len);
+  int want_write = 0;
+  ssize_t n = flosse_tls_read(c->ssl, buf, len, &want_write);
+  if (n < 0 && errno == EAGAIN && want_write) {
+    c->tls_read_blocked = 1;
+    ev_io_start(c->ctx->loop->ev, &c->wio);
+  }
+  if (c->tls_write_blocked && (n > 0 || errno == EAGAIN)) {
+    c->tls_write_blocked = 0;
+    want_flush(c);
+  }
+  return n;
+}
+
+/* The client preface of HTTP/2 (RFC 9113 3.4): 1 if p starts with it, 0 if
+ * it cannot, -1 if too few bytes came to tell. */
+static int h2_preface(const char *p, size_t n) {
+  static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  size_t k = n < sizeof preface - 1 ? n : sizeof preface - 1;
+  if (memcmp(p, preface, k) != 0) return 0;
+  return k == sizeof preface - 1 ? 1 : -1;
+}
+
+/* The first bytes of a connection say which protocol it speaks. Returns 1
+ * when they were taken here (HTTP/2, or too few to tell yet), 0 when they
+ * are HTTP/1.1's, for the caller to read as usual. */
+static int choose_protocol(struct flosse_conn *c, const char *buf, size_t n) {
+  struct flosse_conns *cs = c->ctx;
+  const char *p = buf;
+  size_t len = n;
+  if (c->in.len) { /* a preface split over reads: judged whole */
+    if (flosse_rbuf_append(&c->in, buf, n) != FLOSSE_OK) {
+      flosse_conn_close(c, "out of memory");
+      return 1;
+    }
+    p = flosse_rbuf_data(&c->in);
+    len = c->in.len;
+  }
+  int h2 = cs->h2 ? h2_preface(p, len) : 0;
+  if (h2 < 0) {
+    if (!c->in.len && flosse_rbuf_append(&c->in, buf, n) != FLOSSE_OK) flosse_conn_close(c, "out of memory");
+    return 1;
+  }
+  c->proto_known = 1;
+  if (!h2) {
+    if (!c->in.len) return 0;
+    parse_kept(c); /* HTTP/1.1 after all: what was kept is its first request */
+    return 1;
+  }
+  if (set_state(c, FLOSSE_CONN_HANDLING) != FLOSSE_OK || set_state(c, FLOSSE_CONN_STREAMING) != FLOSSE_OK ||
+      cs->h2->begin(c) != FLOSSE_OK)
+    return 1;
+  release_http(c);
+  if (cs->h2->input(c, p, len) == FLOSSE_OK) want_flush(c);
+  if (c->state != FLOSSE_CONN_CLOSED) flosse_rbuf_consume(&c->in, c->in.len);
+  return 1;
+}
+
+static void read_now(struct flosse_conn *c) {
   char buf[READ_CHUNK];
-  ssize_t n = read(c->fd, buf, sizeof buf);
+  ssize_t n = sock_read(c, buf, sizeof buf);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
-    flosse_conn_close(c, errno == ECONNRESET ? NULL : strerror(errno));
+    flosse_conn_close(c, errno == ECONNRESET || errno == EPROTO ? NULL : strerror(errno));
     return;
   }
   if (n == 0) {
-    if (c->state == FLOSSE_CONN_HANDLING || (c->state == FLOSSE_CONN_READING && c->in.len)) {
+    if (c->state == FLOSSE_CONN_HANDLING || (c->state == FLOSSE_CONN_READING && c->in.len && c->proto_known)) {
       /* A half-close after a request still deserves its answer, and
        * pipelined requests theirs. */
       c->peer_closed = 1;
@@ -564,8 +697,13 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents) {
     flosse_conn_close(c, NULL);
     return;
   }
+  if (c->h2) {
+    if (c->ctx->h2->input(c, buf, (size_t)n) == FLOSSE_OK) want_flush(c);
+    return;
+  }
   switch (c->state) {
     case FLOSSE_CONN_READING:
+      if (!c->proto_known && choose_protocol(c, buf, (size_t)n)) return;
       if (!c->in.len && c->out.len <= c->ctx->cfg->high_water) {
         /* The usual case: straight from this read, only the rest is kept. */
         size_t used;
@@ -593,6 +731,16 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents) {
   }
 }
 
+static void on_read(struct ev_loop *loop, ev_io *w, int revents) {
+  (void)revents;
+  struct flosse_conn *c = flosse_container_of(w, struct flosse_conn, rio);
+  read_now(c);
+  /* TLS may have decrypted more than was read: its turn comes again at
+   * the next iteration, after everyone else's. */
+  if (c->state != FLOSSE_CONN_CLOSED && c->ssl && ev_is_active(&c->rio) && SSL_pending(c->ssl) > 0)
+    ev_feed_event(loop, &c->rio, EV_READ);
+}
+
 /* ---- timeouts ------------------------------------------------------------------- */
 
 static void on_heartbeat(struct flosse_tq *tq, struct flosse_tq_node *n) {
@@ -606,6 +754,10 @@ static void on_heartbeat(struct flosse_tq *tq, struct flosse_tq_node *n) {
 static void on_header_timeout(struct flosse_tq *tq, struct flosse_tq_node *n) {
   (void)tq;
   struct flosse_conn *c = flosse_container_of(n, struct flosse_conn, rd);
+  if (c->h2) {
+    c->ctx->h2->idle(c);
+    return;
+  }
   if (c->state != FLOSSE_CONN_READING) return;
   if ((c->http && c->http->started) || c->in.len)
     flosse_conn_refuse(c, 408, "request headers not received in time");
@@ -622,4 +774,66 @@ static void on_write_timeout(struct flosse_tq *tq, struct flosse_tq_node *n) {
   (void)tq;
   flosse_conn_close(flosse_container_of(n, struct flosse_conn, wr),
                     "write timeout: the client stopped reading");
+}
+
+/* ---- for HTTP/2 -------------------------------------------------------------- */
+
+struct flosse_conn *flosse_conn_new_stream(struct flosse_conn *c) {
+  struct flosse_conn *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->ctx = c->ctx;
+  s->fd = -1;
+  s->state = FLOSSE_CONN_READING;
+  s->parent = c;
+  s->h2 = c->h2;
+  s->proto_known = 1;
+  flosse_buf_init(&s->out);
+  memcpy(s->peer, c->peer, sizeof s->peer);
+  memcpy(s->remote, c->peer, sizeof s->remote);
+  flosse_job_init(&s->run, run_job);
+  flosse_job_init(&s->flush, flush_job);
+  flosse_tq_node_init(&s->rd);
+  flosse_tq_node_init(&s->wr);
+  flosse_tq_node_init(&s->hb);
+  flosse_list_init(&s->node);
+  flosse_list_init(&s->sibling);
+  ev_io_init(&s->rio, on_read, -1, EV_READ); /* never started: stopping them is harmless */
+  ev_io_init(&s->wio, on_write, -1, EV_WRITE);
+  return s;
+}
+
+void flosse_conn_hand_up(struct flosse_conn *s) {
+  if (s->state == FLOSSE_CONN_READING && s->http) hand_up(s);
+}
+
+void flosse_conn_took(struct flosse_conn *s, size_t n) {
+  if (!n) return;
+  flosse_buf_consume(&s->out, n);
+  struct flosse_conns *cs = s->ctx;
+  if (s->out.len == 0) flosse_tq_remove(&s->wr);
+  else flosse_tq_touch(&cs->write_tq, &s->wr); /* the clock runs from the last byte taken */
+  if (s->want_drained && s->out.len <= cs->cfg->low_water && !s->drain_due) {
+    s->drain_due = 1;
+    want_run(s);
+  }
+}
+
+void flosse_conn_drained(struct flosse_conn *s) {
+  s->drain_due = 0;
+  if (s->state == FLOSSE_CONN_CLOSED || !s->want_drained || s->out.len > s->ctx->cfg->low_water) return;
+  s->want_drained = 0;
+  if (s->up) s->ctx->cb->drained(s);
+}
+
+void flosse_conn_finish(struct flosse_conn *c) {
+  if (c->state == FLOSSE_CONN_DRAINING || c->state == FLOSSE_CONN_CLOSED) return;
+  start_draining(c, 0);
+}
+
+void flosse_conn_want_run(struct flosse_conn *c) { want_run(c); }
+void flosse_conn_want_flush(struct flosse_conn *c) { want_flush(c); }
+
+void flosse_conn_idle_clock(struct flosse_conn *c, int on) {
+  if (on) flosse_tq_touch(&c->ctx->header_tq, &c->rd);
+  else flosse_tq_remove(&c->rd);
 }

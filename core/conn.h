@@ -7,6 +7,7 @@
 #define FLOSSE_CONN_H
 
 #include <ev.h>
+#include <openssl/ssl.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -23,6 +24,7 @@
 #define FLOSSE_REQLINE_URL 200 /* bytes of the request target kept for log lines */
 
 struct flosse_redact;
+struct flosse_h2;
 
 enum flosse_conn_state {
   FLOSSE_CONN_READING,   /* waiting for (the rest of) a request */
@@ -51,11 +53,40 @@ struct flosse_conn_callbacks {
   void (*closed)(struct flosse_conn *c);
 };
 
+/* What HTTP/2 does for the transport (h2.h's flosse_h2_ops). A table the
+ * process layer hands over, since HTTP/2 sits above the connections it runs
+ * on: a connection that sends the HTTP/2 preface becomes a session, whose
+ * streams are connections too (fd -1, parent set), each carrying one
+ * request for the layer above. Each runs on the loop's thread, never
+ * inside another of its calls. */
+struct flosse_conn_h2_ops {
+  /* c's first bytes are the client preface: make it a session. FLOSSE_OK,
+   * or FLOSSE_ERR (out of memory: c is closed). */
+  int (*begin)(struct flosse_conn *c);
+  /* Bytes read on a session (FLOSSE_ERR: c was told to close). */
+  int (*input)(struct flosse_conn *c, const char *p, size_t n);
+  /* Frames into c->out, up to about max bytes; 1 if more may be waiting. */
+  int (*produce)(struct flosse_conn *c, size_t max);
+  /* A stream's output grew, or its answer ended. */
+  void (*stream_ready)(struct flosse_conn *s);
+  /* A stream's deferred work (its request complete, its end, its drain). */
+  void (*stream_run)(struct flosse_conn *s);
+  /* A stream closes (the layer above has let go): reset it if unfinished. */
+  void (*stream_closed)(struct flosse_conn *s);
+  /* Graceful stop: every stream ended, then GOAWAY. */
+  void (*shutdown)(struct flosse_conn *c);
+  /* No stream for header_timeout: GOAWAY and close. */
+  void (*idle)(struct flosse_conn *c);
+  /* The session's connection closes: its streams close first. */
+  void (*closed)(struct flosse_conn *c);
+};
+
 /* A worker's connections, their timeout queues and their configuration. */
 struct flosse_conns {
   struct flosse_loop *loop;
   const struct flosse_config *cfg;
   const struct flosse_conn_callbacks *cb;
+  const struct flosse_conn_h2_ops *h2; /* NULL: HTTP/1.1 only */
   void *data;                    /* the layer above's context for these connections */
   struct flosse_list all;        /* every open connection */
   long n;                        /* how many */
@@ -84,6 +115,17 @@ struct flosse_conn {
                                 stream keeps no parser state */
   struct flosse_buf out;
   struct flosse_rbuf in;     /* bytes read past the current request, oldest first */
+  SSL *ssl;                  /* TLS over fd; NULL: cleartext */
+  /* HTTP/2: on a session, its state; on a stream, its session's */
+  struct flosse_h2 *h2;
+  struct flosse_conn *parent;/* a stream's connection; NULL: a connection */
+  struct flosse_list sibling;/* a stream in its session's list */
+  int32_t stream_id;
+  unsigned h2_flags : 8;     /* h2.c's, on a stream */
+  unsigned proto_known : 1;  /* the first bytes said HTTP/1.1 or HTTP/2 */
+  unsigned tls_read_blocked : 1; /* a TLS read waits for the socket to be writable */
+  unsigned tls_write_blocked : 1;/* a TLS write waits for it to be readable */
+  unsigned drain_due : 1;    /* a stream's output went under the low-water mark */
   unsigned in_dropped : 1;   /* bytes were dropped while a response ran: close after it */
   unsigned in_paused : 1;    /* pipelined requests wait for the output to drain */
   unsigned peer_closed : 1;  /* the client half-closed: answer what it sent, then close */
@@ -189,5 +231,27 @@ int flosse_conn_set_client(struct flosse_conn *c, const char *addr);
 
 /* Answers a refused request (400, 408, 413, 414, 431, 503) and closes after. */
 void flosse_conn_refuse(struct flosse_conn *c, int status, const char *why);
+
+/* ---- for HTTP/2 (h2.c) ------------------------------------------------------ */
+
+/* A stream of session c (READING, no socket): NULL when out of memory. */
+struct flosse_conn *flosse_conn_new_stream(struct flosse_conn *c);
+/* A request reader for a stream (the worker's spare, or a new one). */
+struct flosse_http *flosse_conn_reader(struct flosse_conn *s);
+/* A stream's request is complete in s->http: it goes up as a request read
+ * from a socket does. */
+void flosse_conn_hand_up(struct flosse_conn *s);
+/* n bytes of s->out were framed: the write clock restarts, and the layer
+ * above hears of a drain (at the stream's next run). */
+void flosse_conn_took(struct flosse_conn *s, size_t n);
+/* The drained callback, if the output went under the low-water mark. */
+void flosse_conn_drained(struct flosse_conn *s);
+/* No more input on c: it closes once its output is sent. */
+void flosse_conn_finish(struct flosse_conn *c);
+/* Its turn is wanted: run (stream_run on a stream) or flush. */
+void flosse_conn_want_run(struct flosse_conn *c);
+void flosse_conn_want_flush(struct flosse_conn *c);
+/* The idle clock of a session (header_timeout) starts or stops. */
+void flosse_conn_idle_clock(struct flosse_conn *c, int on);
 
 #endif

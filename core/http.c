@@ -222,3 +222,66 @@ enum flosse_http_rc flosse_http_feed(struct flosse_http *h, const char *p, size_
 int flosse_http_keep_alive(const struct flosse_http *h) {
   return !h->parser.upgrade && http_should_keep_alive(&h->parser);
 }
+
+/* ---- a request that came as HTTP/2 fields ---------------------------------- */
+
+/* The header block's bytes (target, names, values) against max_header, as
+ * framing.c counts an HTTP/1.1 head. */
+static int head_room(struct flosse_http *h, size_t more) {
+  if (h->status) return -1; /* refused already: nothing more is kept */
+  if (h->store_len - h->body.len + more > h->limits.max_header)
+    return fail(h, 431, "request header fields too large");
+  return 0;
+}
+
+int flosse_http_h2_field(struct flosse_http *h, const char *name, size_t nlen,
+                         const char *value, size_t vlen) {
+  h->started = 1;
+  if (head_room(h, nlen + vlen)) return -1;
+  if (nlen && name[0] == ':') {
+    if (nlen == 7 && memcmp(name, ":method", 7) == 0) {
+      for (int m = 0; m < 64; m++) {
+        const char *s = http_method_str((enum http_method)m);
+        if (strlen(s) == vlen && memcmp(s, value, vlen) == 0 && strcmp(s, "<unknown>") != 0) {
+          h->parser.method = (unsigned char)m;
+          return 0;
+        }
+      }
+      return fail(h, 501, "an unknown method");
+    }
+    if (nlen == 5 && memcmp(name, ":path", 5) == 0) {
+      if (vlen > h->limits.max_url) return fail(h, 414, "request target too long");
+      h->url.off = (uint32_t)h->store_len;
+      h->url.len = (uint32_t)vlen;
+      return store_append(h, value, vlen, 0);
+    }
+    if (nlen == 10 && memcmp(name, ":authority", 10) == 0) {
+      name = "host"; /* what HTTP/1.1 calls it (RFC 9113 8.3.1) */
+      nlen = 4;
+    } else {
+      return 0; /* :scheme: nghttp2 has checked it */
+    }
+  }
+  if (h->nheaders == FLOSSE_HTTP_MAX_HEADERS) return fail(h, 431, "too many headers");
+  struct flosse_http_header *hd = &h->headers[h->nheaders++];
+  hd->name.off = (uint32_t)h->store_len;
+  hd->name.len = (uint32_t)nlen;
+  if (store_append(h, name, nlen, 1)) return -1;
+  hd->value.off = (uint32_t)h->store_len;
+  hd->value.len = (uint32_t)vlen;
+  return store_append(h, value, vlen, 0);
+}
+
+int flosse_http_h2_body(struct flosse_http *h, const char *p, size_t len) {
+  if (h->status) return -1;
+  if (h->body.len + len > h->limits.max_body) return fail(h, 413, "request body too large");
+  if (h->body.len == 0) h->body.off = (uint32_t)h->store_len;
+  h->body.len += (uint32_t)len;
+  return store_append(h, p, len, 0);
+}
+
+void flosse_http_h2_done(struct flosse_http *h) {
+  h->headers_done = h->done = 1;
+  h->parser.http_major = 2;
+  h->parser.http_minor = 0;
+}

@@ -55,6 +55,16 @@ static inline const char *flosse_http_str(const struct flosse_http *h,
   return h->store + s.off;
 }
 
+/* An HTTP/2 request, which nghttp2 has decoded and checked: its fields
+ * one by one (":method", ":path", ":authority" as host; names lowercase),
+ * then its body, then done. The limits are the same as HTTP/1.1's; past
+ * one, each returns -1 with status (413, 414, 431, 501) and error set, and
+ * keeps nothing more. */
+int flosse_http_h2_field(struct flosse_http *h, const char *name, size_t nlen,
+                         const char *value, size_t vlen);
+int flosse_http_h2_body(struct flosse_http *h, const char *p, size_t len);
+void flosse_http_h2_done(struct flosse_http *h);
+
 /* 1 if the connection may carry another request after this one. */
 int flosse_http_keep_alive(const struct flosse_http *h);
 

@@ -393,6 +393,7 @@ static void push_defaults(lua_State *L) {
   NUM("channel_history_seconds", FLOSSE_DEFAULT_CHANNEL_HISTORY_SECONDS);
   INT("channel_backlog", FLOSSE_DEFAULT_CHANNEL_BACKLOG);
   INT("max_channels", FLOSSE_DEFAULT_MAX_CHANNELS);
+  INT("max_concurrent_streams", FLOSSE_DEFAULT_MAX_CONCURRENT_STREAMS);
   lua_pushliteral(L, FLOSSE_DEFAULT_LOG_LEVEL);
   lua_setfield(L, -2, "log_level");
   lua_pushliteral(L, "text");

@@ -24,8 +24,9 @@
 #include "presence_redis.h"
 #include "revoke_redis.h"
 #include "redis.h"
-#include "http_client.h"
+#include "h2.h"
 #include "tls.h"
+#include "http_client.h"
 #include "worker.h"
 
 __thread struct flosse_server *flosse_current_server;
@@ -54,6 +55,7 @@ void flosse_server_init(struct flosse_server *srv, int worker, const struct flos
   srv->loop.after_turn = after_turn;
   srv->conns_open = &srv->conns_open_own;
   flosse_conns_init(&srv->conns, &srv->loop, &srv->cfg, &flosse_stream_conn_callbacks, srv->conns_open);
+  srv->conns.h2 = &flosse_h2_ops; /* a connection that opens with the HTTP/2 preface */
   srv->conns.data = &srv->streams;
   flosse_tasks_init(&srv->tasks, &srv->loop, &srv->cfg);
   flosse_streams_init(&srv->streams, &srv->tasks, &srv->cfg);
@@ -151,7 +153,8 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents) {
       __atomic_sub_fetch(srv->conns_open, 1, __ATOMIC_RELAXED);
       flosse_log(FLOSSE_LOG_WARN, "refused a connection: %ld connections (--max-connections)",
                  open - 1);
-      refuse_over_cap(fd);
+      if (srv->cfg.tls) close(fd); /* a TLS client could not read a plain 503 */
+      else refuse_over_cap(fd);
       continue;
     }
     if (!flosse_conn_new(&srv->conns, fd, (struct sockaddr *)&sa)) /* TCP_NODELAY: from the listener */
@@ -222,9 +225,7 @@ static void on_sighup(struct ev_loop *loop, ev_signal *w, int revents) {
   (void)revents;
   struct flosse_server *srv = flosse_container_of(w, struct flosse_server, sighup);
   flosse_log(FLOSSE_LOG_INFO, "SIGHUP: reloading");
-  if (srv->cfg.tls) {
-    /* One context for every worker: swapped here, new connections
-     * anywhere get it, and open ones keep theirs. */
+  if (srv->cfg.tls) { /* one context for every worker: reloaded once */
     char err[512];
     if (flosse_tls_reload(srv->cfg.tls, err, sizeof err) == FLOSSE_OK)
       flosse_log(FLOSSE_LOG_INFO, "TLS certificate reloaded");
@@ -354,8 +355,9 @@ int flosse_server_listen(struct flosse_server *srv, const char *host, int port, 
     struct flosse_listener *l = &srv->listeners[srv->nlisteners++];
     l->fd = fd;
     l->srv = srv;
-    snprintf(l->url, sizeof l->url, ai->ai_family == AF_INET6 ? "%s://[%s]:%d/" : "%s://%s:%d/",
-             srv->cfg.tls ? "https" : "http", ip, bound_port);
+    snprintf(l->url, sizeof l->url, ai->ai_family == AF_INET6 ? (srv->cfg.tls ? "https://[%s]:%d/" : "http://[%s]:%d/")
+                                                    : (srv->cfg.tls ? "https://%s:%d/" : "http://%s:%d/"),
+             ip, bound_port);
     ev_io_init(&l->io, on_accept, fd, EV_READ);
     continue;
   err:
@@ -528,6 +530,6 @@ void flosse_server_free(struct flosse_server *srv, lua_State *L) {
   srv->streams.dispatch_ref = srv->reload_ref = srv->start_ref = LUA_NOREF;
   flosse_loop_free(&srv->loop);
   if (srv->worker) ev_loop_destroy(srv->loop.ev);
-  else flosse_tls_free(srv->cfg.tls); /* the workers' too: they have stopped */
+  else flosse_tls_free(srv->cfg.tls); /* the workers, which share it, have ended */
   srv->cfg.tls = NULL;
 }

@@ -66,7 +66,8 @@ describe("flosse.settings: tls and max_concurrent_streams", function()
     assert.is_true(settings.check({ max_concurrent_streams = 1 }, "s.lua", ""))
     assert.is_true(settings.check({ max_concurrent_streams = 1000000 }, "s.lua", ""))
     for _, bad in ipairs { 0, -1, 1.5, 1000001, "128" } do
-      local ok, err = settings.check({ max_concurrent_streams = bad }, "s.lua", "return {\n max_concurrent_streams = x }")
+      local ok, err = settings.check({ max_concurrent_streams = bad }, "s.lua",
+        "return {\n max_concurrent_streams = x }")
       assert.is_nil(ok)
       assert.truthy(err:find("s.lua:2: max_concurrent_streams must be an integer from 1 to 1000000", 1, true), err)
     end
