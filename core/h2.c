@@ -15,6 +15,7 @@ struct flosse_h2 {
   unsigned stopping : 1;        /* graceful stop: GOAWAY once no stream is left */
   unsigned ending : 1;          /* GOAWAY submitted */
   unsigned closing : 1;         /* the connection closes: its streams go without frames */
+  unsigned told : 1;            /* its GOAWAY's reason is logged */
   double tokens;                /* frames that carry no request (the flood bucket) */
   ev_tstamp refilled;
 };
@@ -38,6 +39,8 @@ enum {
 /* Rapid reset (CVE-2023-44487): nghttp2's stream reset rate limit. */
 #define RESET_BURST 1000
 #define RESET_RATE 33
+/* What a connection closed early may still try to send (its GOAWAY last). */
+#define H2_LAST_WORDS (256 << 10)
 /* The longest response head it turns into HEADERS. */
 #define MAX_HEAD (256 << 10)
 
@@ -46,7 +49,10 @@ static struct flosse_h2 *of(void *user_data) { return user_data; }
 static void end_session(struct flosse_h2 *h2, uint32_t code, const char *why) {
   if (h2->ending) return;
   h2->ending = 1;
-  if (why) flosse_log(FLOSSE_LOG_WARN, "HTTP/2 %s: %s; GOAWAY", h2->c->remote, why);
+  if (why) {
+    flosse_log(FLOSSE_LOG_WARN, "HTTP/2 %s: %s; GOAWAY", h2->c->remote, why);
+    h2->told = 1;
+  }
   nghttp2_session_terminate_session(h2->ng, code);
   flosse_conn_want_flush(h2->c);
 }
@@ -145,6 +151,19 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
   return 0;
 }
 
+/* A GOAWAY with an error nghttp2 decided on its own (a reset flood, a
+ * protocol error) gets its log line here. */
+static int on_frame_sent(nghttp2_session *ng, const nghttp2_frame *f, void *ud) {
+  (void)ng;
+  struct flosse_h2 *h2 = of(ud);
+  if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR && !h2->told) {
+    h2->told = 1;
+    flosse_log(FLOSSE_LOG_WARN, "HTTP/2 %s: GOAWAY %s", h2->c->remote,
+               nghttp2_http2_strerror(f->goaway.error_code));
+  }
+  return 0;
+}
+
 static int on_error(nghttp2_session *ng, int code, const char *msg, size_t len, void *ud) {
   (void)ng;
   (void)code;
@@ -209,8 +228,9 @@ static int submit_head(struct flosse_h2 *h2, struct flosse_conn *s) {
   head[len] = '\0';
   char *end = strstr(head, "\r\n\r\n");
   if (!end || len < 13 || memcmp(head, "HTTP/1.", 7) != 0) {
+    int rc = len == MAX_HEAD || (len >= 7 && memcmp(head, "HTTP/1.", 7) != 0) ? -1 : 1;
     free(head);
-    return len == MAX_HEAD || (len >= 7 && memcmp(head, "HTTP/1.", 7) != 0) ? -1 : 1;
+    return rc;
   }
   size_t headlen = (size_t)(end - head) + 4;
   int lines = 0;
@@ -317,6 +337,7 @@ static int begin(struct flosse_conn *c) {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
   nghttp2_session_callbacks_set_error_callback2(cbs, on_error);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_sent);
   nghttp2_option_set_stream_reset_rate_limit(opt, RESET_BURST, RESET_RATE);
   int rv = nghttp2_session_server_new2(&h2->ng, cbs, h2, opt);
   nghttp2_session_callbacks_del(cbs);
@@ -353,7 +374,7 @@ static int input(struct flosse_conn *c, const char *p, size_t n) {
     /* Fatal for the connection (a bad preface, a flood nghttp2 caught):
      * it has queued its GOAWAY where it could. */
     flosse_log(FLOSSE_LOG_WARN, "HTTP/2 %s: %s; closing", c->remote, nghttp2_strerror((int)rv));
-    h2->ending = 1;
+    h2->ending = h2->told = 1;
     flosse_conn_finish(c);
     return FLOSSE_ERR;
   }
@@ -400,6 +421,19 @@ static void idle(struct flosse_conn *c) {
 
 static void closed(struct flosse_conn *c) {
   struct flosse_h2 *h2 = c->h2;
+  if (!h2->ending) {
+    /* Closed before its end (the grace period is over, a write failed):
+     * a GOAWAY if the socket takes it, so that the client can tell a stop
+     * from a crash. */
+    h2->ending = 1;
+    nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h2->ng),
+                          NGHTTP2_NO_ERROR, NULL, 0);
+    const uint8_t *data;
+    ssize_t n;
+    while (c->out.len < H2_LAST_WORDS && (n = nghttp2_session_mem_send(h2->ng, &data)) > 0)
+      if (flosse_buf_append(&c->out, data, (size_t)n) != FLOSSE_OK) break;
+    flosse_conn_last_write(c);
+  }
   h2->closing = 1;
   while (!flosse_list_empty(&h2->streams))
     flosse_conn_close(flosse_container_of(h2->streams.next, struct flosse_conn, sibling), NULL);

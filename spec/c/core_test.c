@@ -773,12 +773,58 @@ static void test_lalloc(void) {
   unsetenv("FLOSSE_LUA_POOL");
 }
 
+/* HTTP/2 requests: the fields nghttp2 decoded, under the same limits. */
+static void test_http_h2(void) {
+  struct flosse_http h;
+  char v[128];
+  flosse_http_init(&h, &limits);
+  check(flosse_http_h2_field(&h, ":method", 7, "POST", 4) == 0 && h.parser.method == HTTP_POST, "h2 :method", NULL);
+  check(flosse_http_h2_field(&h, ":scheme", 7, "https", 5) == 0 && h.nheaders == 0, "h2 :scheme is not a header", NULL);
+  check(flosse_http_h2_field(&h, ":path", 5, "/a?b=1", 6) == 0 && h.url.len == 6 &&
+            memcmp(flosse_http_str(&h, h.url), "/a?b=1", 6) == 0, "h2 :path is the url", NULL);
+  check(flosse_http_h2_field(&h, ":authority", 10, "x.test", 6) == 0 && header(&h, "host", v, sizeof v) &&
+            strcmp(v, "x.test") == 0, "h2 :authority is host", NULL);
+  check(flosse_http_h2_field(&h, "last-event-id", 13, "7", 1) == 0 && header(&h, "last-event-id", v, sizeof v) &&
+            strcmp(v, "7") == 0, "h2 header", NULL);
+  check(flosse_http_h2_body(&h, "0123456789", 10) == 0 && flosse_http_h2_body(&h, "abcdef", 6) == 0 &&
+            h.body.len == 16, "h2 body up to max_body", NULL);
+  check(flosse_http_h2_body(&h, "z", 1) == -1 && h.status == 413, "h2 body over max_body: 413", NULL);
+  check(flosse_http_h2_field(&h, "x", 1, "y", 1) == -1 && h.status == 413, "nothing more is kept once refused", NULL);
+  flosse_http_h2_done(&h);
+  check(h.done && h.parser.http_major == 2 && h.parser.http_minor == 0, "h2 version 2.0", NULL);
+  flosse_http_free(&h);
+
+  flosse_http_init(&h, &limits);
+  check(flosse_http_h2_field(&h, ":method", 7, "BREW", 4) == -1 && h.status == 501, "h2 unknown method: 501", NULL);
+  flosse_http_free(&h);
+
+  flosse_http_init(&h, &limits);
+  char big[600];
+  memset(big, 'a', sizeof big);
+  check(flosse_http_h2_field(&h, ":path", 5, big, 65) == -1 && h.status == 414, "h2 :path over max_url: 414", NULL);
+  flosse_http_free(&h);
+
+  flosse_http_init(&h, &limits);
+  int rc = 0;
+  for (int i = 0; i < 20 && rc == 0; i++) rc = flosse_http_h2_field(&h, "x-pad", 5, big, 40);
+  check(rc == -1 && h.status == 431, "h2 header block over max_header: 431", NULL);
+  flosse_http_free(&h);
+
+  struct flosse_http_limits roomy = {8192, 1 << 20, 16};
+  flosse_http_init(&h, &roomy);
+  rc = 0;
+  for (int i = 0; i <= FLOSSE_HTTP_MAX_HEADERS && rc == 0; i++) rc = flosse_http_h2_field(&h, "x", 1, "y", 1);
+  check(rc == -1 && h.status == 431, "h2 too many headers: 431", NULL);
+  flosse_http_free(&h);
+}
+
 int main(void) {
   test_buf();
   test_sse();
   test_sse_flat();
   test_http();
   test_http_strict();
+  test_http_h2();
   test_framing();
   test_rbuf();
   test_channels();

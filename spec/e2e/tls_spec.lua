@@ -1,109 +1,71 @@
--- End to end: flosse serving TLS (issue 15). Each test makes its own
--- certificates with the openssl CLI (EC P-256, CN=localhost, SAN
--- DNS:localhost and IP:127.0.0.1), starts the real server with
--- --tls-cert/--tls-key or settings.lua's tls, and reads it with curl
--- (--cacert the test's certificate, so a success also says which
--- certificate the server presented), openssl s_client and raw sockets.
--- HTTP/2 itself is spec/e2e's h2 spec's; here only that ALPN offers it.
+-- End to end (issue 15, TLS): `flosse serve --tls-cert --tls-key` and
+-- settings.lua's tls serve HTTPS, checked with curl and openssl s_client
+-- against certificates the openssl command line makes here: events over
+-- HTTP/1.1 with the same wire headers as cleartext, ALPN h2, a SIGHUP with a
+-- new certificate (open streams go on, new connections get it) and with a
+-- broken one (one error line, the old one stays), a plain-HTTP client and
+-- one that never shakes hands dropped without harm to the others.
 local e2e = require "e2e"
 
-local APP = "spec/fixtures/tlsapp"
 local q = e2e.shell_quote
-local socket = e2e.socket
 
-------------------------------------------------------------------------------
--- Commands
-
--- Runs a shell command line, bounded; returns exit code, stdout, stderr.
-local function sh(cmd, timeout)
-  local out, err = os.tmpname(), os.tmpname()
-  local ok, how, code = os.execute("timeout -k 2 " .. tostring(timeout or 20) .. " sh -c " .. q(cmd)
-    .. " >" .. q(out) .. " 2>" .. q(err) .. " </dev/null")
-  local stdout, stderr = e2e.read_file(out), e2e.read_file(err)
-  os.remove(out)
-  os.remove(err)
-  if how == "signal" then code = 128 + code end
-  if ok == true and code == nil then code = 0 end
-  return code, stdout, stderr
+-- Runs a shell command line; returns its exit code and output (stdout and stderr).
+local function sh(cmd)
+  local p = assert(io.popen("(" .. cmd .. ") 2>&1", "r"))
+  local out = p:read("a")
+  local _, _, code = p:close()
+  return code, out
 end
 
--- Makes dir/NAME-cert.pem and dir/NAME-key.pem: self-signed, subject
--- CN=localhost/O=org, the given serial. Returns the two paths.
-local function make_cert(dir, name, org, serial)
-  local cert, key = dir .. "/" .. name .. "-cert.pem", dir .. "/" .. name .. "-key.pem"
-  local code, out, err = sh(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2"
-    .. " -subj %s -addext %s -set_serial %d -keyout %s -out %s"):format(q("/CN=localhost/O=" .. org),
-    q("subjectAltName=DNS:localhost,IP:127.0.0.1"), serial, q(key), q(cert)))
-  assert(code == 0, "openssl req failed: " .. out .. err)
-  return cert, key
+-- A self-signed certificate for 127.0.0.1 and localhost with this serial
+-- (RSA 2048 or EC P-256), written to cert and key.
+local function make_cert(cert, key, serial, kind)
+  local newkey = kind == "rsa" and "rsa:2048" or "ec -pkeyopt ec_paramgen_curve:P-256"
+  local code, out = sh(("openssl req -x509 -newkey %s -nodes -keyout %s -out %s -days 2 -set_serial %d"
+    .. " -subj /CN=flosse-test-%d -addext subjectAltName=IP:127.0.0.1,DNS:localhost"):format(newkey, q(key),
+    q(cert), serial, serial))
+  assert(code == 0, "openssl req failed: " .. out)
 end
 
--- "serial=...\nsubject=..." of a certificate file.
-local function cert_id(cert)
-  local code, out, err = sh("openssl x509 -noout -serial -subject -in " .. q(cert))
-  assert(code == 0, err)
-  return out
+-- The serial (decimal) and subject of the certificate a new connection to
+-- port is shown, from openssl s_client.
+local function served_cert(port)
+  local code, out = sh(("timeout 10 openssl s_client -connect 127.0.0.1:%d -servername localhost </dev/null"
+    .. " 2>/dev/null | openssl x509 -noout -serial -subject"):format(port))
+  if code ~= 0 then return nil, out end
+  local hex = out:match("serial=(%x+)")
+  return hex and tonumber(hex, 16), out:match("subject=[^\n]*")
 end
 
--- The same for the certificate the server on port presents to a new
--- connection ("" when the handshake fails).
-local function peer_id(port)
-  local _, out = sh("openssl s_client -connect 127.0.0.1:" .. port .. " -servername localhost </dev/null 2>/dev/null"
-    .. " | openssl x509 -noout -serial -subject")
-  return out
-end
-
-local function copy(from, to) e2e.write_file(to, e2e.read_file(from)) end
-
--- curl url: returns exit code, the response head, the body, stderr.
--- opts: ca (--cacert), http ("--http1.1" default, or "--http2"), verbose,
--- max_time (seconds).
-local function curl(url, opts)
-  opts = opts or {}
-  local headfile = os.tmpname()
-  local args = { "curl", "-sS", "-N", "--max-time", tostring(opts.max_time or 10), "-D", headfile,
-    opts.http or "--http1.1" }
-  if opts.ca then args[#args + 1] = "--cacert"; args[#args + 1] = opts.ca end
-  if opts.verbose then args[#args + 1] = "-v" end
-  args[#args + 1] = url
-  for i, a in ipairs(args) do args[i] = q(a) end
-  local code, out, err = sh(table.concat(args, " "), (opts.max_time or 10) + 5)
-  local head = e2e.read_file(headfile)
-  os.remove(headfile)
-  return code, head, out, err
-end
-
--- A header's value in a response head (case-insensitive name), or nil.
-local function header(head, name)
-  for line in head:gmatch("[^\r\n]+") do
-    local k, v = line:match("^([^:]+):%s*(.-)%s*$")
-    if k and k:lower() == name then return v end
-  end
-  return nil
-end
-
-local function status_line(head) return (head:match("^([^\r\n]*)")) end
-
--- Starts `curl -N url` in the background writing to outfile; returns its pid
--- (stop it with kill_pid). http: "--http1.1" (default) or "--http2".
-local function background_curl(url, ca, outfile, http)
-  local p = assert(io.popen("exec curl -sS -N " .. (http or "--http1.1") .. " --cacert " .. q(ca) .. " " .. q(url)
-    .. " >" .. q(outfile) .. " 2>&1 </dev/null & echo $!", "r"))
+-- curl in the background (its output to a file): an open stream to read
+-- while something else happens. Returns { pid =, out = file }.
+local function curl_stream(url, cacert)
+  local out = os.tmpname()
+  local p = assert(io.popen(("exec curl -sS -N --http1.1 --max-time 60 --cacert %s %s >%s 2>&1 </dev/null & echo $!")
+    :format(q(cacert), q(url), q(out)), "r"))
   local pid = tonumber(p:read("l"))
   p:close()
-  assert(pid, "could not start curl")
-  return pid
+  return { pid = pid, out = out }
 end
 
-local function kill_pid(pid)
-  if pid then os.execute("kill " .. tonumber(pid) .. " 2>/dev/null") end
+local function stop_curl(c)
+  os.execute("kill " .. c.pid .. " 2>/dev/null")
+  os.remove(c.out)
 end
 
--- How many events of the forever view a background curl got so far.
-local function beats(outfile)
+-- The number of "event: tick" frames a background curl has received.
+local function ticks(c)
   local n = 0
-  for _ in e2e.read_file(outfile):gmatch("data: beat %d+\n") do n = n + 1 end
+  for _ in e2e.read_file(c.out):gmatch("event: tick\n") do n = n + 1 end
   return n
+end
+
+-- Waits (bounded) until c has received more than n ticks; returns the count.
+local function more_ticks_than(c, n)
+  return e2e.eventually(function()
+    local now = ticks(c)
+    return now > n and now
+  end)
 end
 
 local function count(s, plain)
@@ -115,526 +77,216 @@ local function count(s, plain)
   end
 end
 
-------------------------------------------------------------------------------
--- Raw sockets
-
--- A real ClientHello (offering h2 and http/1.1), caught from openssl
--- s_client by a listening socket of our own: the bytes a hostile client
--- starts with.
-local function client_hello()
-  local srv = assert(socket.bind("127.0.0.1", 0))
-  local _, port = srv:getsockname()
-  srv:settimeout(e2e.TEST_TIMEOUT)
-  os.execute("timeout 10 openssl s_client -connect 127.0.0.1:" .. port
-    .. " -servername localhost -alpn h2,http/1.1 </dev/null >/dev/null 2>&1 &")
-  local c = assert(srv:accept())
-  srv:close()
-  c:settimeout(e2e.TEST_TIMEOUT)
-  local head = assert(c:receive(5))
-  assert(head:byte(1) == 22, "not a TLS handshake record")
-  local body = assert(c:receive(head:byte(4) * 256 + head:byte(5)))
-  c:close()
-  return head .. body
-end
-
--- Reads c until the server closes it (or resets it), at most bound seconds.
--- Returns closed (true/false), the bytes read, the seconds it took.
-local function read_until_closed(c, bound)
-  c:settimeout(0.1)
-  local got, start = {}, e2e.now()
-  while e2e.now() - start < bound do
-    local data, err, partial = c:receive(4096)
-    local chunk = data or partial
-    if chunk and #chunk > 0 then got[#got + 1] = chunk end
-    if err and err ~= "timeout" then return true, table.concat(got), e2e.now() - start end
-  end
-  return false, table.concat(got), e2e.now() - start
-end
-
-local function connect(port)
-  local c = assert(socket.tcp())
-  c:settimeout(e2e.TEST_TIMEOUT)
-  assert(c:connect("127.0.0.1", port))
-  return c
-end
-
-------------------------------------------------------------------------------
-
-local function tls_args(cert, key, more)
-  local args = { "--tls-cert", cert, "--tls-key", key }
-  for _, a in ipairs(more or {}) do args[#args + 1] = a end
-  return args
+-- The head of a response (status line and headers, CR/LF stripped, sorted),
+-- with curl -i; the body is the ticker's two events.
+local function wire_head(url, extra)
+  local code, out = sh("curl -sS -i --http1.1 --max-time 10 " .. (extra or "") .. " " .. q(url))
+  assert(code == 0, out)
+  local head = out:match("^(.-)\r\n\r\n")
+  assert(head, out)
+  local lines = {}
+  for line in head:gmatch("[^\r\n]+") do lines[#lines + 1] = line end
+  table.sort(lines)
+  return lines, out:sub(#head + 5)
 end
 
 describe("#e2e TLS", function()
-  local tmp, cert, key
+  local tmp, app, cert, key, server, plain
   setup(function()
-    tmp = e2e.tempdir()
-    cert, key = make_cert(tmp, "first", "flosse-first", 1001)
+    app, tmp = e2e.copy_app("spec/fixtures/app")
+    assert(os.execute("mkdir " .. q(app .. "/certs")))
+    cert, key = app .. "/certs/cert.pem", app .. "/certs/key.pem"
+    make_cert(cert, key, 1, "rsa")
+    -- Two workers: they share the certificate, and a reload is the main's.
+    server = e2e.start(app, { workers = 2, args = { "--tls-cert", cert, "--tls-key", key,
+      "--header-timeout", "1", "--no-reload" } })
+    plain = e2e.start(app, { args = { "--no-reload" } })
+  end)
+  teardown(function()
+    if server then server:cleanup() end
+    if plain then plain:cleanup() end
+    e2e.remove_tree(tmp)
+  end)
+
+  local function url(path, port) return ("https://127.0.0.1:%d%s"):format(port or server.port, path) end
+
+  it("says https:// when it starts, and an SSE stream's events arrive over HTTP/1.1", function()
+    assert.truthy(server:log():find("listening on https://127.0.0.1:" .. server.port .. "/", 1, true))
+    local code, out = sh(("curl -sS -N --http1.1 --max-time 10 --cacert %s %s"):format(q(cert),
+      q(url("/ticker/?n=3&every=0.05"))))
+    assert.equal(0, code, out)
+    assert.equal(3, count(out, "event: tick\n"), out)
+    assert.truthy(out:find('data: {"i":3}', 1, true), out)
+  end)
+
+  it("sends the same head and body as over cleartext", function()
+    local tls_head, tls_body = wire_head(url("/ticker/?n=2&every=0.05"), "--cacert " .. q(cert))
+    local clear_head, clear_body = wire_head(("http://127.0.0.1:%d/ticker/?n=2&every=0.05"):format(plain.port))
+    assert.same(clear_head, tls_head)
+    assert.equal(clear_body, tls_body)
+    assert.truthy(tls_body:find("event: tick", 1, true), tls_body)
+  end)
+
+  it("ALPN: curl --http2 gets h2, and the events", function()
+    local code, out = sh(("curl -sS -v -N --http2 --max-time 10 --cacert %s %s"):format(q(cert),
+      q(url("/ticker/?n=2&every=0.05"))))
+    assert.equal(0, code, out)
+    assert.truthy(out:find("ALPN: server accepted h2", 1, true), out)
+    assert.truthy(out:find("< HTTP/2 200", 1, true), out)
+    assert.equal(2, count(out, "event: tick\n"), out)
+  end)
+
+  it("ALPN: a client that offers only http/1.1 gets it", function()
+    local code, out = sh(("curl -sS -v --http1.1 --max-time 10 --cacert %s %s"):format(q(cert),
+      q(url("/ticker/?n=1"))))
+    assert.equal(0, code, out)
+    assert.truthy(out:find("ALPN: server accepted http/1.1", 1, true), out)
+  end)
+
+  it("drops a plain-HTTP client on the TLS port; a stream open meanwhile goes on", function()
+    local stream = curl_stream(url("/tracked/?key=plain"), cert)
+    local before = assert(more_ticks_than(stream, 0), "the stream did not start")
+    local c = e2e.connect(server.port)
+    assert(c:send("GET /ticker/?n=1 HTTP/1.1\r\nHost: x\r\n\r\n"))
+    local closed, rest = c:wait_closed()
+    c:close()
+    assert.is_true(closed)
+    assert.is_nil(rest:find("HTTP/1.1", 1, true), "no cleartext answer")
+    assert(more_ticks_than(stream, before + 2), "the stream stopped")
+    assert.is_true(server:alive())
+    stop_curl(stream)
+  end)
+
+  it("closes a connection that never starts its handshake after header_timeout", function()
+    local stream = curl_stream(url("/tracked/?key=silent"), cert)
+    local before = assert(more_ticks_than(stream, 0), "the stream did not start")
+    local c = e2e.connect(server.port)
+    -- header_timeout is 1 s here; the bound is generous.
+    local closed = c:wait_closed(e2e.TEST_TIMEOUT)
+    c:close()
+    assert.is_true(closed, "still open")
+    assert(more_ticks_than(stream, before + 2), "the stream stopped")
+    stop_curl(stream)
+  end)
+
+  it("SIGHUP with a new certificate: an open stream goes on, a new connection gets it", function()
+    assert.equal(1, (served_cert(server.port)))
+    local stream = curl_stream(url("/tracked/?key=reload"), cert)
+    local before = assert(more_ticks_than(stream, 0), "the stream did not start")
+    -- The new pair, written under other names first and moved into place,
+    -- as an operator's renewal would.
+    make_cert(app .. "/certs/new.pem", app .. "/certs/new.key", 2)
+    assert(os.rename(app .. "/certs/new.key", key))
+    assert(os.rename(app .. "/certs/new.pem", cert))
+    local marks = count(server:log(), "TLS certificate reloaded")
+    server:signal("HUP")
+    assert(e2e.eventually(function() return count(server:log(), "TLS certificate reloaded") > marks end),
+      server:log())
+    local serial, subject = served_cert(server.port)
+    assert.equal(2, serial, subject)
+    assert.truthy(subject:find("flosse-test-2", 1, true), subject)
+    -- curl trusts the new certificate now (--cacert is the new file)
+    local code, out = sh(("curl -sS --http1.1 --max-time 10 --cacert %s %s"):format(q(cert),
+      q(url("/ticker/?n=1"))))
+    assert.equal(0, code, out)
+    assert(more_ticks_than(stream, before + 3), "the stream opened before the reload stopped")
+    assert.equal(marks + 1, count(server:log(), "TLS certificate reloaded"), "one line, for every worker")
+    stop_curl(stream)
+  end)
+
+  it("SIGHUP with a broken certificate: one error line, the old one stays, streams go on", function()
+    local stream = curl_stream(url("/tracked/?key=broken"), cert)
+    local before = assert(more_ticks_than(stream, 0), "the stream did not start")
+    local good = e2e.read_file(cert)
+    e2e.write_file(cert, "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+    local reloads = count(server:log(), "flosse: reloaded ")
+    server:signal("HUP")
+    local line = "TLS certificate reload failed, keeping the old one: "
+    -- the app's reload comes after the certificate's: the SIGHUP is done then
+    assert(e2e.eventually(function() return count(server:log(), "flosse: reloaded ") > reloads end),
+      server:log())
+    local log = server:log()
+    assert.equal(1, count(log, line), log)
+    assert.truthy(log:find(line .. "cannot load the TLS certificate " .. cert, 1, true), log)
+    assert.equal(2, (served_cert(server.port)))
+    assert(more_ticks_than(stream, before + 3), "the stream stopped")
+    e2e.write_file(cert, good)
+    stop_curl(stream)
+  end)
+end)
+
+describe("#e2e TLS from settings.lua", function()
+  local tmp, app
+  setup(function()
+    app, tmp = e2e.copy_app("spec/fixtures/app")
+    assert(os.execute("mkdir " .. q(app .. "/certs")))
+    make_cert(app .. "/certs/cert.pem", app .. "/certs/key.pem", 7)
   end)
   teardown(function() e2e.remove_tree(tmp) end)
 
-  describe("HTTP/1.1 over TLS answers as cleartext does", function()
-    local plain, tls
-    setup(function()
-      plain = e2e.start(APP)
-      tls = e2e.start(APP, { args = tls_args(cert, key) })
-    end)
-    teardown(function()
-      if plain then plain:cleanup() end
-      if tls then tls:cleanup() end
-    end)
-
-    it("says https:// on its start-up line", function()
-      assert.truthy(tls:log():find("flosse: listening on https://127.0.0.1:" .. tls.port .. "/", 1, true), tls:log())
-      assert.truthy(plain:log():find("flosse: listening on http://127.0.0.1:" .. plain.port .. "/", 1, true))
-    end)
-
-    it("an SSE stream: the same events byte for byte, the same headers", function()
-      local pcode, phead, pbody, perr = curl("http://127.0.0.1:" .. plain.port .. "/sse/ticks/?n=7")
-      assert.equal(0, pcode, perr)
-      local tcode, thead, tbody, terr = curl("https://127.0.0.1:" .. tls.port .. "/sse/ticks/?n=7", { ca = cert })
-      assert.equal(0, tcode, terr)
-      assert.truthy(pbody:find("event: even\n", 1, true), pbody)
-      assert.equal(7, count(pbody, "data: line two\n"))
-      assert.equal(pbody, tbody)
-      assert.equal("HTTP/1.1 200 OK", status_line(thead))
-      assert.equal(status_line(phead), status_line(thead))
-      for _, name in ipairs({ "content-type", "cache-control", "x-accel-buffering" }) do
-        assert.is_not_nil(header(phead, name), name)
-        assert.equal(header(phead, name), header(thead, name), name)
-      end
-      assert.equal("text/event-stream; charset=utf-8", header(thead, "content-type"))
-    end)
-
-    it("404 and 403 as in cleartext", function()
-      for _, path in ipairs({ "/nowhere/", "/sse/denied/" }) do
-        local pcode, phead, pbody = curl("http://127.0.0.1:" .. plain.port .. path)
-        local tcode, thead, tbody, terr = curl("https://127.0.0.1:" .. tls.port .. path, { ca = cert })
-        assert.equal(0, pcode)
-        assert.equal(0, tcode, terr)
-        assert.equal(status_line(phead), status_line(thead))
-        assert.equal(header(phead, "content-type"), header(thead, "content-type"))
-        assert.equal(pbody, tbody)
-      end
-      local _, h404 = curl("https://127.0.0.1:" .. tls.port .. "/nowhere/", { ca = cert })
-      local _, h403, b403 = curl("https://127.0.0.1:" .. tls.port .. "/sse/denied/", { ca = cert })
-      assert.equal("HTTP/1.1 404 Not Found", status_line(h404))
-      assert.equal("HTTP/1.1 403 Forbidden", status_line(h403))
-      assert.equal("not over TLS either", b403)
-    end)
-
-    it("the access line is the same as for cleartext", function()
-      assert.equal(0, (curl("https://127.0.0.1:" .. tls.port .. "/sse/ticks/?n=2", { ca = cert })))
-      assert.truthy(tls:wait_log('flosse: access 127.0.0.1 "GET /sse/ticks/?n=2" 200'))
-    end)
-
-    it("ALPN: curl --http2 gets h2, --http1.1 gets http/1.1, s_client sees h2", function()
-      local url = "https://127.0.0.1:" .. tls.port .. "/sse/ticks/?n=2"
-      local code, head, body, err = curl(url, { ca = cert, http = "--http2", verbose = true })
-      assert.equal(0, code, err)
-      assert.truthy(err:find("ALPN: server accepted h2", 1, true), err)
-      assert.truthy(head:find("^HTTP/2 200"), head)
-      assert.truthy(body:find("data: tick 2\n", 1, true), body)
-      local _
-      code, head, _, err = curl(url, { ca = cert, verbose = true })
-      assert.equal(0, code, err)
-      assert.truthy(err:find("ALPN: server accepted http/1.1", 1, true), err)
-      assert.truthy(head:find("^HTTP/1.1 200"), head)
-      local _, out = sh("openssl s_client -connect 127.0.0.1:" .. tls.port
-        .. " -servername localhost -alpn h2,http/1.1 </dev/null 2>&1")
-      assert.truthy(out:find("ALPN protocol: h2\n", 1, true), out)
-      _, out = sh("openssl s_client -connect 127.0.0.1:" .. tls.port
-        .. " -servername localhost -alpn http/1.1 </dev/null 2>&1")
-      assert.truthy(out:find("ALPN protocol: http/1.1\n", 1, true), out)
-    end)
-
-    it("speaks TLS 1.2 and 1.3; a TLS 1.1 client gets the protocol_version alert", function()
-      local _, out = sh("openssl s_client -connect 127.0.0.1:" .. tls.port .. " -tls1_2 </dev/null 2>&1")
-      assert.truthy(out:find("New, TLSv1.2, Cipher is", 1, true), out)
-      _, out = sh("openssl s_client -connect 127.0.0.1:" .. tls.port .. " -tls1_3 </dev/null 2>&1")
-      assert.truthy(out:find("New, TLSv1.3, Cipher is", 1, true), out)
-      -- SECLEVEL=0 so that the client really offers TLS 1.1: the refusal is the server's
-      _, out = sh("openssl s_client -connect 127.0.0.1:" .. tls.port
-        .. " -tls1_1 -cipher 'DEFAULT@SECLEVEL=0' </dev/null 2>&1")
-      assert.truthy(out:find("alert protocol version", 1, true), out)
-      assert.falsy(out:find("New, TLSv1.1", 1, true), out)
-    end)
+  it("tls = { cert =, key = } is read from the app folder", function()
+    e2e.write_file(app .. "/settings.lua",
+      'return {\n  debug = true,\n  tls = { cert = "certs/cert.pem", key = "certs/key.pem" },\n}\n')
+    local server = e2e.start(app, { args = { "--no-reload" } })
+    local code, out = sh(("curl -sS -N --http1.1 --max-time 10 --cacert %s https://127.0.0.1:%d/ticker/?n=1")
+      :format(q(app .. "/certs/cert.pem"), server.port))
+    server:cleanup()
+    assert.equal(0, code, out)
+    assert.equal(1, count(out, "event: tick\n"), out)
   end)
 
-  describe("settings.lua's tls", function()
-    it("names files in the app folder, from any current folder; the flags win", function()
-      local dir, top = e2e.copy_app(APP)
-      copy(cert, dir .. "/cert.pem")
-      copy(key, dir .. "/key.pem")
-      e2e.write_file(dir .. "/settings.lua", 'return {\n  tls = { cert = "cert.pem", key = "key.pem" },\n}\n')
-      local elsewhere = top .. "/elsewhere"
-      assert(os.execute("mkdir " .. q(elsewhere)))
-      local other_cert = make_cert(elsewhere, "flag", "flosse-flag", 3003)
-
-      -- Started in another folder (env -C keeps the server the same
-      -- process, so the harness's pid is still the server).
-      local wrap, bin = e2e.WRAP, e2e.BIN
-      e2e.WRAP = "env -C " .. q(elsewhere) .. (wrap ~= "" and " " .. wrap or "")
-      e2e.BIN = e2e.absolute(bin)
-      local env = { FLOSSE_BUILD_DIR = os.getenv("FLOSSE_BUILD_DIR") and e2e.absolute(os.getenv("FLOSSE_BUILD_DIR"))
-        or e2e.absolute("build") }
-      local ok, server = pcall(e2e.start, "../app", { env = env })
-      local ok2, flagged = pcall(e2e.start, "../app",
-        { env = env, args = { "--tls-cert", "flag-cert.pem", "--tls-key", "flag-key.pem" } })
-      e2e.WRAP, e2e.BIN = wrap, bin
-      assert(ok, server)
-      assert(ok2, flagged)
-
-      assert.truthy(server:log():find("listening on https://", 1, true))
-      assert.equal(cert_id(cert), peer_id(server.port))
-      local code, _, body, err = curl("https://127.0.0.1:" .. server.port .. "/hello/", { ca = cert })
-      assert.equal(0, code, err)
-      assert.equal("hello from worker 0", body)
-
-      -- the flags, relative to the current folder, beat the setting
-      assert.equal(cert_id(other_cert), peer_id(flagged.port))
-      code, _, body, err = curl("https://127.0.0.1:" .. flagged.port .. "/hello/", { ca = other_cert })
-      assert.equal(0, code, err)
-      assert.equal("hello from worker 0", body)
-      server:cleanup()
-      flagged:cleanup()
-      e2e.remove_tree(top)
-    end)
+  it("flosse check and serve name a certificate that cannot be read, with the line", function()
+    e2e.write_file(app .. "/settings.lua",
+      'return {\n  debug = true,\n  tls = { cert = "certs/nope.pem", key = "certs/key.pem" },\n}\n')
+    local want = "/settings.lua:3: tls.cert: cannot read " .. app .. "/certs/nope.pem: No such file or directory"
+    local code, out, err = e2e.run_flosse({ "check", app })
+    assert.equal(2, code, out .. err)
+    assert.truthy(err:find(want, 1, true), err)
+    code, out, err = e2e.run_serve(app, { "--port", "0" })
+    assert.equal(2, code, out .. err)
+    assert.truthy(err:find(want, 1, true), err)
   end)
 
-  describe("mistakes", function()
-    -- flosse serve exits 2 with one stderr line containing want (plain)
-    -- and nothing that points elsewhere.
-    local function refused(args, want, dir)
-      local code, out, err = e2e.run_serve(dir or APP, args, { timeout = 10 })
-      assert.equal(2, code, out .. err)
-      local lines = e2e.lines(err)
-      assert.equal(1, #lines, err)
-      assert.truthy(lines[1]:find(want, 1, true), err)
-      -- a file that will not load is not a port in use
-      assert.falsy(lines[1]:find("another server", 1, true), "misleading: " .. lines[1])
-      assert.falsy(lines[1]:find("--port", 1, true), "misleading: " .. lines[1])
-      return lines[1]
-    end
+  it("an unknown key in tls is refused", function()
+    e2e.write_file(app .. "/settings.lua",
+      'return {\n  tls = { cert = "certs/cert.pem", key = "certs/key.pem", ca = "x" },\n}\n')
+    local code, out, err = e2e.run_flosse({ "check", app })
+    assert.equal(2, code, out .. err)
+    assert.truthy(err:find('settings.lua:2: tls has an unknown key "ca"', 1, true), err)
+  end)
+end)
 
-    it("a missing certificate file, a missing key file, a garbage certificate: the file named", function()
-      local line = refused({ "--port", "0", "--tls-cert", tmp .. "/nope.pem", "--tls-key", key },
-        "TLS certificate " .. tmp .. "/nope.pem")
-      assert.truthy(line:find("No such file", 1, true), line)
-      refused({ "--port", "0", "--tls-cert", cert, "--tls-key", tmp .. "/nokey.pem" },
-        "TLS key " .. tmp .. "/nokey.pem")
-      e2e.write_file(tmp .. "/garbage.pem", "this is not PEM\n")
-      refused({ "--port", "0", "--tls-cert", tmp .. "/garbage.pem", "--tls-key", key },
-        "TLS certificate " .. tmp .. "/garbage.pem")
-    end)
+describe("#e2e TLS flags refused at start-up", function()
+  local tmp, dir
+  setup(function()
+    tmp = e2e.tempdir()
+    dir = tmp
+    make_cert(dir .. "/cert.pem", dir .. "/key.pem", 3)
+    make_cert(dir .. "/other.pem", dir .. "/other.key", 4)
+    e2e.write_file(dir .. "/junk.pem", "not a certificate\n")
+  end)
+  teardown(function() e2e.remove_tree(tmp) end)
 
-    it("a key that does not match the certificate", function()
-      local _, other_key = make_cert(tmp, "mismatch", "flosse-mismatch", 4004)
-      local line = refused({ "--port", "0", "--tls-cert", cert, "--tls-key", other_key }, other_key)
-      assert.truthy(line:find("TLS key", 1, true), line)
-    end)
+  local function refused(args, want)
+    local code, out, err = e2e.run_serve("spec/fixtures/app", args)
+    assert.equal(2, code, out .. err)
+    assert.truthy(err:find(want, 1, true), err)
+  end
 
-    it("settings.lua's tls naming a missing file: the file in the app folder named", function()
-      local dir, top = e2e.copy_app(APP)
-      copy(key, dir .. "/key.pem")
-      e2e.write_file(dir .. "/settings.lua", 'return { tls = { cert = "missing.pem", key = "key.pem" } }\n')
-      refused({ "--port", "0" }, "TLS certificate " .. dir .. "/missing.pem", dir)
-      e2e.remove_tree(top)
-    end)
-
-    it("a certificate without a key, a key without a certificate", function()
-      refused({ "--port", "0", "--tls-cert", cert }, "TLS needs both --tls-cert and --tls-key")
-      refused({ "--port", "0", "--tls-key", key }, "TLS needs both --tls-cert and --tls-key")
-    end)
-
-    it("--max-concurrent-streams 0 (and too many) is refused", function()
-      refused({ "--port", "0", "--max-concurrent-streams", "0" }, "max_concurrent_streams (--max-concurrent-streams)")
-      refused({ "--port", "0", "--max-concurrent-streams", "1000001" }, "must be from 1 to 1000000")
-    end)
-
-    it("flosse check rejects tls = { cert = 1 } and an unknown key inside tls, with FILE:LINE", function()
-      for _, case in ipairs({
-        { 3, 'return {\n  debug = false,\n  tls = { cert = 1, key = "key.pem" },\n}\n' },
-        { 3, 'return {\n  debug = false,\n  tls = { cert = "cert.pem", key = "key.pem", chain = "x.pem" },\n}\n' },
-        { 2, 'return {\n  tls = { cert = "cert.pem" },\n}\n' },
-        { 2, 'return {\n  tls = "cert.pem",\n}\n' },
-      }) do
-        local dir, top = e2e.copy_app(APP)
-        e2e.write_file(dir .. "/settings.lua", case[2])
-        local want = dir .. "/settings.lua:" .. case[1] .. ": tls must be a table { cert = FILE, key = FILE }"
-        local code, out, err = e2e.run_flosse({ "check", dir })
-        assert.equal(2, code, out .. err)
-        assert.truthy(err:find(want, 1, true), want .. "\n" .. err)
-        local scode, sout, serr = e2e.run_serve(dir, { "--port", "0" }, { timeout = 10 })
-        assert.equal(2, scode, sout .. serr)
-        assert.truthy(serr:find(want, 1, true), serr)
-        e2e.remove_tree(top)
-      end
-    end)
+  it("a certificate without a key, and the reverse", function()
+    refused({ "--port", "0", "--tls-cert", dir .. "/cert.pem" }, "--tls-cert needs --tls-key")
+    refused({ "--port", "0", "--tls-key", dir .. "/key.pem" }, "--tls-key needs --tls-cert")
   end)
 
-  describe("SIGHUP reloads the certificate", function()
-    local function live_server(extra, workers)
-      local dir = e2e.tempdir()
-      local a_cert, a_key = make_cert(dir, "a", "flosse-before", 5005)
-      local b_cert, b_key = make_cert(dir, "b", "flosse-after", 6006)
-      local live_cert, live_key = dir .. "/live-cert.pem", dir .. "/live-key.pem"
-      copy(a_cert, live_cert)
-      copy(a_key, live_key)
-      local server = e2e.start(APP, { workers = workers, args = tls_args(live_cert, live_key, extra) })
-      return server, {
-        dir = dir, a = a_cert, b = b_cert, live = live_cert,
-        swap = function() copy(b_key, live_key); copy(b_cert, live_cert) end,
-      }
-    end
-
-    it("a stream opened before keeps streaming; new connections get the new certificate", function()
-      local server, c = live_server()
-      local out, out2 = c.dir .. "/stream.out", c.dir .. "/stream-h2.out"
-      local pid = background_curl("https://127.0.0.1:" .. server.port .. "/sse/forever/", c.a, out)
-      local pid2 = background_curl("https://127.0.0.1:" .. server.port .. "/sse/forever/", c.a, out2, "--http2")
-      finally(function()
-        kill_pid(pid)
-        kill_pid(pid2)
-        server:cleanup()
-        e2e.remove_tree(c.dir)
-      end)
-      assert.equal(cert_id(c.a), peer_id(server.port))
-      assert.truthy(e2e.eventually(function() return beats(out) >= 2 end), e2e.read_file(out))
-      assert.truthy(e2e.eventually(function() return beats(out2) >= 2 end), e2e.read_file(out2))
-
-      c.swap()
-      server:signal("HUP")
-      assert.truthy(server:wait_log("flosse: TLS certificate reloaded\n"), server:log())
-      local at, at2 = beats(out), beats(out2)
-      assert.truthy(e2e.eventually(function() return beats(out) >= at + 3 end),
-        "the stream stopped after the reload: " .. e2e.read_file(out))
-      assert.truthy(e2e.eventually(function() return beats(out2) >= at2 + 3 end),
-        "the HTTP/2 stream stopped after the reload: " .. e2e.read_file(out2))
-      assert.are_not.equal(cert_id(c.a), cert_id(c.b))
-      assert.equal(cert_id(c.b), peer_id(server.port))
-      local code, _, body, err = curl("https://127.0.0.1:" .. server.port .. "/hello/", { ca = c.b, verbose = true })
-      assert.equal(0, code, err)
-      assert.truthy(err:find("O=flosse-after", 1, true), err)
-      assert.equal("hello from worker 0", body)
-
-      -- a broken file: one line, the old (now: b) certificate stays, streams go on
-      e2e.write_file(c.live, "garbage, not a certificate\n")
-      server:signal("HUP")
-      local log = server:wait_log("flosse: TLS certificate reload failed, keeping the old one: ")
-      assert.truthy(log, server:log())
-      assert.equal(1, count(log, "TLS certificate reload failed"))
-      local named = "TLS certificate reload failed, keeping the old one: [^\n]*" .. c.live:gsub("%p", "%%%0")
-      assert.truthy(log:find(named), log)
-      assert.equal(1, count(log, "TLS certificate reloaded"))
-      assert.equal(cert_id(c.b), peer_id(server.port))
-      code, _, body, err = curl("https://127.0.0.1:" .. server.port .. "/hello/", { ca = c.b })
-      assert.equal(0, code, err)
-      assert.equal("hello from worker 0", body)
-      at = beats(out)
-      at2 = beats(out2)
-      assert.truthy(e2e.eventually(function() return beats(out) >= at + 3 end),
-        "the stream stopped after the failed reload: " .. e2e.read_file(out))
-      assert.truthy(e2e.eventually(function() return beats(out2) >= at2 + 3 end),
-        "the HTTP/2 stream stopped after the failed reload: " .. e2e.read_file(out2))
-      assert.is_true(server:alive())
-    end)
-
-    it("--log-format json: the lifecycle events tls_reload and tls_reload_failed", function()
-      local server, c = live_server({ "--log-format", "json" })
-      finally(function()
-        server:cleanup()
-        e2e.remove_tree(c.dir)
-      end)
-      local function event(name)
-        return e2e.eventually(function()
-          for line in server:log():gmatch("[^\n]+") do
-            local okj, o = pcall(e2e.json_decode, line)
-            if okj and type(o) == "table" and o.event == name then return o end
-          end
-        end)
-      end
-      c.swap()
-      server:signal("HUP")
-      local o = event("tls_reload")
-      assert.truthy(o, server:log())
-      assert.equal("lifecycle", o.kind)
-      assert.equal("info", o.level)
-      assert.equal("TLS certificate reloaded", o.msg)
-      e2e.write_file(c.live, "garbage\n")
-      server:signal("HUP")
-      o = event("tls_reload_failed")
-      assert.truthy(o, server:log())
-      assert.equal("lifecycle", o.kind)
-      assert.equal("error", o.level)
-      assert.truthy(o.msg:find("TLS certificate reload failed, keeping the old one: ", 1, true), o.msg)
-      assert.equal(cert_id(c.b), peer_id(server.port))
-    end)
+  it("a file that is not a certificate, and a key of another certificate", function()
+    refused({ "--port", "0", "--tls-cert", dir .. "/junk.pem", "--tls-key", dir .. "/key.pem" },
+      "cannot load the TLS certificate " .. dir .. "/junk.pem: ")
+    refused({ "--port", "0", "--tls-cert", dir .. "/cert.pem", "--tls-key", dir .. "/other.key" },
+      "the TLS key " .. dir .. "/other.key does not match the certificate " .. dir .. "/cert.pem")
   end)
 
-  describe("hostile clients", function()
-    local server, hello, baseline
-    setup(function()
-      server = e2e.start(APP, { args = tls_args(cert, key, { "--header-timeout", "1" }) })
-      hello = client_hello()
-    end)
-    teardown(function() if server then server:cleanup() end end)
-
-    -- another client is served; the server let go of the hostile one's fd
-    local function still_serving()
-      local code, _, body, err = curl("https://127.0.0.1:" .. server.port .. "/hello/", { ca = cert })
-      assert.equal(0, code, err)
-      assert.equal("hello from worker 0", body)
-      assert.is_true(server:alive())
-      if not baseline then baseline = e2e.fd_count(server.pid) end
-      assert.truthy(e2e.eventually(function() return e2e.fd_count(server.pid) <= baseline end),
-        "fds: " .. tostring(e2e.fd_count(server.pid)) .. " > " .. baseline)
-    end
-
-    it("plain HTTP sent to the TLS port is dropped, never answered in plain text", function()
-      still_serving()
-      local c = connect(server.port)
-      assert(c:send("GET /hello/ HTTP/1.1\r\nHost: localhost\r\n\r\n"))
-      local closed, bytes = read_until_closed(c, e2e.TEST_TIMEOUT)
-      c:close()
-      assert.is_true(closed, "still open")
-      assert.falsy(bytes:find("HTTP/", 1, true), bytes)
-      assert.falsy(bytes:find("hello", 1, true), bytes)
-      still_serving()
-    end)
-
-    it("a client that connects and never handshakes is closed after header_timeout", function()
-      local c = connect(server.port)
-      local closed, bytes, took = read_until_closed(c, 1 + e2e.TEST_TIMEOUT)
-      c:close()
-      assert.is_true(closed, "still open after " .. took .. " s")
-      assert.equal("", bytes)
-      assert.truthy(took >= 0.5, "closed before header_timeout: " .. took .. " s")
-      still_serving()
-    end)
-
-    it("a handshake that stops halfway through the ClientHello is closed after header_timeout", function()
-      local c = connect(server.port)
-      assert(c:send(hello:sub(1, 40)))
-      local closed, _, took = read_until_closed(c, 1 + e2e.TEST_TIMEOUT)
-      c:close()
-      assert.is_true(closed, "still open after " .. took .. " s")
-      still_serving()
-    end)
-
-    it("a client that sends its ClientHello and then nothing is closed after header_timeout", function()
-      local c = connect(server.port)
-      assert(c:send(hello))
-      local closed, bytes, took = read_until_closed(c, 1 + e2e.TEST_TIMEOUT)
-      c:close()
-      assert.is_true(closed, "still open after " .. took .. " s")
-      assert.equal(22, bytes:byte(1), "no ServerHello came back") -- the server did answer the hello
-      still_serving()
-    end)
-
-    it("garbage after the ClientHello closes that connection", function()
-      local c = connect(server.port)
-      assert(c:send(hello .. string.rep("\255\0garbage", 64)))
-      local closed, bytes, took = read_until_closed(c, e2e.TEST_TIMEOUT)
-      c:close()
-      assert.is_true(closed, "still open after " .. took .. " s")
-      assert.falsy(bytes:find("HTTP/", 1, true), bytes)
-      still_serving()
-    end)
-
-    it("random bytes instead of a ClientHello close that connection", function()
-      local c = connect(server.port)
-      local junk = {}
-      for i = 1, 2048 do junk[i] = string.char((i * 73 + 41) % 256) end
-      assert(c:send(table.concat(junk)))
-      local closed, bytes = read_until_closed(c, e2e.TEST_TIMEOUT)
-      c:close()
-      assert.is_true(closed)
-      assert.falsy(bytes:find("HTTP/", 1, true), bytes)
-      still_serving()
-    end)
-  end)
-
-  it("over max_connections a TLS client is closed, not sent a plain-text 503", function()
-    local server = e2e.start(APP, { args = tls_args(cert, key, { "--max-connections", "1" }) })
-    local out = tmp .. "/capped.out"
-    local pid = background_curl("https://127.0.0.1:" .. server.port .. "/sse/forever/", cert, out)
-    finally(function()
-      kill_pid(pid)
-      server:cleanup()
-    end)
-    assert.truthy(e2e.eventually(function() return beats(out) >= 1 end), e2e.read_file(out))
-    local c = connect(server.port)
-    assert(c:send(client_hello()))
-    local closed, bytes = read_until_closed(c, e2e.TEST_TIMEOUT)
-    c:close()
-    assert.is_true(closed)
-    assert.falsy(bytes:find("HTTP/1.1 503", 1, true), bytes)
-    assert.falsy(bytes:find("HTTP/", 1, true), bytes)
-    assert.truthy(server:wait_log("refused a connection"), server:log())
-    kill_pid(pid)
-    pid = nil
-    assert.truthy(e2e.eventually(function()
-      return curl("https://127.0.0.1:" .. server.port .. "/hello/", { ca = cert }) == 0
-    end), server:log())
-  end)
-
-  describe("--workers 2", function()
-    it("a burst of 20 TLS connections all succeed, and SIGHUP reloads the certificate for every worker", function()
-      local dir = e2e.tempdir()
-      local a_cert, a_key = make_cert(dir, "a", "flosse-before", 7007)
-      local b_cert, b_key = make_cert(dir, "b", "flosse-after", 8008)
-      local live_cert, live_key = dir .. "/live-cert.pem", dir .. "/live-key.pem"
-      copy(a_cert, live_cert)
-      copy(a_key, live_key)
-      local server = e2e.start(APP, { workers = 2, args = tls_args(live_cert, live_key) })
-      finally(function()
-        server:cleanup()
-        e2e.remove_tree(dir)
-      end)
-      local url = "https://127.0.0.1:" .. server.port .. "/hello/"
-
-      -- 20 at once, each its own connection; --cacert a: each saw a
-      local code, out, err = sh(("for i in $(seq 20); do (curl -sS --http1.1 --max-time 15 --cacert %s %s;"
-        .. " echo \" rc=$?\") >%s/burst.$i 2>&1 & done; wait; cat %s/burst.*")
-        :format(q(a_cert), q(url), q(dir), q(dir)), 30)
-      assert.equal(0, code, err)
-      local workers_seen, ok = {}, 0
-      for w, rc in out:gmatch("hello from worker (%d+) rc=(%d+)") do
-        if rc == "0" then ok = ok + 1 end
-        workers_seen[w] = true
-      end
-      assert.equal(20, ok, out)
-
-      -- Both workers serve TLS with the shared certificate (more
-      -- connections until each has answered one, bounded).
-      local function both_workers(ca, seen)
-        for _ = 1, 100 do
-          if seen["0"] and seen["1"] then return seen end
-          local rc, _, body, cerr = curl(url, { ca = ca })
-          assert.equal(0, rc, cerr)
-          local w = body:match("^hello from worker (%d+)$")
-          assert.truthy(w, body)
-          seen[w] = true
-        end
-        return seen
-      end
-      local seen = both_workers(a_cert, workers_seen)
-      assert.truthy(seen["0"] and seen["1"], "one worker served every connection")
-
-      copy(b_key, live_key)
-      copy(b_cert, live_cert)
-      server:signal("HUP")
-      assert.truthy(server:wait_log("flosse: TLS certificate reloaded\n"), server:log())
-      -- --cacert b only: every connection, on either worker, saw b
-      seen = both_workers(b_cert, {})
-      assert.truthy(seen["0"] and seen["1"], "after the reload, one worker served every connection")
-      for _ = 1, 6 do assert.equal(cert_id(b_cert), peer_id(server.port)) end
-      -- one reload for all the workers
-      assert.truthy(e2e.eventually(function() return server:log():find("reloaded " .. APP, 1, true) end),
-        server:log())
-      assert.equal(1, count(server:log(), "TLS certificate reloaded"))
-    end)
+  it("--max-concurrent-streams 0 and settings out of range", function()
+    refused({ "--port", "0", "--max-concurrent-streams", "0" },
+      "max_concurrent_streams (--max-concurrent-streams) must be from 1 to 1000000")
   end)
 end)
