@@ -226,8 +226,9 @@ static int submit_head(struct flosse_h2 *h2, struct flosse_conn *s) {
   head[len] = '\0';
   char *end = strstr(head, "\r\n\r\n");
   if (!end || len < 13 || memcmp(head, "HTTP/1.", 7) != 0) {
+    int rc = len == MAX_HEAD || (len >= 7 && memcmp(head, "HTTP/1.", 7) != 0) ? -1 : 1;
     free(head);
-    return len == MAX_HEAD || (len >= 7 && memcmp(head, "HTTP/1.", 7) != 0) ? -1 : 1;
+    return rc;
   }
   size_t headlen = (size_t)(end - head) + 4;
   int lines = 0;
