@@ -23,8 +23,9 @@
  *       client half-closes after its last byte; 0x08 the server shuts down
  *       (graceful) once half the input is written; 0x10 raw (no preface
  *       added); 0x20 the client stops reading once its input is written;
- *       0x40 the bytes after the preface are repeated up to 128 KiB (so
- *       that floods of control frames are within reach); 0x80 the client
+ *       0x40 the bytes after the preface and the first frame (the client's
+ *       SETTINGS) are repeated up to 192 KiB (so that floods of control
+ *       frames are within reach); 0x80 the client
  *       closes its socket a few turns after its last byte (with a reset
  *       if the server's bytes are unread).
  *
@@ -653,9 +654,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   memcpy(stream + len, data, size);
   len += size;
-  if ((flags & 0x40) && len > 0) {
+  if (flags & 0x40) { /* what follows the preface and the first frame (its SETTINGS) */
     size_t from = len >= sizeof preface - 1 && memcmp(stream, preface, sizeof preface - 1) == 0 ? sizeof preface - 1 : 0;
-    size_t unit = len - from, cap = 128 << 10;
+    if (len >= from + 9) from += 9 + ((size_t)stream[from] << 16 | (size_t)stream[from + 1] << 8 | stream[from + 2]);
+    if (from > len) from = len;
+    size_t unit = len - from, cap = 192 << 10;
     if (unit > 0 && unit < cap / 2) {
       size_t copies = (cap - from) / unit;
       uint8_t *more = realloc(stream, from + unit * copies);
