@@ -143,6 +143,7 @@ build = {
       ["flosse.settings"] = "lua/flosse/settings.lua",
       ["flosse.static"] = "lua/flosse/static.lua",
       ["flosse.tasks"] = "lua/flosse/tasks.lua",
+      ["flosse.tls"] = "lua/flosse/tls.lua",
       ["flosse.redis"] = "lua/flosse/redis.lua",
       ["flosse.http"] = "lua/flosse/http.lua",
       ["flosse.urls"] = "lua/flosse/urls.lua",

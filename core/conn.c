@@ -837,3 +837,13 @@ void flosse_conn_idle_clock(struct flosse_conn *c, int on) {
   if (on) flosse_tq_touch(&c->ctx->header_tq, &c->rd);
   else flosse_tq_remove(&c->rd);
 }
+
+void flosse_conn_last_write(struct flosse_conn *c) {
+  struct iovec iov[IOV_BATCH];
+  for (int tries = 0; c->fd >= 0 && c->out.len && tries < 16; tries++) {
+    int n = flosse_buf_iov(&c->out, iov, IOV_BATCH);
+    ssize_t w = sock_write(c, iov, n);
+    if (w <= 0) return;
+    flosse_buf_consume(&c->out, (size_t)w);
+  }
+}

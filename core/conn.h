@@ -246,6 +246,8 @@ void flosse_conn_hand_up(struct flosse_conn *s);
 void flosse_conn_took(struct flosse_conn *s, size_t n);
 /* The drained callback, if the output went under the low-water mark. */
 void flosse_conn_drained(struct flosse_conn *s);
+/* One try at writing what c->out holds, as c closes (never waits). */
+void flosse_conn_last_write(struct flosse_conn *c);
 /* No more input on c: it closes once its output is sent. */
 void flosse_conn_finish(struct flosse_conn *c);
 /* Its turn is wanted: run (stream_run on a stream) or flush. */

@@ -39,6 +39,8 @@ enum {
 /* Rapid reset (CVE-2023-44487): nghttp2's stream reset rate limit. */
 #define RESET_BURST 1000
 #define RESET_RATE 33
+/* What a connection closed early may still try to send (its GOAWAY last). */
+#define H2_LAST_WORDS (256 << 10)
 /* The longest response head it turns into HEADERS. */
 #define MAX_HEAD (256 << 10)
 
@@ -226,8 +228,9 @@ static int submit_head(struct flosse_h2 *h2, struct flosse_conn *s) {
   head[len] = '\0';
   char *end = strstr(head, "\r\n\r\n");
   if (!end || len < 13 || memcmp(head, "HTTP/1.", 7) != 0) {
+    int rc = len == MAX_HEAD || (len >= 7 && memcmp(head, "HTTP/1.", 7) != 0) ? -1 : 1;
     free(head);
-    return len == MAX_HEAD || (len >= 7 && memcmp(head, "HTTP/1.", 7) != 0) ? -1 : 1;
+    return rc;
   }
   size_t headlen = (size_t)(end - head) + 4;
   int lines = 0;
@@ -418,6 +421,19 @@ static void idle(struct flosse_conn *c) {
 
 static void closed(struct flosse_conn *c) {
   struct flosse_h2 *h2 = c->h2;
+  if (!h2->ending) {
+    /* Closed before its end (the grace period is over, a write failed):
+     * a GOAWAY if the socket takes it, so that the client can tell a stop
+     * from a crash. */
+    h2->ending = 1;
+    nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h2->ng),
+                          NGHTTP2_NO_ERROR, NULL, 0);
+    const uint8_t *data;
+    ssize_t n;
+    while (c->out.len < H2_LAST_WORDS && (n = nghttp2_session_mem_send(h2->ng, &data)) > 0)
+      if (flosse_buf_append(&c->out, data, (size_t)n) != FLOSSE_OK) break;
+    flosse_conn_last_write(c);
+  }
   h2->closing = 1;
   while (!flosse_list_empty(&h2->streams))
     flosse_conn_close(flosse_container_of(h2->streams.next, struct flosse_conn, sibling), NULL);

@@ -5,6 +5,7 @@
 #include <lua.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "channel.h"
 #include "defaults.h"
@@ -54,11 +55,32 @@ static lua_Integer opt_int_field(lua_State *L, int t, const char *k, lua_Integer
   return v;
 }
 
+/* Option k, a path, into out: absolute (relative to the current folder),
+ * so that a reload reads the same file whatever happens meanwhile.
+ * Returns 1 when given, 0 when nil. */
+static int tls_path_field(lua_State *L, const char *k, char *out, size_t outlen) {
+  lua_getfield(L, 1, k);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  size_t len;
+  const char *path = lua_tolstring(L, -1, &len);
+  if (!path || len == 0 || strlen(path) != len) luaL_error(L, "option %s must be a file's path", k);
+  char cwd[4096] = "";
+  if (path[0] != '/' && !getcwd(cwd, sizeof cwd)) luaL_error(L, "option %s: cannot read the current folder", k);
+  if ((size_t)snprintf(out, outlen, "%s%s%s", cwd, cwd[0] ? "/" : "", path) >= outlen)
+    luaL_error(L, "option %s: path too long", k);
+  lua_pop(L, 1);
+  return 1;
+}
+
 /* core.listen{ host =, port =, dispatch = fn, debug =, max_url_bytes =,
  *   max_header_bytes =, max_body_bytes =, high_water =, low_water =,
  *   heartbeat =, header_timeout =, write_timeout =, grace =, max_connections =,
- *   instruction_budget =, lua_memory = (bytes), reload = fn, start = fn }
- * -> server | nil, message */
+ *   instruction_budget =, lua_memory = (bytes), max_concurrent_streams =,
+ *   tls_cert =, tls_key = (PEM files: both or neither), reload = fn, start = fn }
+ * -> server | nil, message (a port taken, a certificate that does not load) */
 static int l_listen(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "host");
@@ -93,6 +115,11 @@ static int l_listen(lua_State *L) {
   lua_Integer h2s = opt_int_field(L, 1, "max_concurrent_streams", FLOSSE_DEFAULT_MAX_CONCURRENT_STREAMS, 1);
   luaL_argcheck(L, h2s <= 1000000, 1, "max_concurrent_streams must be 1..1000000");
   cfg.h2_max_streams = (unsigned)h2s;
+  cfg.tls = NULL;
+  char tls_cert[4096], tls_key[4096];
+  int tls = tls_path_field(L, "tls_cert", tls_cert, sizeof tls_cert);
+  luaL_argcheck(L, tls == tls_path_field(L, "tls_key", tls_key, sizeof tls_key), 1,
+                "tls_cert and tls_key go together");
   lua_getfield(L, 1, "debug");
   cfg.debug = lua_toboolean(L, -1);
   lua_pop(L, 1);
@@ -109,30 +136,23 @@ static int l_listen(lua_State *L) {
   lua_getfield(L, 1, "reuseport");
   int reuseport = lua_toboolean(L, -1);
   lua_pop(L, 1);
-  /* TLS: the main server loads the certificate; its workers share it. */
-  cfg.tls = NULL;
-  lua_getfield(L, 1, "tls_cert");
-  lua_getfield(L, 1, "tls_key");
-  const char *cert = lua_tostring(L, -2), *key = lua_tostring(L, -1);
+  char err[256];
   if (worker) {
-    cfg.tls = worker->main->cfg.tls;
-  } else if (cert && key) {
-    char terr[512];
-    if (!(cfg.tls = flosse_tls_new(cert, key, terr, sizeof terr))) {
+    cfg.tls = worker->main->cfg.tls; /* one certificate, the main server's */
+  } else if (tls) {
+    cfg.tls = flosse_tls_new(tls_cert, tls_key, err, sizeof err);
+    if (!cfg.tls) {
       free(srv);
-      ls->srv = NULL;
       luaL_pushfail(L);
-      lua_pushstring(L, terr);
+      lua_pushstring(L, err);
       return 2;
     }
   }
-  lua_pop(L, 2);
   flosse_server_init(srv, worker != NULL, &cfg);
   srv->worker = worker;
   if (worker) srv->conns_open = srv->conns.open = &worker->main->conns_open_own;
   srv->reuseport = reuseport || worker != NULL;
   ls->srv = srv;
-  char err[256];
   int rc = flosse_server_listen(srv, host, (int)port, err, sizeof err);
   if (rc != FLOSSE_OK) {
     flosse_server_free(srv, L);
@@ -368,6 +388,7 @@ static void push_defaults(lua_State *L) {
   NUM("grace", FLOSSE_DEFAULT_GRACE);
   INT("instruction_budget", FLOSSE_DEFAULT_INSTRUCTION_BUDGET);
   INT("lua_memory", FLOSSE_DEFAULT_LUA_MEMORY_MIB);
+  INT("max_concurrent_streams", FLOSSE_DEFAULT_MAX_CONCURRENT_STREAMS);
   INT("channel_history", FLOSSE_DEFAULT_CHANNEL_HISTORY);
   NUM("channel_history_seconds", FLOSSE_DEFAULT_CHANNEL_HISTORY_SECONDS);
   INT("channel_backlog", FLOSSE_DEFAULT_CHANNEL_BACKLOG);

@@ -157,14 +157,14 @@ static const struct {
     {"reloaded ", NULL, "reload"},
     {"reload failed", NULL, "reload_failed"},
     {"SIGHUP: reloading", NULL, "reload_signal"},
+    {"TLS certificate reloaded", NULL, "tls_reload"},
+    {"TLS certificate reload failed", NULL, "tls_reload_failed"},
     {NULL, ": shutting down", "shutdown"},
     {NULL, " again: exiting now", "exit_now"},
     {"grace period over", NULL, "grace_over"},
     {"stopped", NULL, "stopped"},
     {"redis ", NULL, "redis"},
     {"tasks.lua failed", NULL, "tasks_failed"},
-    {"TLS certificate reloaded", NULL, "tls_reload"},
-    {"TLS certificate reload failed", NULL, "tls_reload_failed"},
 };
 
 static const char *lifecycle_event(const char *text, size_t n) {

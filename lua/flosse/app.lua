@@ -7,6 +7,7 @@ local cors = require "flosse.cors"
 local urls = require "flosse.urls"
 local proxies = require "flosse.proxies"
 local settings_mod = require "flosse.settings"
+local tls = require "flosse.tls"
 
 local app = {}
 
@@ -158,11 +159,12 @@ function app.load(dir)
 
   local settings = {}
   for k, v in pairs(app.DEFAULTS) do settings[k] = v end
+  local text
   if file_exists(dir .. "/settings.lua") then
     local user, err = run_file(dir .. "/settings.lua", "the settings", env)
     if not user then return nil, err end
     local f = io.open(dir .. "/settings.lua", "r")
-    local text = f and f:read("a")
+    text = f and f:read("a")
     if f then f:close() end
     local ok, why = settings_mod.check(user, dir .. "/settings.lua", text)
     if not ok then return nil, why end
@@ -180,6 +182,13 @@ function app.load(dir)
   if cerr then return nil, ("%s/%s"):format(dir, cerr) end
   local trusted, perr = proxies.normalize(settings.trusted_proxies, "settings.lua: trusted_proxies")
   if perr then return nil, ("%s/%s"):format(dir, perr) end
+  if settings.tls ~= nil then
+    local at = settings_mod.line_of(text, "tls")
+    local where = dir .. "/settings.lua" .. (at and (":" .. at) or "")
+    local paths, terr = tls.normalize(settings.tls, dir, where)
+    if not paths then return nil, terr end
+    settings.tls = paths -- relative to the current folder now, as the flags' are
+  end
 
   local patterns, err = run_file(dir .. "/urls.lua", "a list of path(...) entries", env)
   if not patterns then return nil, err end

@@ -7,6 +7,7 @@ local tasks = require "flosse.tasks"
 local new = require "flosse.new"
 local redis = require "flosse.redis"
 local redact = require "flosse.redact"
+local tls = require "flosse.tls"
 
 local cli = {}
 
@@ -47,10 +48,10 @@ options (each also a settings.lua key, with - written _; a flag wins):
                              redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///path[?db=N]
                              (default: none; settings.lua's redis may also be a table
                              { url =, prefix =, timeout =, shards =, pool = })
-  --tls-cert FILE            serve TLS (HTTP/1.1 and HTTP/2 by ALPN) with this PEM certificate
-                             chain; needs --tls-key (settings.lua: tls = { cert =, key = })
-  --tls-key FILE             its PEM private key; SIGHUP reloads both (docs/tls.md)
-  --max-concurrent-streams N streams at once on one HTTP/2 connection (default 128; docs/http2.md)
+  --tls-cert FILE            serve HTTPS: the certificate chain (PEM), with --tls-key FILE its
+  --tls-key FILE             private key; ALPN offers h2 and http/1.1; SIGHUP reloads them
+                             (settings.lua: tls = { cert =, key = }, relative to DIR; docs/tls.md)
+  --max-concurrent-streams N HTTP/2 streams per connection (default 128)
   --debug                    send error texts to clients in error events (never in production)
   -h, --help                 show this help
 ]]
@@ -106,22 +107,10 @@ local VALUE_FLAGS = {
   ["--workers"] = { "workers", "integer" },
   ["--max-channels"] = { "max_channels", "integer" },
   ["--redis"] = { "redis", "string" },
-  ["--tls-cert"] = { "tls_cert", "path" },
-  ["--tls-key"] = { "tls_key", "path" },
   ["--max-concurrent-streams"] = { "max_concurrent_streams", "integer" },
+  ["--tls-cert"] = { "cert", "tls" },
+  ["--tls-key"] = { "key", "tls" },
 }
-
--- A path given on the command line is the current folder's; the app's
--- settings name theirs from the app folder. Both end up absolute.
-local function absolute(path, base)
-  if path:sub(1, 1) == "/" then return path end
-  if not base then
-    local p = io.popen("pwd")
-    base = p and p:read("l") or "."
-    if p then p:close() end
-  end
-  return base .. "/" .. path
-end
 
 local LEVELS = { error = true, warn = true, info = true, debug = true }
 
@@ -152,11 +141,13 @@ local function parse_serve(args)
         usage_error("--log-level takes error, warn, info or debug, not " .. v)
       elseif kind == "format" and v ~= "text" and v ~= "json" then
         usage_error("--log-format takes text or json, not " .. v)
-      elseif kind == "path" then
-        if v == "" then usage_error(a .. " needs a file") end
-        v = absolute(v)
       end
-      opts.settings[name] = v
+      if kind == "tls" then
+        opts.tls = opts.tls or {}
+        opts.tls[name] = v
+      else
+        opts.settings[name] = v
+      end
     elseif a == "--debug" then
       opts.settings.debug = true
     elseif a == "--reload" then
@@ -174,6 +165,12 @@ local function parse_serve(args)
     end
     i = i + 1
   end
+  if opts.tls then
+    -- One setting for both: the flags' pair replaces settings.lua's tls.
+    local paths, err = tls.from_flags(opts.tls.cert, opts.tls.key)
+    if not paths then usage_error(err) end
+    opts.settings.tls = paths
+  end
   return opts
 end
 
@@ -185,9 +182,6 @@ local function check_settings(s)
   if s.max_channels < 1 then return nil, "max_channels (--max-channels) must be at least 1" end
   if s.max_concurrent_streams < 1 or s.max_concurrent_streams > 1000000 then
     return nil, "max_concurrent_streams (--max-concurrent-streams) must be from 1 to 1000000"
-  end
-  if (s.tls_cert == nil) ~= (s.tls_key == nil) then
-    return nil, "TLS needs both --tls-cert and --tls-key (or settings.lua's tls = { cert =, key = })"
   end
   local _, rerr = redis.settings(s.redis)
   if rerr then return nil, "redis (settings.lua's redis, or --redis): " .. rerr end
@@ -228,6 +222,11 @@ local function configure_channels(settings)
   }
 end
 
+local function same_tls(a, b)
+  if a == nil or b == nil then return a == b end
+  return a.cert == b.cert and a.key == b.key
+end
+
 -- Loads the app in dir and makes this thread's server for it. flags beat
 -- settings.lua, at start-up and after every reload. listen holds what the
 -- core needs beyond the settings (a worker's handle, the shared port...).
@@ -240,11 +239,6 @@ local function build(dir, flags, listen, app)
   end
   local s = app.settings
   local function apply_flags(settings)
-    -- settings.lua's tls names files in the app folder; the flags win
-    if type(settings.tls) == "table" then
-      settings.tls_cert = absolute(settings.tls.cert, absolute(dir))
-      settings.tls_key = absolute(settings.tls.key, absolute(dir))
-    end
     for k, v in pairs(flags) do settings[k] = v end
   end
   apply_flags(s)
@@ -268,6 +262,10 @@ local function build(dir, flags, listen, app)
     end
     if not listen.worker and not redis.same(redis.settings(fresh.settings.redis), redis.settings(s.redis)) then
       core.log("warn", "the redis setting changed: a reload does not change it (restart the server to apply it)")
+    end
+    if not listen.worker and not same_tls(fresh.settings.tls, s.tls) then
+      core.log("warn", "the tls setting changed: a reload only reads its files again (restart the server "
+        .. "to serve other files)")
     end
     current = fresh
     redact.apply(fresh.settings)
@@ -293,15 +291,20 @@ local function build(dir, flags, listen, app)
     high_water = s.high_water,
     low_water = s.low_water,
     max_concurrent_streams = s.max_concurrent_streams,
-    tls_cert = s.tls_cert,
-    tls_key = s.tls_key,
+    tls_cert = s.tls and s.tls.cert,
+    tls_key = s.tls and s.tls.key,
     dispatch = server.dispatcher(function() return current end),
     reload = reload,
     start = function() tasks.run(current) end,
   }
   for k, v in pairs(listen) do config[k] = v end
   local srv, lerr = core.listen(config)
-  if not srv then return nil, 2, lerr .. " (is another server running? choose another port with --port)" end
+  if not srv then
+    if lerr:find("^cannot listen") then
+      lerr = lerr .. " (is another server running? choose another port with --port)"
+    end
+    return nil, 2, lerr
+  end
   return srv, s
 end
 

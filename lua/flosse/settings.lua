@@ -11,7 +11,7 @@ local function pos_integer(v) return math.type(v) ~= nil and v >= 1 and math.toi
 
 -- Each known key: a test of its value and what it must be. Keys whose
 -- check is richer live in their own modules (cors, trusted_proxies, redis,
--- authentication_classes: flosse.app runs those) and only need to be known.
+-- tls, authentication_classes: flosse.app runs those) and only need to be known.
 local KEYS = {
   debug = { function(v) return type(v) == "boolean" end, "true or false" },
   host = { function(v) return type(v) == "string" and v ~= "" end, "an address or host name (a string)" },
@@ -40,17 +40,12 @@ local KEYS = {
   max_streams_per_ip = { pos_integer, "a positive integer (streams)" },
   max_streams_per_user = { pos_integer, "a positive integer (streams)" },
   max_concurrent_streams = { function(v) return pos_integer(v) and v <= 1000000 end,
-                             "an integer from 1 to 1000000 (streams per HTTP/2 connection)" },
-  tls = { function(v)
-            if type(v) ~= "table" or type(v.cert) ~= "string" or v.cert == "" or type(v.key) ~= "string"
-              or v.key == "" then return false end
-            for k in pairs(v) do if k ~= "cert" and k ~= "key" then return false end end
-            return true
-          end, "a table { cert = FILE, key = FILE } (PEM files, relative to the app folder)" },
+                             "an integer from 1 to 1000000 (HTTP/2 streams per connection)" },
   authentication_classes = { function(v) return type(v) == "table" end, "a list of authentication classes" },
   cors = true,
   trusted_proxies = true,
   redis = true,
+  tls = true,
 }
 settings.KEYS = KEYS
 
@@ -84,9 +79,9 @@ function settings.nearest(key)
   return nil
 end
 
--- The line of settings.lua where key is set ("key =" at a line's start or
--- after "{" or ","), or nil.
-local function line_of(text, key)
+--- line_of(text, key) -> the line of settings.lua (its source, text) where
+-- key is set ("key =" at a line's start or after "{" or ","), or nil.
+function settings.line_of(text, key)
   if not text then return nil end
   local n = 0
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
@@ -110,7 +105,7 @@ function settings.check(user, path, text)
   table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
   for _, k in ipairs(keys) do
     local v = user[k]
-    local at = type(k) == "string" and line_of(text, k)
+    local at = type(k) == "string" and settings.line_of(text, k)
     local where = at and ("%s:%d"):format(path, at) or path
     if type(k) ~= "string" then
       return nil, ("%s: settings are name = value pairs, not a list (found %s)"):format(where, tostring(v))
