@@ -629,6 +629,29 @@ describe("#e2e HTTP/2: limits count streams and connections", function()
   end)
 end)
 
+describe("#e2e HTTP/2: max_streams_per_user", function()
+  local server = h2.serve(setup, teardown, APP, { env = { FLOSSE_H2_MAX_USER = "2" } })
+
+  it("counts a user's streams on one connection: the third gets 429, an anonymous stream goes on", function()
+    local bearer = { { "authorization", "Bearer alice" } }
+    local out = h2.client({ "streams", "--port", server.port, "--stop-after-events", 1, "--plan", h2.plan{
+      { path = "/sleepy/", headers = bearer },
+      { path = "/sleepy/", headers = bearer },
+      { path = "/sleepy/", headers = bearer },
+      "/sleepy/",
+    } })
+    assert.is_false(out.timed_out)
+    local statuses = {}
+    for i, st in ipairs(out.streams) do statuses[i] = st.status end
+    table.sort(statuses, function(a, b) return a < b end)
+    assert.same({ 200, 200, 200, 429 }, statuses)
+    assert.equal(200, out.streams[4].status, "the anonymous stream")
+    for _, st in ipairs(out.streams) do
+      if st.status == 429 then assert.equal("5", headers_of(st)["retry-after"]) end
+    end
+  end)
+end)
+
 describe("#e2e HTTP/2: SIGTERM", function()
   it("every stream ends with END_STREAM (none reset), GOAWAY NO_ERROR, on_close ran, exit 0", function()
     local record = os.tmpname()
