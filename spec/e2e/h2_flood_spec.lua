@@ -123,3 +123,25 @@ describe("#e2e HTTP/2 floods are bounded", function()
     end)
   end
 end)
+
+describe("#e2e HTTP/2: many short streams leave no memory behind", function()
+  local server = h2.serve(setup, teardown, APP)
+
+  it("9000 event streams (h2load, 50 at a time per connection): RSS within 4 MiB of where it was", function()
+    local function load(n)
+      local code, out, err = h2.run(("h2load -n %d -c 4 -m 50 %s"):format(n,
+        e2e.shell_quote(("http://127.0.0.1:%d/ticker/?n=1&key=short"):format(server.port))), 120)
+      assert.equal(0, code, out .. err)
+      assert.truthy(out:find(n .. " succeeded, 0 failed, 0 errored", 1, true), out)
+    end
+    load(3000)  -- the working set
+    local before = rss_settled(server.pid)
+    load(9000)
+    local st = e2e.wait_stats(server.port, "short", function(x) return x.on_close == 12000 end)
+    assert.same({ started = 12000, on_close = 12000, closed = 12000, finished = 12000 }, st)
+    if e2e.WRAP ~= "" then return end  -- AddressSanitizer's quarantine holds freed memory
+    local after = rss_settled(server.pid)
+    assert.is_true(after - before <= 4096, string.format("RSS %d KiB before, %d KiB after 9000 streams",
+      before, after))
+  end)
+end)

@@ -71,6 +71,7 @@ local ROUTES = {
   { "/created/", 201, method = "POST", data = "abc" },
   { "/created/", 413, method = "POST", data = string.rep("z", 2048) },
   { "/plain/", 431, headers = { BIG_HEADER } },
+  { "/plain/?" .. string.rep("q", 3000), 414 },  -- over max_url_bytes (2048)
   { "/plain/", 200 },
 }
 
@@ -95,7 +96,7 @@ local function assert_same_answers(r, base, answers)
 end
 
 local function route_name(r)
-  return (r.method or "GET") .. " " .. r[1] .. (r.headers and (" with " .. r.headers[1]:sub(1, 20)) or "")
+  return (r.method or "GET") .. " " .. r[1]:sub(1, 40) .. (r.headers and (" with " .. r.headers[1]:sub(1, 20)) or "")
 end
 
 describe("#e2e HTTP/2 cleartext (h2c): the same wire as HTTP/1.1 on the same port", function()
@@ -129,6 +130,22 @@ describe("#e2e HTTP/2 cleartext (h2c): the same wire as HTTP/1.1 on the same por
       assert_same_answers(r, base, answers)
     end)
   end
+
+  it("the request a view sees: version 2.0, host from :authority, headers case-insensitive", function()
+    local r2 = h2.curl(url("/echo/?a=1&b=two%20words"), { headers = { "X-Test: yes", "Last-Event-ID: 41" } })
+    local r1 = e2e.get(plain.port, "/echo/?a=1&b=two%20words", { "X-Test: yes", "Last-Event-ID: 41" })
+    assert.equal(200, r2.status)
+    local v2, v1 = e2e.json_decode(r2.body), e2e.json_decode(r1.body)
+    assert.equal("2.0", v2.version)
+    assert.equal("1.1", v1.version)
+    assert.equal("127.0.0.1:" .. plain.port, v2.host)
+    v2.version, v1.version, v2.host, v1.host = nil, nil, nil, nil
+    assert.same(v1, v2)
+    assert.same({ a = "1", b = "two words" }, v2.query)
+    assert.equal("yes", v2.x_test)
+    assert.equal("41", v2.last_event_id)
+    assert.equal("127.0.0.1", v2.remote_addr)
+  end)
 
   it("a view that raises: the error event (debug text) ends the stream, on h2 as on HTTP/1.1", function()
     local out = h2.client({ "streams", "--port", plain.port, "--plan", h2.plan{ "/boom/" } })
@@ -612,6 +629,29 @@ describe("#e2e HTTP/2: limits count streams and connections", function()
   end)
 end)
 
+describe("#e2e HTTP/2: max_streams_per_user", function()
+  local server = h2.serve(setup, teardown, APP, { env = { FLOSSE_H2_MAX_USER = "2" } })
+
+  it("counts a user's streams on one connection: the third gets 429, an anonymous stream goes on", function()
+    local bearer = { { "authorization", "Bearer alice" } }
+    local out = h2.client({ "streams", "--port", server.port, "--stop-after-events", 1, "--plan", h2.plan{
+      { path = "/sleepy/", headers = bearer },
+      { path = "/sleepy/", headers = bearer },
+      { path = "/sleepy/", headers = bearer },
+      "/sleepy/",
+    } })
+    assert.is_false(out.timed_out)
+    local statuses = {}
+    for i, st in ipairs(out.streams) do statuses[i] = st.status end
+    table.sort(statuses, function(a, b) return a < b end)
+    assert.same({ 200, 200, 200, 429 }, statuses)
+    assert.equal(200, out.streams[4].status, "the anonymous stream")
+    for _, st in ipairs(out.streams) do
+      if st.status == 429 then assert.equal("5", headers_of(st)["retry-after"]) end
+    end
+  end)
+end)
+
 describe("#e2e HTTP/2: SIGTERM", function()
   it("every stream ends with END_STREAM (none reset), GOAWAY NO_ERROR, on_close ran, exit 0", function()
     local record = os.tmpname()
@@ -650,11 +690,8 @@ describe("#e2e HTTP/2: SIGTERM", function()
 end)
 
 describe("#e2e HTTP/2: SIGTERM with a stream stalled by flow control", function()
-  -- BUGS-for-integrator.md #1 (fails on main 1ddd9b5): when --grace ends
-  -- with the stalled stream undrained, the connection is closed without a
-  -- GOAWAY (nor RST_STREAM), though the connection window is open and the
-  -- socket takes control frames.
-  it("[BUG #1] exits after --grace, the other stream ended, on_close ran, GOAWAY before the close", function()
+  -- Regression: the grace-over close once sent no GOAWAY (fixed in fd55f94).
+  it("exits after --grace, the other stream ended, on_close ran, GOAWAY before the close", function()
     local record = os.tmpname()
     local server = e2e.start_with_status(APP, { args = { "--grace", "1" }, env = { FLOSSE_H2_RECORD = record } })
     finally(function()
@@ -684,6 +721,48 @@ describe("#e2e HTTP/2: SIGTERM with a stream stalled by flow control", function(
     end
     assert.is_truthy(out.goaway, "the connection was closed without a GOAWAY: " .. e2e.json_encode(out.order))
     assert.equal(NO_ERROR, out.goaway.error_code)
+  end)
+end)
+
+describe("#e2e HTTP/2: --header-timeout 1", function()
+  local server = h2.serve(setup, teardown, APP, { args = { "--header-timeout", "1" } })
+
+  it("a connection left without a stream gets GOAWAY (NO_ERROR) and is closed", function()
+    local out = h2.client({ "streams", "--port", server.port, "--until-closed", "--timeout", 15,
+      "--plan", h2.plan{ "/plain/" } }, 25)
+    assert.is_false(out.timed_out, "the idle connection was kept open")
+    assert.equal("plain text\n", out.streams[1].body)
+    assert.is_truthy(out.goaway, "closed without GOAWAY")
+    assert.equal(NO_ERROR, out.goaway.error_code)
+    assert.equal(out.streams[1].id, out.goaway.last_stream_id)
+    assert.is_true(out.goaway.t >= 0.8, "GOAWAY after " .. out.goaway.t .. " s, before the timeout")
+    assert.is_true(out.closed)
+  end)
+end)
+
+describe("#e2e HTTP/2: a new stream during the shutdown", function()
+  it("gets 503 on the connection a stalled stream keeps open", function()
+    local server = e2e.start_with_status(APP, { args = { "--grace", "3" } })
+    local ready, go = os.tmpname(), os.tmpname()
+    os.remove(go)
+    finally(function()
+      server:cleanup()
+      os.remove(ready)
+      os.remove(go)
+    end)
+    local cl = h2.spawn("h2_client.py", { "streams", "--port", server.port, "--stall", 0, "--until-closed",
+      "--timeout", 20, "--ready-file", ready, "--max-body", 65536,
+      "--plan", h2.plan{ "/flood/", { path = "/plain/", after = go } } }, 30)
+    assert.truthy(e2e.eventually(function() return e2e.read_file(ready) ~= "" end), "the stream did not start")
+    server:signal("TERM")
+    assert(server:wait_log("SIGTERM", 10), server:log())
+    e2e.write_file(go, "go\n")
+    local out = cl:wait()
+    local late = out.streams[2]
+    assert.equal(503, late.status, "the stream sent after SIGTERM: " .. e2e.json_encode(late))
+    assert.equal("Service Unavailable\n", late.body)
+    assert.is_true(late.ended)
+    assert.equal(0, server:exit_status(15))
   end)
 end)
 
