@@ -454,7 +454,9 @@ void flosse_conn_refuse(struct flosse_conn *c, int status, const char *why) {
   flosse_log(FLOSSE_LOG_WARN, "refused %s: %d %s", c->remote, status,
              why ? why : flosse_response_reason(status));
   c->keep_alive = 0;
-  c->head = 0;
+  /* An HTTP/1.1 request refused is not read far enough to trust its
+   * method; an HTTP/2 stream's came whole, in its own field. */
+  c->head = c->parent && c->http && c->http->parser.method == HTTP_HEAD;
   c->req_base = c->out.total;
   c->events = 0;
   if (!c->req_start) c->req_start = ev_now(c->ctx->loop->ev);

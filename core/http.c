@@ -247,7 +247,7 @@ int flosse_http_h2_field(struct flosse_http *h, const char *name, size_t nlen,
           return 0;
         }
       }
-      return fail(h, 501, "an unknown method");
+      return fail(h, 400, "an unknown method"); /* as http-parser answers one */
     }
     if (nlen == 5 && memcmp(name, ":path", 5) == 0) {
       if (vlen > h->limits.max_url) return fail(h, 414, "request target too long");

@@ -72,6 +72,7 @@ local ROUTES = {
   { "/created/", 413, method = "POST", data = string.rep("z", 2048) },
   { "/plain/", 431, headers = { BIG_HEADER } },
   { "/plain/?" .. string.rep("q", 3000), 414 },  -- over max_url_bytes (2048)
+  { "/plain/", 400, method = "BREW" },  -- a method nobody knows
   { "/plain/", 200 },
 }
 
@@ -115,6 +116,16 @@ describe("#e2e HTTP/2 cleartext (h2c): the same wire as HTTP/1.1 on the same por
     assert.equal("plain text\n", r1.body)
     -- and again h2c after HTTP/1.1: the server tells them apart by the preface
     assert.equal("2", h2.curl(url("/plain/")).version)
+  end)
+
+  it("a HEAD refused (413, its body over max_body_bytes) gets the head alone, with END_STREAM", function()
+    local r = h2.curl(url("/created/"), { mode = "h2c", method = "HEAD", data = string.rep("z", 2048) })
+    -- curl -X HEAD (-I cannot send a body) still waits for content-length's
+    -- bytes and says so (exit 18) when END_STREAM comes without them
+    assert.equal(413, r.status)
+    assert.equal("18", r.headers["content-length"])
+    assert.equal("", r.body)
+    assert.matches("18 bytes remaining", r.stderr, 1, true)
   end)
 
   for _, r in ipairs(ROUTES) do
