@@ -169,6 +169,18 @@ int flosse_buf_iov(const struct flosse_buf *b, struct iovec *iov, int max) {
   return k;
 }
 
+size_t flosse_buf_peek(const struct flosse_buf *b, void *dst, size_t max) {
+  size_t at = 0;
+  for (uint32_t i = 0; i < b->n && at < max; i++) {
+    const struct flosse_bufent *e = &b->ents[b->head + i];
+    size_t k = e->end - e->off;
+    if (k > max - at) k = max - at;
+    memcpy((char *)dst + at, e->seg->data + e->off, k);
+    at += k;
+  }
+  return at;
+}
+
 void flosse_buf_consume(struct flosse_buf *b, size_t n) {
   b->len -= n;
   while (n > 0) {

@@ -65,6 +65,10 @@ int flosse_buf_append_range(struct flosse_buf *b, struct flosse_seg *seg, uint32
 /* Fills at most max iovecs with the queued bytes; returns how many. */
 int flosse_buf_iov(const struct flosse_buf *b, struct iovec *iov, int max);
 
+/* Copies the first bytes queued, at most max of them, to dst (they stay
+ * queued); returns how many. */
+size_t flosse_buf_peek(const struct flosse_buf *b, void *dst, size_t max);
+
 /* Drops n bytes from the front (n <= b->len). */
 void flosse_buf_consume(struct flosse_buf *b, size_t n);
 

@@ -180,14 +180,7 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
   (void)ud;
   struct flosse_conn *s = nghttp2_session_get_stream_user_data(ng, id);
   if (!s) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* it went: reset it */
-  struct iovec iov[16];
-  int n = flosse_buf_iov(&s->out, iov, 16);
-  size_t took = 0;
-  for (int i = 0; i < n && took < length; i++) {
-    size_t k = iov[i].iov_len < length - took ? iov[i].iov_len : length - took;
-    memcpy(buf + took, iov[i].iov_base, k);
-    took += k;
-  }
+  size_t took = flosse_buf_peek(&s->out, buf, length);
   flosse_conn_took(s, took);
   if (s->out.len == 0 && s->state == FLOSSE_CONN_DRAINING) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -217,14 +210,7 @@ static int submit_head(struct flosse_h2 *h2, struct flosse_conn *s) {
   size_t cap = s->out.len < MAX_HEAD ? s->out.len : MAX_HEAD;
   char *head = malloc(cap + 1);
   if (!head) return -1;
-  struct iovec iov[64];
-  int n = flosse_buf_iov(&s->out, iov, 64);
-  size_t len = 0;
-  for (int i = 0; i < n && len < cap; i++) {
-    size_t k = iov[i].iov_len < cap - len ? iov[i].iov_len : cap - len;
-    memcpy(head + len, iov[i].iov_base, k);
-    len += k;
-  }
+  size_t len = flosse_buf_peek(&s->out, head, cap);
   head[len] = '\0';
   char *end = strstr(head, "\r\n\r\n");
   if (!end || len < 13 || memcmp(head, "HTTP/1.", 7) != 0) {

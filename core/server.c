@@ -98,14 +98,7 @@ static void build_over_cap(void) {
   flosse_buf_init(&b);
   if (flosse_response_simple(&b, 503, "text/plain; charset=utf-8", body, sizeof body - 1, 0, &rc) ==
           FLOSSE_OK && b.len <= sizeof over_cap) {
-    struct iovec iov[4];
-    int n = flosse_buf_iov(&b, iov, 4);
-    size_t at = 0;
-    for (int i = 0; i < n; i++) {
-      memcpy(over_cap + at, iov[i].iov_base, iov[i].iov_len);
-      at += iov[i].iov_len;
-    }
-    if (at == b.len) over_cap_len = at;
+    over_cap_len = flosse_buf_peek(&b, over_cap, sizeof over_cap);
   }
   flosse_buf_free(&b);
 }

@@ -66,6 +66,10 @@ static void test_buf(void) {
   s = flatten(&b);
   check(strcmp(s, "hello world 42SHARED!") == 0, "appends after a shared segment do not write into it", s);
   free(s);
+  char peek[32] = {0};
+  check(flosse_buf_peek(&b, peek, 16) == 16 && memcmp(peek, "hello world 42SH", 16) == 0 && b.len == 21,
+        "peek copies across segments and leaves the bytes queued", peek);
+  check(flosse_buf_peek(&b, peek, sizeof peek) == 21, "peek stops at what is queued", NULL);
   flosse_buf_consume(&b, 16);
   s = flatten(&b);
   check(strcmp(s, "ARED!") == 0 && b.len == 5, "consume across segments", s);
