@@ -19,28 +19,13 @@ local socket = e2e.socket
 ------------------------------------------------------------------------------
 -- Commands
 
--- Runs a shell command line, bounded; returns exit code, stdout, stderr.
-local function sh(cmd, timeout)
-  local out, err = os.tmpname(), os.tmpname()
-  local ok, how, code = os.execute("timeout -k 2 " .. tostring(timeout or 20) .. " sh -c " .. q(cmd)
-    .. " >" .. q(out) .. " 2>" .. q(err) .. " </dev/null")
-  local stdout, stderr = e2e.read_file(out), e2e.read_file(err)
-  os.remove(out)
-  os.remove(err)
-  if how == "signal" then code = 128 + code end
-  if ok == true and code == nil then code = 0 end
-  return code, stdout, stderr
-end
+local sh = e2e.sh
 
 -- Makes dir/NAME-cert.pem and dir/NAME-key.pem: self-signed, subject
 -- CN=localhost/O=org, the given serial. Returns the two paths.
 local function make_cert(dir, name, org, serial)
-  local cert, key = dir .. "/" .. name .. "-cert.pem", dir .. "/" .. name .. "-key.pem"
-  local code, out, err = sh(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2"
-    .. " -subj %s -addext %s -set_serial %d -keyout %s -out %s"):format(q("/CN=localhost/O=" .. org),
-    q("subjectAltName=DNS:localhost,IP:127.0.0.1"), serial, q(key), q(cert)))
-  assert(code == 0, "openssl req failed: " .. out .. err)
-  return cert, key
+  return e2e.make_cert{ cert = dir .. "/" .. name .. "-cert.pem", key = dir .. "/" .. name .. "-key.pem",
+                        subject = "/CN=localhost/O=" .. org, serial = serial }
 end
 
 -- "serial=...\nsubject=..." of a certificate file.

@@ -11,20 +11,14 @@ local q = e2e.shell_quote
 
 -- Runs a shell command line; returns its exit code and output (stdout and stderr).
 local function sh(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>&1", "r"))
-  local out = p:read("a")
-  local _, _, code = p:close()
-  return code, out
+  local code, out, err = e2e.sh(cmd)
+  return code, out .. err
 end
 
 -- A self-signed certificate for 127.0.0.1 and localhost with this serial
 -- (RSA 2048 or EC P-256), written to cert and key.
 local function make_cert(cert, key, serial, kind)
-  local newkey = kind == "rsa" and "rsa:2048" or "ec -pkeyopt ec_paramgen_curve:P-256"
-  local code, out = sh(("openssl req -x509 -newkey %s -nodes -keyout %s -out %s -days 2 -set_serial %d"
-    .. " -subj /CN=flosse-test-%d -addext subjectAltName=IP:127.0.0.1,DNS:localhost"):format(newkey, q(key),
-    q(cert), serial, serial))
-  assert(code == 0, "openssl req failed: " .. out)
+  e2e.make_cert{ cert = cert, key = key, serial = serial, kind = kind, subject = "/CN=flosse-test-" .. serial }
 end
 
 -- The serial (decimal) and subject of the certificate a new connection to

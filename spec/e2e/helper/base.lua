@@ -37,6 +37,41 @@ function e2e.shell_quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
+-- Runs a shell command line (sh -c) under `timeout -k 2 T` (default the
+-- test timeout), stdin empty; returns its exit code (124: timed out; 128+N:
+-- killed by signal N), stdout and stderr.
+function e2e.sh(cmd, timeout)
+  local out, err = os.tmpname(), os.tmpname()
+  local ok, how, code = os.execute("timeout -k 2 " .. tostring(timeout or e2e.TEST_TIMEOUT) .. " sh -c "
+    .. e2e.shell_quote(cmd) .. " >" .. e2e.shell_quote(out) .. " 2>" .. e2e.shell_quote(err) .. " </dev/null")
+  local f = io.open(out, "rb")
+  local stdout = f and f:read("a") or ""
+  if f then f:close() end
+  f = io.open(err, "rb")
+  local stderr = f and f:read("a") or ""
+  if f then f:close() end
+  os.remove(out)
+  os.remove(err)
+  if how == "signal" then code = 128 + code end
+  if ok == true and code == nil then code = 0 end
+  return code, stdout, stderr
+end
+
+-- Makes a self-signed certificate for localhost and 127.0.0.1 with the
+-- openssl command line (opts: cert, key = the paths; subject =
+-- "/CN=localhost"; serial; kind = "ec" (P-256, the default) or "rsa"
+-- (2048)); raises if openssl fails. Returns the cert and key paths.
+function e2e.make_cert(opts)
+  local newkey = opts.kind == "rsa" and "rsa:2048" or "ec -pkeyopt ec_paramgen_curve:P-256"
+  local q = e2e.shell_quote
+  local code, out, err = e2e.sh(("openssl req -x509 -newkey %s -nodes -days 2 -subj %s -addext %s%s"
+    .. " -keyout %s -out %s"):format(newkey, q(opts.subject or "/CN=localhost"),
+    q("subjectAltName=DNS:localhost,IP:127.0.0.1"), opts.serial and (" -set_serial " .. opts.serial) or "",
+    q(opts.key), q(opts.cert)), 30)
+  assert(code == 0, "openssl could not make a certificate: " .. out .. err)
+  return opts.cert, opts.key
+end
+
 -- The lines of s that are not empty, in order.
 function e2e.lines(s)
   local t = {}

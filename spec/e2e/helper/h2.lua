@@ -19,34 +19,16 @@ M.PYTHON = os.getenv("FLOSSE_H2_PYTHON") or "/usr/bin/python3"
 
 local q = e2e.shell_quote
 
--- Runs a shell command line under `timeout -k 2 T`; returns exit code (124:
--- timed out), stdout, stderr.
-function M.run(cmd, timeout)
-  local out, err = os.tmpname(), os.tmpname()
-  local ok, how, code = os.execute("timeout -k 2 " .. tostring(timeout or e2e.TEST_TIMEOUT) .. " "
-    .. cmd .. " >" .. q(out) .. " 2>" .. q(err) .. " </dev/null")
-  local stdout, stderr = e2e.read_file(out), e2e.read_file(err)
-  os.remove(out)
-  os.remove(err)
-  if how == "signal" then code = 128 + code end
-  if ok == true and code == nil then code = 0 end
-  return code, stdout, stderr
-end
+-- A shell command line, bounded: e2e.sh.
+M.run = e2e.sh
 
 ------------------------------------------------------------------------------
 -- Certificates
 
--- Makes a self-signed certificate for localhost and 127.0.0.1 (EC P-256,
--- one day) in dir; returns the paths of cert.pem and key.pem.
+-- Makes a self-signed certificate for localhost and 127.0.0.1 (EC P-256) in
+-- dir; returns the paths of cert.pem and key.pem.
 function M.make_cert(dir)
-  local cert, key = dir .. "/cert.pem", dir .. "/key.pem"
-  local code, _, err = M.run(table.concat({
-    "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1",
-    "-subj /CN=localhost -addext", q("subjectAltName=DNS:localhost,IP:127.0.0.1"),
-    "-keyout", q(key), "-out", q(cert),
-  }, " "), 30)
-  assert(code == 0, "openssl could not make a certificate: " .. err)
-  return cert, key
+  return e2e.make_cert{ cert = dir .. "/cert.pem", key = dir .. "/key.pem" }
 end
 
 ------------------------------------------------------------------------------
